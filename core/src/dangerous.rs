@@ -1,0 +1,60 @@
+//! Deterministic entry points for known-answer tests.
+//!
+//! **Dangerous.** The protocol's privacy rests on fresh random blinds, and
+//! its soundness on fresh proof nonces. Reusing a blind links queries;
+//! reusing a proof nonce with the same key reveals the key. These functions
+//! exist so that the RFC 9497 test vectors can be reproduced; never call
+//! them with values that are not freshly random in production.
+
+use crate::error::Result;
+use crate::group::{BlindedElement, EvaluatedElement, Proof, PublicKey};
+use crate::key::SecretKey;
+use crate::oprf::{
+    BatchEvaluation, BlindResult, OprfClient, PoprfClient, PoprfServer, VoprfClient, VoprfServer,
+};
+use crate::suite::SCALAR_LEN;
+
+fn scalar(bytes: &[u8; SCALAR_LEN]) -> Result<curve25519_dalek::Scalar> {
+    // A blind or nonce has the same constraints as a secret key: canonical, nonzero.
+    Ok(SecretKey::from_bytes(bytes)?.0)
+}
+
+/// OPRF `Blind` with a caller-chosen blind.
+pub fn oprf_blind(input: &[u8], blind: &[u8; SCALAR_LEN]) -> Result<BlindResult<OprfClient>> {
+    OprfClient::blind_with(input, scalar(blind)?)
+}
+
+/// VOPRF `Blind` with a caller-chosen blind.
+pub fn voprf_blind(input: &[u8], blind: &[u8; SCALAR_LEN]) -> Result<BlindResult<VoprfClient>> {
+    VoprfClient::blind_with(input, scalar(blind)?)
+}
+
+/// POPRF `Blind` with a caller-chosen blind.
+pub fn poprf_blind(
+    input: &[u8],
+    info: &[u8],
+    public_key: &PublicKey,
+    blind: &[u8; SCALAR_LEN],
+) -> Result<BlindResult<PoprfClient>> {
+    PoprfClient::blind_with(input, info, public_key, scalar(blind)?)
+}
+
+/// VOPRF `GenerateProof` with a caller-chosen nonce `r`.
+pub fn voprf_prove_batch(
+    server: &VoprfServer,
+    blinded: &[BlindedElement],
+    evaluated: &[EvaluatedElement],
+    r: &[u8; SCALAR_LEN],
+) -> Result<Proof> {
+    server.prove_batch_with(blinded, evaluated, &scalar(r)?)
+}
+
+/// POPRF `BlindEvaluateBatch` with a caller-chosen nonce `r`.
+pub fn poprf_blind_evaluate_batch(
+    server: &PoprfServer,
+    blinded: &[BlindedElement],
+    info: &[u8],
+    r: &[u8; SCALAR_LEN],
+) -> Result<BatchEvaluation> {
+    server.blind_evaluate_batch_with(blinded, info, &scalar(r)?)
+}
