@@ -1,0 +1,15 @@
+//! # cds-proto: the cds wire protocol
+//!
+//! Generated gRPC services and messages of package `cds.v1`
+//! (`proto/cds/v1/cds.proto`), compiled at build time with `protox`, so no
+//! `protoc` has to be installed. `docs/protocol.md` specifies the meaning of
+//! every field.
+//!
+//! - [`v1::discovery_client`] / [`v1::discovery_server`]: what apps call.
+//! - [`v1::admin_client`] / [`v1::admin_server`]: what the messenger backend calls.
+
+/// Package `cds.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("cds.v1");
+}

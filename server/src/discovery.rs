@@ -1,0 +1,183 @@
+//! The Discovery service: configuration, and batch evaluation with records.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cds_core::{BlindedElement, ELEMENT_LEN, EvaluatedElement, IDENTIFIER, VoprfServer};
+use cds_proto::v1::discover_request::Buckets;
+use cds_proto::v1::discovery_server::Discovery;
+use cds_proto::v1::{BucketRecords, Config, DiscoverRequest, DiscoverResponse, GetConfigRequest};
+use rayon::prelude::*;
+use tonic::{Request, Response, Status};
+
+use crate::state::{State, on_cpu_pool};
+
+/// Elements evaluated per rayon task: large enough to amortize scheduling.
+const EVAL_CHUNK: usize = 64;
+
+/// The Discovery gRPC service.
+#[derive(Debug, Clone)]
+pub(crate) struct DiscoveryService {
+    pub(crate) state: Arc<State>,
+}
+
+fn invalid(msg: impl Into<String>) -> Status {
+    Status::invalid_argument(msg)
+}
+
+/// Check the packed blinded elements' length before any decoding work.
+fn check_batch_size(packed: &[u8], max: u32) -> Result<usize, Status> {
+    if packed.is_empty() {
+        return Err(invalid(
+            "blinded_elements is empty: send at least one 32-byte element",
+        ));
+    }
+    if !packed.len().is_multiple_of(ELEMENT_LEN) {
+        return Err(invalid(format!(
+            "blinded_elements is {} bytes, not a multiple of 32: each element is exactly 32 bytes",
+            packed.len()
+        )));
+    }
+    let n = packed.len() / ELEMENT_LEN;
+    if n > max as usize {
+        return Err(invalid(format!(
+            "{n} blinded elements exceed the limit of {max} per request: split the batch"
+        )));
+    }
+    Ok(n)
+}
+
+/// The sorted, distinct bucket ids a request asks for.
+fn select_buckets(selection: Option<Buckets>, count: u32) -> Result<Vec<u32>, Status> {
+    match selection {
+        None => Err(invalid(
+            "choose buckets: set `all`, or `ids` with the buckets wanted",
+        )),
+        Some(Buckets::All(_)) => Ok((0..count).collect()),
+        Some(Buckets::Ids(ids)) => {
+            let mut ids = ids.ids;
+            if let Some(bad) = ids.iter().find(|&&b| b >= count) {
+                return Err(invalid(format!(
+                    "bucket id {bad} is out of range: this server has {count} buckets"
+                )));
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(ids)
+        }
+    }
+}
+
+/// Decode, evaluate and prove a batch, in parallel.
+fn evaluate(server: &VoprfServer, packed: &[u8]) -> Result<(Bytes, Bytes), Status> {
+    let blinded: Vec<BlindedElement> = packed
+        .par_chunks_exact(ELEMENT_LEN)
+        .enumerate()
+        .map(|(i, c)| {
+            BlindedElement::from_slice(c).map_err(|e| invalid(format!("blinded element {i}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let evaluated: Vec<EvaluatedElement> = blinded
+        .par_chunks(EVAL_CHUNK)
+        .flat_map_iter(|chunk| server.evaluate_elements(chunk))
+        .collect();
+    let proof = server
+        .prove_batch(&blinded, &evaluated, &mut rand::rng())
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((
+        EvaluatedElement::encode_packed(&evaluated).into(),
+        Bytes::copy_from_slice(&proof.to_bytes()),
+    ))
+}
+
+#[tonic::async_trait]
+impl Discovery for DiscoveryService {
+    async fn get_config(&self, _: Request<GetConfigRequest>) -> Result<Response<Config>, Status> {
+        let s = &self.state;
+        Ok(Response::new(Config {
+            epoch: s.epoch.id,
+            public_key: Bytes::copy_from_slice(s.epoch.key.public().as_bytes()),
+            bucket_bits: u32::from(s.table.bits().get()),
+            max_elements_per_request: s.config.max_elements_per_request,
+            suite: String::from_utf8_lossy(IDENTIFIER).into_owned(),
+        }))
+    }
+
+    async fn discover(
+        &self,
+        request: Request<DiscoverRequest>,
+    ) -> Result<Response<DiscoverResponse>, Status> {
+        let req = request.into_inner();
+        let state = Arc::clone(&self.state);
+        if req.epoch != state.epoch.id {
+            return Err(Status::failed_precondition(
+                "unknown key epoch: fetch the configuration again (GetConfig) and retry",
+            ));
+        }
+        let n = check_batch_size(&req.blinded_elements, state.config.max_elements_per_request)?;
+        let buckets = select_buckets(req.buckets, state.table.bits().count())?;
+
+        let packed = req.blinded_elements;
+        let cpu_state = Arc::clone(&state);
+        let (evaluated, proof) = on_cpu_pool(move || evaluate(&cpu_state.oprf, &packed)).await??;
+
+        let mut size = evaluated.len() + proof.len();
+        let mut out = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let records = state.table.bucket_records(bucket);
+            size += records.len();
+            out.push(BucketRecords { bucket, records });
+        }
+        if size > state.config.max_response_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the response would be {size} bytes, over this server's limit of {}: ask for fewer buckets",
+                state.config.max_response_bytes
+            )));
+        }
+        tracing::debug!(elements = n, buckets = out.len(), "discover served");
+        Ok(Response::new(DiscoverResponse {
+            epoch: state.epoch.id,
+            evaluated_elements: evaluated,
+            proof,
+            buckets: out,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cds_proto::v1::{AllBuckets, BucketIds};
+
+    #[test]
+    fn batch_size_checks_reject_empty_ragged_and_oversized() {
+        assert_eq!(
+            check_batch_size(&[], 10).expect_err("empty").code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            check_batch_size(&[0; 33], 10).expect_err("ragged").code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            check_batch_size(&[0; 64], 1).expect_err("oversized").code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(check_batch_size(&[0; 64], 2).expect("fits"), 2);
+    }
+
+    #[test]
+    fn bucket_selection_is_sorted_deduplicated_and_bounded() {
+        let ids = |v: Vec<u32>| Some(Buckets::Ids(BucketIds { ids: v }));
+        assert_eq!(
+            select_buckets(ids(vec![3, 1, 3]), 4).expect("valid"),
+            vec![1, 3]
+        );
+        assert!(select_buckets(ids(vec![4]), 4).is_err());
+        assert!(select_buckets(None, 4).is_err());
+        assert_eq!(
+            select_buckets(Some(Buckets::All(AllBuckets {})), 2).expect("valid"),
+            vec![0, 1]
+        );
+    }
+}

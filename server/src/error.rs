@@ -1,0 +1,68 @@
+//! Errors that stop the server from starting or an admin change from landing.
+
+use std::path::PathBuf;
+
+/// What went wrong in the server outside of a single request's validation.
+///
+/// Messages name the file or address involved and what to do; they never
+/// contain phone numbers, labels or peer addresses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A file or directory could not be created, read or written.
+    #[error("{what} at {path}: {source}")]
+    Io {
+        /// What the server was doing.
+        what: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file exists but is not a valid cds key file.
+    #[error(
+        "the key file {path} is corrupt ({reason}); restore it from backup; deleting it loses the key and every client cache"
+    )]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The registry database failed.
+    #[error("registry database: {0}; check the data directory's disk and permissions")]
+    Store(#[from] redb::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another server running there?")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A background task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! store_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ServerError {
+            fn from(e: $t) -> Self {
+                ServerError::Store(e.into())
+            }
+        }
+    )*};
+}
+store_error_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
