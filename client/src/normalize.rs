@@ -1,0 +1,639 @@
+//! Turning what people type into their address books into E.164 numbers.
+//!
+//! Address books hold numbers in every spelling: `(201) 555-0123`,
+//! `0151 23456789`, `+44 20 7946 0958`, `0044 7400 123456`. The protocol only
+//! ever hashes the canonical E.164 form ([`cds_core::E164`]), so every entry
+//! goes through [`normalize`] first. Entries written without a country code
+//! are read as numbers of a default [`Region`], usually the user's own.
+//!
+//! Parsing and validation are Google's libphonenumber rules and metadata, as
+//! ported by the [`phonenumber`] crate. What that means in practice:
+//!
+//! - Spaces, dashes, dots, slashes and parentheses are ignored; `+`, and the
+//!   default region's international prefix (`00`, `011`, ...), introduce a
+//!   country code; a national trunk prefix (the `0` of `0151 ...` in Germany)
+//!   is dropped. `tel:` URIs are understood.
+//! - Text around the number is ignored (`tel. 201 555 0123`), letters inside
+//!   it are read as keypad digits (`1-800-FLOWERS`), and an extension
+//!   (`ext. 12`, `x12`) is dropped: E.164 has no room for it.
+//! - A number must be valid in its country's numbering plan, not only have a
+//!   plausible length: unassigned area codes are rejected.
+//!
+//! Entries are user data. Nothing here logs them, and neither the errors'
+//! messages nor their `Debug` output ever contain them.
+
+use core::fmt::{self, Write as _};
+use core::str::FromStr;
+
+use cds_core::E164;
+use phonenumber::country::{Id, Source};
+use phonenumber::metadata::DATABASE;
+use phonenumber::{Mode, ParseError, PhoneNumber, Type};
+
+/// The longest entry, in characters after trimming, that [`normalize`] will
+/// look at; longer ones are rejected as [`InvalidReason::TooLong`].
+///
+/// The longest E.164 number has 15 digits; even generously punctuated and
+/// with an extension, a real entry stays far below this. The limit keeps
+/// arbitrary text away from the parser and bounds the work per entry.
+pub const MAX_ENTRY_CHARS: usize = 64;
+
+/// A region (ISO 3166-1 alpha-2, e.g. "US", "DE", "GB") used for numbers
+/// written without a country code.
+///
+/// Only regions that libphonenumber has numbering-plan metadata for can be
+/// built, so every `Region` can be used with [`normalize`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    id: Id,
+    /// The upper-case code, borrowed from the static metadata database.
+    code: &'static str,
+}
+
+impl Region {
+    /// Parse a two-letter region code, in either case (`"US"`, `"de"`).
+    ///
+    /// Codes that are not two ASCII letters, or for which there is no
+    /// numbering-plan metadata (`"ZZ"`, `"XX"`), are rejected. So is the
+    /// non-geographic `"001"`: it cannot stand for numbers written without a
+    /// country code.
+    pub fn parse(code: &str) -> Result<Region, UnknownRegion> {
+        let &[first, second] = code.as_bytes() else {
+            return Err(UnknownRegion);
+        };
+        if !first.is_ascii_alphabetic() || !second.is_ascii_alphabetic() {
+            return Err(UnknownRegion);
+        }
+        let upper = [first.to_ascii_uppercase(), second.to_ascii_uppercase()];
+        let upper = core::str::from_utf8(&upper).map_err(|_| UnknownRegion)?;
+        let metadata = DATABASE.by_id(upper).ok_or(UnknownRegion)?;
+        // The metadata's own copy of the code lives as long as the database,
+        // that is forever; keeping it avoids a match over every region.
+        let code = metadata.id();
+        let id = code.parse::<Id>().map_err(|_| UnknownRegion)?;
+        Ok(Region { id, code })
+    }
+
+    /// The region's upper-case two-letter code, such as `"US"`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl FromStr for Region {
+    type Err = UnknownRegion;
+
+    fn from_str(code: &str) -> Result<Region, UnknownRegion> {
+        Region::parse(code)
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Region").field(&self.code).finish()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+/// A region code that is not a known ISO 3166-1 two-letter code.
+///
+/// The message does not repeat the code: it may have come from user data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region code: expected an ISO 3166-1 two-letter code such as US or DE")]
+pub struct UnknownRegion;
+
+/// Why an address-book entry is not a phone number.
+///
+/// Neither the `Display` message nor the `Debug` output contains the entry.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidReason {
+    /// The entry is empty or only whitespace.
+    #[error("the entry is empty")]
+    Empty,
+    /// The entry does not contain anything that reads as a phone number.
+    #[error("the entry is not a phone number")]
+    NotANumber,
+    /// The number's country calling code does not exist.
+    #[error("the number's country code does not exist")]
+    InvalidCountryCode,
+    /// The number has fewer digits than any number of its country.
+    #[error("the number has too few digits")]
+    TooShort,
+    /// The number has more digits than any number of its country, or the
+    /// entry is longer than [`MAX_ENTRY_CHARS`].
+    #[error("the number has too many digits")]
+    TooLong,
+    /// The entry parses as a number, but it is not a valid number in its
+    /// region's numbering plan (an unassigned area code, say).
+    #[error("the number is not valid in its country's numbering plan")]
+    NotValid,
+}
+
+impl InvalidReason {
+    /// A stable snake_case identifier for machine-readable output, such as
+    /// `"too_short"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidReason::Empty => "empty",
+            InvalidReason::NotANumber => "not_a_number",
+            InvalidReason::InvalidCountryCode => "invalid_country_code",
+            InvalidReason::TooShort => "too_short",
+            InvalidReason::TooLong => "too_long",
+            InvalidReason::NotValid => "not_valid",
+        }
+    }
+}
+
+/// Normalize one address-book entry to E.164.
+///
+/// `default_region` applies to entries written without a country code, that
+/// is without a leading `+` or the region's international prefix. The entry
+/// is trimmed first; see the [module documentation](self) for what is
+/// accepted.
+///
+/// ```
+/// # use cds_client::normalize::{normalize, Region, InvalidReason};
+/// let us = Region::parse("US")?;
+/// assert_eq!(normalize("(201) 555-0123", us).map(|n| n.as_str().to_owned()),
+///            Ok("+12015550123".to_owned()));
+/// assert_eq!(normalize("  ", us), Err(InvalidReason::Empty));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn normalize(entry: &str, default_region: Region) -> Result<E164, InvalidReason> {
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return Err(InvalidReason::Empty);
+    }
+    if entry.chars().nth(MAX_ENTRY_CHARS).is_some() {
+        return Err(InvalidReason::TooLong);
+    }
+
+    let number = parse(entry, default_region)?;
+    if !phonenumber::is_valid(&number) {
+        return Err(invalid_reason(&number));
+    }
+
+    // `Formatter`'s `Display` fails (rather than printing something) for a
+    // country code without metadata, and `to_string` would turn that into a
+    // panic; `write!` hands the error back instead.
+    let mut e164 = String::with_capacity(16);
+    write!(e164, "{}", number.format().mode(Mode::E164)).map_err(|_| InvalidReason::NotValid)?;
+    E164::parse(&e164).map_err(|_| InvalidReason::NotValid)
+}
+
+/// Parse an entry, working around a `phonenumber` bug.
+///
+/// Given a default region, `phonenumber::parse` strips national prefixes
+/// with the *default region's* rules even from numbers that carry their own
+/// country code. With region US (national prefix `1`), `+49 1512 3456789`
+/// comes out as the valid but wrong `+495123456789`, and `+964 11000000`
+/// fails to parse; with region FR (prefix `0`), the Italian `+39 06 ...`
+/// loses its zero. Without a default region it uses the right country's
+/// rules. So numbers with a country code are parsed without one:
+///
+/// 1. `+` forms (and `tel:` URIs with a country code) parse as they are;
+/// 2. a leading international prefix of the default region (`00`, `011`)
+///    is replaced by `+` first, as `phonenumber` itself would read it;
+/// 3. everything else is a national number of the default region, the case
+///    where the default region's rules are the right ones.
+fn parse(entry: &str, region: Region) -> Result<PhoneNumber, InvalidReason> {
+    // Without a default region, parsing only succeeds for numbers with a
+    // country code, and only fails with `InvalidCountryCode` when the entry
+    // has none (or an unknown one, which the steps below report again).
+    match phonenumber::parse(None, entry) {
+        Ok(number) => return Ok(number),
+        Err(ParseError::InvalidCountryCode) => {}
+        Err(error) => return Err(parse_reason(error)),
+    }
+    if let Some(rest) = after_international_prefix(entry, region) {
+        return phonenumber::parse(None, format!("+{rest}")).map_err(parse_reason);
+    }
+    let number = phonenumber::parse(Some(region.id), entry).map_err(parse_reason)?;
+    match number.code().source() {
+        Source::Default | Source::Number => Ok(number),
+        // `phonenumber` found a country code that the steps above did not
+        // (an international prefix spelled in a way this module does not
+        // recognise). Its reading may be wrong, and a wrong number is worse
+        // than a missing one.
+        Source::Plus | Source::Idd => Err(InvalidReason::NotValid),
+    }
+}
+
+/// The rest of `entry` after a leading international prefix of `region`
+/// (and any `+` before it), if it starts with one.
+///
+/// This mirrors `phonenumber`'s own test: the prefix is matched against the
+/// digits at the start of the number, punctuation ignored, and the digit
+/// after it must not be `0`. It gives up at the first letter or non-ASCII
+/// digit rather than guess how `phonenumber` maps it.
+fn after_international_prefix(entry: &str, region: Region) -> Option<&str> {
+    let pattern = DATABASE.by_id(region.code)?.international_prefix()?;
+    // Like `phonenumber`, skip any text before the number.
+    let start = entry.find(|c: char| c.is_ascii_digit() || is_plus(c))?;
+    let number = entry[start..].trim_start_matches(is_plus);
+    let offset = entry.len() - number.len();
+
+    let mut digits = String::new();
+    let mut ends = Vec::new();
+    for (at, c) in number.char_indices() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            ends.push(offset + at + c.len_utf8());
+        } else if c.is_alphanumeric() {
+            break;
+        }
+    }
+
+    let found = pattern.find(&digits)?;
+    if found.start() != 0 || found.end() == 0 || digits[found.end()..].starts_with('0') {
+        return None;
+    }
+    let end = *ends.get(found.end() - 1)?;
+    entry.get(end..)
+}
+
+/// Whether `c` is one of the plus signs `phonenumber` accepts.
+fn is_plus(c: char) -> bool {
+    c == '+' || c == '\u{FF0B}'
+}
+
+/// The reason for a parse failure.
+fn parse_reason(error: ParseError) -> InvalidReason {
+    match error {
+        ParseError::NoNumber => InvalidReason::NotANumber,
+        ParseError::InvalidCountryCode => InvalidReason::InvalidCountryCode,
+        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => InvalidReason::TooShort,
+        ParseError::TooLong => InvalidReason::TooLong,
+        // Digits the parser could not turn into an integer: a country code
+        // that overflows, or no digits at all after an international prefix
+        // (the entry "00").
+        ParseError::MalformedInteger(_) => InvalidReason::NotANumber,
+    }
+}
+
+/// The number types whose lengths count for [`invalid_reason`]; the general
+/// descriptor has no lengths in `phonenumber`'s metadata.
+const NUMBER_TYPES: [Type; 10] = [
+    Type::FixedLine,
+    Type::Mobile,
+    Type::TollFree,
+    Type::PremiumRate,
+    Type::SharedCost,
+    Type::PersonalNumber,
+    Type::Voip,
+    Type::Pager,
+    Type::Uan,
+    Type::Voicemail,
+];
+
+/// The reason a parsed number is not valid: its length if no number of its
+/// region has that many digits, [`InvalidReason::NotValid`] otherwise.
+///
+/// `phonenumber` keeps its length check private, so this compares with the
+/// possible lengths of every number type of the number's region: the one its
+/// leading digits select, or else the main region of its country code (the
+/// US for `+1`).
+fn invalid_reason(number: &PhoneNumber) -> InvalidReason {
+    let metadata = number.metadata(&DATABASE).or_else(|| {
+        let regions = DATABASE.by_code(&number.code().value())?;
+        let main = regions.iter().find(|m| m.is_main_country_for_code());
+        main.or(regions.first()).copied()
+    });
+    let Some(metadata) = metadata else {
+        return InvalidReason::InvalidCountryCode;
+    };
+    let lengths = NUMBER_TYPES
+        .iter()
+        .filter_map(|&t| metadata.descriptors().get(t))
+        .flat_map(|d| d.possible_length().iter().copied());
+    let (Some(shortest), Some(longest)) = (lengths.clone().min(), lengths.max()) else {
+        return InvalidReason::NotValid;
+    };
+    let digits = number.national().to_string().len();
+    if digits < usize::from(shortest) {
+        InvalidReason::TooShort
+    } else if digits > usize::from(longest) {
+        InvalidReason::TooLong
+    } else {
+        InvalidReason::NotValid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn region(code: &str) -> Region {
+        Region::parse(code).expect("known region")
+    }
+
+    fn e164(entry: &str, region_code: &str) -> Result<String, InvalidReason> {
+        normalize(entry, region(region_code)).map(|n| n.as_str().to_owned())
+    }
+
+    fn ok(number: &str) -> Result<String, InvalidReason> {
+        Ok(number.to_owned())
+    }
+
+    /// Every region with numbering-plan metadata.
+    fn all_regions() -> Vec<Region> {
+        let mut regions: Vec<Region> = DATABASE
+            .iter()
+            .filter(|m| m.id() != "001")
+            .map(|m| region(m.id()))
+            .collect();
+        regions.sort_by_key(Region::code);
+        regions
+    }
+
+    #[test]
+    fn national_us_number_with_punctuation_normalizes() {
+        assert_eq!(e164("(201) 555-0123", "US"), ok("+12015550123"));
+        assert_eq!(e164("(415) 555-0132", "US"), ok("+14155550132"));
+    }
+
+    #[test]
+    fn us_number_in_many_spellings_normalizes_to_one_value() {
+        for entry in [
+            "201-555-0123",
+            "201.555.0123",
+            "201 555 0123",
+            "2015550123",
+            "1 201 555 0123",
+            "1-201-555-0123",
+            "+1 201-555-0123",
+            "+1 (201) 555-0123",
+            "+12015550123",
+            "tel:+1-201-555-0123",
+            "  (201) 555-0123\t\n",
+            "\u{a0}201 555 0123\u{a0}",
+        ] {
+            assert_eq!(e164(entry, "US"), ok("+12015550123"), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn german_trunk_prefix_is_dropped() {
+        assert_eq!(e164("0151 23456789", "DE"), ok("+4915123456789"));
+        assert_eq!(e164("01512 3456789", "DE"), ok("+4915123456789"));
+        assert_eq!(e164("+49 (0)1512 3456789", "DE"), ok("+4915123456789"));
+        assert_eq!(e164("030 1234567", "DE"), ok("+49301234567"));
+    }
+
+    #[test]
+    fn british_trunk_prefix_is_dropped() {
+        assert_eq!(e164("07400 123456", "GB"), ok("+447400123456"));
+        assert_eq!(e164("020 7946 0958", "GB"), ok("+442079460958"));
+    }
+
+    #[test]
+    fn international_number_ignores_default_region() {
+        for code in ["US", "DE", "GB", "JP", "BR", "IN"] {
+            assert_eq!(
+                e164("+44 20 7946 0958", code),
+                ok("+442079460958"),
+                "{code}"
+            );
+            assert_eq!(
+                e164("+49 1512 3456789", code),
+                ok("+4915123456789"),
+                "{code}"
+            );
+            assert_eq!(e164("+1 201-555-0123", code), ok("+12015550123"), "{code}");
+        }
+    }
+
+    #[test]
+    fn international_dialling_prefix_of_the_default_region_is_understood() {
+        assert_eq!(e164("011 44 20 7946 0958", "US"), ok("+442079460958"));
+        assert_eq!(e164("00 44 20 7946 0958", "DE"), ok("+442079460958"));
+        assert_eq!(e164("0044 7400 123456", "DE"), ok("+447400123456"));
+        assert_eq!(e164("001 201 555 0123", "GB"), ok("+12015550123"));
+    }
+
+    #[test]
+    fn italian_leading_zero_is_kept() {
+        assert_eq!(e164("+39 06 1234 5678", "FR"), ok("+390612345678"));
+        assert_eq!(e164("06 1234 5678", "IT"), ok("+390612345678"));
+    }
+
+    #[test]
+    fn extension_is_dropped() {
+        assert_eq!(e164("+1 201 555 0123 ext. 12", "US"), ok("+12015550123"));
+        assert_eq!(e164("(201) 555-0123 x12", "US"), ok("+12015550123"));
+    }
+
+    #[test]
+    fn letters_in_a_number_are_read_as_keypad_digits() {
+        assert_eq!(e164("1-800-FLOWERS", "US"), ok("+18003569377"));
+    }
+
+    #[test]
+    fn empty_entry_is_rejected_as_empty() {
+        for entry in ["", " ", "\t\r\n", "\u{a0}\u{3000}"] {
+            assert_eq!(e164(entry, "US"), Err(InvalidReason::Empty), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn letters_are_not_a_number() {
+        for entry in ["hello", "abc", "n/a", "-", "+", "++", "()", "Alice", "00"] {
+            assert_eq!(
+                e164(entry, "US"),
+                Err(InvalidReason::NotANumber),
+                "{entry:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_country_code_is_rejected() {
+        assert_eq!(
+            e164("+999 123 456 789", "US"),
+            Err(InvalidReason::InvalidCountryCode)
+        );
+        assert_eq!(
+            e164("+0 123 456 789", "US"),
+            Err(InvalidReason::InvalidCountryCode)
+        );
+    }
+
+    #[test]
+    fn too_few_digits_is_too_short() {
+        assert_eq!(e164("12", "US"), Err(InvalidReason::TooShort));
+        // A local number without its area code.
+        assert_eq!(e164("555-0123", "US"), Err(InvalidReason::TooShort));
+        assert_eq!(e164("+49 30", "US"), Err(InvalidReason::TooShort));
+    }
+
+    #[test]
+    fn too_many_digits_is_too_long() {
+        assert_eq!(e164("+1 201 555 01234", "US"), Err(InvalidReason::TooLong));
+        assert_eq!(
+            e164("123456789012345678901", "US"),
+            Err(InvalidReason::TooLong)
+        );
+    }
+
+    #[test]
+    fn overlong_entry_is_too_long_whatever_it_holds() {
+        let padded = format!("{}201 555 0123", " - ".repeat(20));
+        assert!(padded.chars().count() > MAX_ENTRY_CHARS);
+        assert_eq!(e164(&padded, "US"), Err(InvalidReason::TooLong));
+        assert_eq!(
+            e164(&"x".repeat(1 << 20), "US"),
+            Err(InvalidReason::TooLong)
+        );
+        // Surrounding whitespace does not count.
+        let spaced = format!("{0}201 555 0123{0}", " ".repeat(100));
+        assert_eq!(e164(&spaced, "US"), ok("+12015550123"));
+    }
+
+    #[test]
+    fn number_outside_the_numbering_plan_is_not_valid() {
+        // Right length, but US area codes never start with 0 or 1.
+        assert_eq!(e164("+1 101 555 0123", "US"), Err(InvalidReason::NotValid));
+        assert_eq!(e164("(012) 555-0123", "US"), Err(InvalidReason::NotValid));
+    }
+
+    #[test]
+    fn past_panic_inputs_are_rejected_cleanly() {
+        // whisperfish/rust-phonenumber#43 and other odd shapes.
+        for entry in [
+            "  2 22#:",
+            "00",
+            "+00",
+            "011",
+            "tel:",
+            "tel:;phone-context=",
+            "tel:1;phone-context=+",
+            "tel:123;phone-context=example.com",
+            "tel:123;phone-context=+99999999",
+            "+ 00 64",
+            "#",
+            "*",
+            "x1",
+        ] {
+            assert!(normalize(entry, region("US")).is_err(), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn region_parse_accepts_known_codes_in_either_case() {
+        for (input, code) in [("US", "US"), ("us", "US"), ("De", "DE"), ("gB", "GB")] {
+            let parsed = Region::parse(input).expect("known");
+            assert_eq!(parsed.code(), code);
+            assert_eq!(input.parse::<Region>(), Ok(parsed));
+            assert_eq!(parsed.to_string(), code);
+            assert_eq!(format!("{parsed:?}"), format!("Region({code:?})"));
+        }
+    }
+
+    #[test]
+    fn region_parse_rejects_unknown_codes() {
+        for input in [
+            "", "U", "USA", "ZZ", "XX", "AA", "001", "1A", "U ", " US", "ÜS", "U\u{0}",
+        ] {
+            assert_eq!(Region::parse(input), Err(UnknownRegion), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn every_metadata_region_parses() {
+        let regions = all_regions();
+        assert!(regions.len() > 200, "{}", regions.len());
+        assert!(regions.iter().all(|r| r.code().len() == 2));
+    }
+
+    #[test]
+    fn unknown_region_message_does_not_echo_the_code() {
+        assert_eq!(
+            UnknownRegion.to_string(),
+            "unknown region code: expected an ISO 3166-1 two-letter code such as US or DE"
+        );
+    }
+
+    #[test]
+    fn reason_codes_are_distinct_snake_case() {
+        let all = [
+            InvalidReason::Empty,
+            InvalidReason::NotANumber,
+            InvalidReason::InvalidCountryCode,
+            InvalidReason::TooShort,
+            InvalidReason::TooLong,
+            InvalidReason::NotValid,
+        ];
+        let codes: Vec<_> = all.iter().map(InvalidReason::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "empty",
+                "not_a_number",
+                "invalid_country_code",
+                "too_short",
+                "too_long",
+                "not_valid"
+            ]
+        );
+        for code in codes {
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn error_messages_never_echo_the_entry() {
+        let cases = [
+            ("   ", InvalidReason::Empty),
+            ("Alice", InvalidReason::NotANumber),
+            ("+999 123 456 789", InvalidReason::InvalidCountryCode),
+            ("555-0123", InvalidReason::TooShort),
+            ("+1 201 555 01234", InvalidReason::TooLong),
+            ("+1 101 555 0123", InvalidReason::NotValid),
+        ];
+        for (entry, reason) in cases {
+            let error = normalize(entry, region("US")).expect_err("invalid");
+            assert_eq!(error, reason, "{entry:?}");
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(!shown.is_empty());
+                assert!(!shown.bytes().any(|b| b.is_ascii_digit()), "{shown}");
+                let entry = entry.trim();
+                assert!(entry.is_empty() || !shown.contains(entry), "{shown}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_never_panics(s in "\\PC{0,80}") {
+            let _ = normalize(&s, region("US"));
+        }
+
+        #[test]
+        fn normalize_never_panics_on_number_like_entries(
+            s in "(tel:)?[+]{0,2}[0-9 ()./x#*;=+-]{0,30}(;phone-context=[+0-9a-z.-]{0,8})?",
+            r in proptest::sample::select(all_regions()),
+        ) {
+            let _ = normalize(&s, r);
+        }
+
+        #[test]
+        fn digit_strings_fail_or_normalize_to_a_fixed_point(
+            prefix in proptest::sample::select(vec!["", "+", "0", "00", "011"]),
+            digits in "[0-9]{1,17}",
+            r in proptest::sample::select(all_regions()),
+        ) {
+            if let Ok(n) = normalize(&format!("{prefix}{digits}"), r) {
+                prop_assert_eq!(E164::parse(n.as_str()), Ok(n.clone()));
+                prop_assert_eq!(normalize(n.as_str(), r), Ok(n.clone()));
+                prop_assert_eq!(normalize(n.as_str(), region("US")), Ok(n));
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The networked client: connect, fetch the configuration, discover.
+
+use std::collections::{BTreeSet, HashMap};
+
+use cds_core::{BucketBits, E164, Label, Output, PublicKey};
+use cds_proto::v1::GetConfigRequest;
+use cds_proto::v1::discovery_client::DiscoveryClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ClientError;
+use crate::matching::RecordIndex;
+use crate::normalize::{InvalidReason, Region, normalize};
+use crate::session::{BucketSelection, ServerParams, prepare};
+
+/// Largest response the client accepts (the records of many buckets).
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
+/// How much the client tells the server about which records it needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BucketMode {
+    /// Download every bucket: the server learns nothing about the contacts.
+    #[default]
+    All,
+    /// Download only the contacts' buckets: less traffic, but the server
+    /// learns `bucket_bits` bits of a hash of each contact.
+    ContactsOnly,
+}
+
+/// What discovery found for one address-book entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Contact {
+    /// Registered and discoverable.
+    Registered {
+        /// The entry in canonical E.164 form.
+        number: E164,
+        /// The label the messenger's backend attached to the user.
+        label: Label,
+    },
+    /// A valid number that no discoverable user has.
+    NotRegistered {
+        /// The entry in canonical E.164 form.
+        number: E164,
+    },
+    /// The entry is not a phone number.
+    Invalid {
+        /// Why not.
+        reason: InvalidReason,
+    },
+}
+
+/// Builder for a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    url: String,
+    pinned: Option<PublicKey>,
+    bucket_mode: BucketMode,
+}
+
+impl ClientBuilder {
+    /// Trust only this public key, instead of the one the server announces.
+    pub fn pin_public_key(mut self, key: PublicKey) -> Self {
+        self.pinned = Some(key);
+        self
+    }
+
+    /// Choose how many buckets to download.
+    pub fn bucket_mode(mut self, mode: BucketMode) -> Self {
+        self.bucket_mode = mode;
+        self
+    }
+
+    /// Connect and fetch the server's configuration.
+    pub async fn connect(self) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::from_shared(self.url).map_err(|_| ClientError::InvalidUrl)?;
+        let channel = endpoint.connect().await.map_err(ClientError::Connect)?;
+        let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut client = Client {
+            rpc,
+            pinned: self.pinned,
+            bucket_mode: self.bucket_mode,
+            params: None,
+        };
+        client.refresh_config().await?;
+        Ok(client)
+    }
+}
+
+/// A connection to a cds Discovery service.
+#[derive(Debug, Clone)]
+pub struct Client {
+    rpc: DiscoveryClient<Channel>,
+    pinned: Option<PublicKey>,
+    bucket_mode: BucketMode,
+    params: Option<ServerParams>,
+}
+
+impl Client {
+    /// Start building a client for `url` (such as `http://127.0.0.1:50051`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            pinned: None,
+            bucket_mode: BucketMode::default(),
+        }
+    }
+
+    /// Connect with the defaults: trust the announced key, download every bucket.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The server parameters in use.
+    pub fn params(&self) -> Option<&ServerParams> {
+        self.params.as_ref()
+    }
+
+    /// Fetch the server's configuration again (after a key rotation).
+    pub async fn refresh_config(&mut self) -> Result<&ServerParams, ClientError> {
+        let c = self.rpc.get_config(GetConfigRequest {}).await?.into_inner();
+        if c.suite != "ristretto255-SHA512" {
+            return Err(ClientError::UnsupportedSuite(c.suite));
+        }
+        let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
+            ClientError::InvalidConfig("the public key is not a canonical ristretto255 element")
+        })?;
+        if self.pinned.is_some_and(|p| p != public_key) {
+            return Err(ClientError::PublicKeyMismatch);
+        }
+        let bucket_bits = u8::try_from(c.bucket_bits)
+            .ok()
+            .and_then(|b| BucketBits::new(b).ok())
+            .ok_or(ClientError::InvalidConfig("bucket bits out of range"))?;
+        let max = (c.max_elements_per_request as usize).min(cds_core::MAX_BATCH);
+        if max == 0 {
+            return Err(ClientError::InvalidConfig("the server accepts no elements"));
+        }
+        Ok(self.params.insert(ServerParams {
+            epoch: c.epoch,
+            public_key,
+            bucket_bits,
+            max_elements_per_request: max,
+        }))
+    }
+
+    /// Find out which address-book `entries` belong to discoverable users.
+    ///
+    /// Entries are normalized to E.164 (`default_region` applies to numbers
+    /// written without a country code) and deduplicated; only blinded values
+    /// leave the device. The result has one [`Contact`] per entry, in order.
+    pub async fn discover<S: AsRef<str>>(
+        &mut self,
+        entries: &[S],
+        default_region: Region,
+    ) -> Result<Vec<Contact>, ClientError> {
+        let normalized: Vec<Result<E164, InvalidReason>> = entries
+            .iter()
+            .map(|e| normalize(e.as_ref(), default_region))
+            .collect();
+        let unique: Vec<E164> = normalized
+            .iter()
+            .filter_map(|n| n.as_ref().ok().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+
+        let (outputs, index) = if unique.is_empty() {
+            (HashMap::new(), RecordIndex::new())
+        } else {
+            match self.evaluate(&unique).await {
+                // The key epoch changed under us: learn the new one and retry once.
+                Err(ClientError::Rpc {
+                    code: tonic::Code::FailedPrecondition,
+                    ..
+                }) => {
+                    self.refresh_config().await?;
+                    self.evaluate(&unique).await?
+                }
+                other => other?,
+            }
+        };
+
+        normalized
+            .into_iter()
+            .map(|n| match n {
+                Err(reason) => Ok(Contact::Invalid { reason }),
+                Ok(number) => {
+                    let output = outputs.get(&number).ok_or(ClientError::MalformedResponse(
+                        "a contact was not evaluated",
+                    ))?;
+                    Ok(match index.lookup(output)? {
+                        Some(label) => Contact::Registered { number, label },
+                        None => Contact::NotRegistered { number },
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// Evaluate `numbers` in batches and fetch each needed bucket once.
+    async fn evaluate(
+        &mut self,
+        numbers: &[E164],
+    ) -> Result<(HashMap<E164, Output>, RecordIndex), ClientError> {
+        let params = match &self.params {
+            Some(p) => p.clone(),
+            None => self.refresh_config().await?.clone(),
+        };
+        let mut outputs = HashMap::with_capacity(numbers.len());
+        let mut index = RecordIndex::new();
+        let mut fetched = BTreeSet::new();
+        let mut fetched_all = false;
+        for chunk in numbers.chunks(params.max_elements_per_request) {
+            let selection = match self.bucket_mode {
+                BucketMode::All if !fetched_all => {
+                    fetched_all = true;
+                    BucketSelection::All
+                }
+                BucketMode::All => BucketSelection::Ids(vec![]),
+                BucketMode::ContactsOnly => {
+                    let ids: BTreeSet<u32> = chunk
+                        .iter()
+                        .map(|n| params.bucket_bits.bucket_of(n))
+                        .filter(|b| !fetched.contains(b))
+                        .collect();
+                    fetched.extend(ids.iter().copied());
+                    BucketSelection::Ids(ids.into_iter().collect())
+                }
+            };
+            let prepared = prepare(chunk.to_vec(), &params, selection, &mut rand::rng())?;
+            let response = self.rpc.discover(prepared.message).await?.into_inner();
+            let result = prepared.state.finish(response)?;
+            outputs.extend(result.outputs);
+            for (_, packed) in result.records {
+                index.add(packed)?;
+            }
+        }
+        tracing::debug!(
+            contacts = numbers.len(),
+            records = index.len(),
+            "discovery round finished"
+        );
+        Ok((outputs, index))
+    }
+}
