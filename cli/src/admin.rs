@@ -1,0 +1,334 @@
+//! `cds admin`: the messenger backend's operations, from the shell.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cds_proto::v1::admin_client::AdminClient;
+use cds_proto::v1::{
+    ImportRequest, RegisterRequest, SetDiscoverableRequest, StatsRequest, UnregisterRequest, User,
+};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+
+/// Options of `cds admin`.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// URL of the Admin service.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:50052",
+        env = "CDS_ADMIN"
+    )]
+    admin: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Register or update users from a CSV file with columns e164,label,discoverable.
+    Import {
+        /// The CSV file; a header line `e164,label,discoverable` is optional.
+        file: PathBuf,
+        /// Rows per message sent to the server.
+        #[arg(long, default_value_t = 2000)]
+        chunk: usize,
+    },
+    /// Register a user, or update their label and discoverability.
+    Register {
+        /// The number in E.164 form, such as +14155550132.
+        e164: String,
+        /// Opaque label for clients (an account id), at most 64 bytes.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Register the user as not discoverable.
+        #[arg(long)]
+        hidden: bool,
+    },
+    /// Remove a user.
+    Unregister {
+        /// The number in E.164 form.
+        e164: String,
+    },
+    /// Turn discovery on or off for a registered user.
+    SetDiscoverable {
+        /// The number in E.164 form.
+        e164: String,
+        /// `true` to let others find the user, `false` to hide them.
+        #[arg(action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+        discoverable: bool,
+    },
+    /// Show counts: registered, discoverable, table size.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn connect(url: &str) -> anyhow::Result<AdminClient<Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .context("invalid --admin URL: expected something like http://127.0.0.1:50052")?;
+    let channel = endpoint.connect().await.with_context(|| {
+        format!("cannot connect to the admin service at {url}; is `cds serve` running?")
+    })?;
+    Ok(AdminClient::new(channel))
+}
+
+fn status(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("the server refused ({:?}): {}", s.code(), s.message())
+}
+
+/// Run an admin command.
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let mut admin = connect(&args.admin).await?;
+    let mut out = String::new();
+    match args.command {
+        AdminCommand::Register {
+            e164,
+            label,
+            hidden,
+        } => {
+            let r = admin
+                .register(RegisterRequest {
+                    user: Some(User {
+                        e164,
+                        label: label.into_bytes().into(),
+                        discoverable: !hidden,
+                    }),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let _ = writeln!(out, "{}", if r.created { "registered" } else { "updated" });
+        }
+        AdminCommand::Unregister { e164 } => {
+            let r = admin
+                .unregister(UnregisterRequest { e164 })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let _ = writeln!(
+                out,
+                "{}",
+                if r.existed {
+                    "unregistered"
+                } else {
+                    "was not registered"
+                }
+            );
+        }
+        AdminCommand::SetDiscoverable { e164, discoverable } => {
+            admin
+                .set_discoverable(SetDiscoverableRequest { e164, discoverable })
+                .await
+                .map_err(status)?;
+            let _ = writeln!(
+                out,
+                "{}",
+                if discoverable {
+                    "discoverable"
+                } else {
+                    "hidden"
+                }
+            );
+        }
+        AdminCommand::Stats { json } => {
+            let s = admin
+                .stats(StatsRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            if json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "registered": s.registered,
+                        "discoverable": s.discoverable,
+                        "epoch": format!("{:016x}", s.epoch),
+                        "bucket_bits": s.bucket_bits,
+                        "record_bytes": s.record_bytes,
+                        "table_build_ms": s.table_build_ms,
+                    })
+                );
+            } else {
+                let _ = writeln!(out, "registered     {}", s.registered);
+                let _ = writeln!(out, "discoverable   {}", s.discoverable);
+                let _ = writeln!(out, "key epoch      {:016x}", s.epoch);
+                let _ = writeln!(
+                    out,
+                    "bucket bits    {} ({} buckets)",
+                    s.bucket_bits,
+                    1u64 << s.bucket_bits
+                );
+                let _ = writeln!(out, "record bytes   {}", s.record_bytes);
+                let _ = writeln!(out, "table build    {} ms", s.table_build_ms);
+            }
+        }
+        AdminCommand::Import { file, chunk } => {
+            out = import(&mut admin, &file, chunk.max(1)).await?
+        }
+    }
+    crate::print_out(&out)
+}
+
+/// A row left out of the import: its line number and why.
+type Skipped = (u64, String);
+
+/// One CSV row that parsed locally, with its line number for error reports.
+struct Row {
+    line: u64,
+    user: User,
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" => Some(true),
+        "false" | "0" | "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Read the CSV file; rows with a bad column count or discoverable value are
+/// reported by line and skipped.
+fn read_csv(file: &PathBuf) -> anyhow::Result<(Vec<Row>, Vec<Skipped>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(_) => {
+                problems.push((line, "not valid CSV".to_owned()));
+                continue;
+            }
+        };
+        if i == 0
+            && record
+                .get(0)
+                .is_some_and(|f| f.eq_ignore_ascii_case("e164"))
+        {
+            continue;
+        }
+        if record.len() != 3 {
+            problems.push((
+                line,
+                format!(
+                    "expected 3 columns (e164,label,discoverable), found {}",
+                    record.len()
+                ),
+            ));
+            continue;
+        }
+        let Some(discoverable) = parse_bool(&record[2]) else {
+            problems.push((line, "discoverable must be true or false".to_owned()));
+            continue;
+        };
+        rows.push(Row {
+            line,
+            user: User {
+                e164: record[0].to_owned(),
+                label: record[1].as_bytes().to_vec().into(),
+                discoverable,
+            },
+        });
+    }
+    Ok((rows, problems))
+}
+
+/// Stream the file's rows to the server; returns the summary line.
+async fn import(
+    admin: &mut AdminClient<Channel>,
+    file: &PathBuf,
+    chunk: usize,
+) -> anyhow::Result<String> {
+    let (rows, mut problems) = read_csv(file)?;
+    let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+    let total = rows.len() as u64;
+
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<ImportRequest>(4);
+    let sender_bar = bar.clone();
+    let sender = tokio::spawn(async move {
+        let mut users = Vec::with_capacity(chunk);
+        for row in rows {
+            users.push(row.user);
+            if users.len() == chunk {
+                let n = users.len() as u64;
+                if tx
+                    .send(ImportRequest {
+                        users: std::mem::take(&mut users),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                sender_bar.inc(n);
+            }
+        }
+        if !users.is_empty() {
+            let n = users.len() as u64;
+            let _ = tx.send(ImportRequest { users }).await;
+            sender_bar.inc(n);
+        }
+    });
+    let summary = admin
+        .import(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(status)?
+        .into_inner();
+    let _ = sender.await;
+    bar.finish_and_clear();
+
+    let local_rejected = problems.len() as u64;
+    for e in &summary.errors {
+        let line = lines.get(e.row as usize).copied().unwrap_or(0);
+        problems.push((line, e.reason.clone()));
+    }
+    problems.sort_by_key(|(line, _)| *line);
+    for (line, why) in &problems {
+        eprintln!("skipped line {line}: {why}");
+    }
+    if summary.rejected > summary.errors.len() as u64 {
+        eprintln!(
+            "(the server lists only the first {} rejected rows)",
+            summary.errors.len()
+        );
+    }
+    let line = format!(
+        "imported {}: {} created, {} updated, {} rejected\n",
+        file.display(),
+        summary.created,
+        summary.updated,
+        local_rejected + summary.rejected
+    );
+    if summary.received != total {
+        bail!(
+            "the server received {} of {} rows; run the import again",
+            summary.received,
+            total
+        );
+    }
+    Ok(line)
+}

@@ -1,0 +1,74 @@
+//! # cds: the command line of private contact discovery
+//!
+//! - `cds serve`: run the Discovery and Admin services on an embedded store.
+//! - `cds admin ...`: register, import and inspect users over the Admin API.
+//! - `cds discover`: look up an address book file, as an app would.
+//!
+//! Exit codes: 0 success, 1 the operation failed (the message says why),
+//! 2 the command line is wrong.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, clippy::unwrap_used)]
+
+mod admin;
+mod discover;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Private contact discovery: find which contacts use the messenger without
+/// showing the server the address book.
+#[derive(Parser, Debug)]
+#[command(name = "cds", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: Discovery for apps, Admin for the messenger backend.
+    Serve(serve::ServeArgs),
+    /// Manage users through the Admin API.
+    Admin(admin::AdminArgs),
+    /// Discover which entries of an address book file are registered.
+    Discover(discover::DiscoverArgs),
+}
+
+/// Write `text` to standard output. A closed pipe (`cds ... | head`) is not
+/// an error worth a panic: the reader has what it wanted.
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Admin(a) => admin::run(a).await,
+            Command::Discover(a) => discover::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
