@@ -1,0 +1,152 @@
+//! Discovery end to end: a real server on 127.0.0.1, the real client.
+
+use cds_client::{BucketMode, Client, Contact};
+use cds_tests::{TestServer, german_mobiles, label_of, us};
+
+#[tokio::test]
+async fn registered_discoverable_contacts_are_found_with_their_labels() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "alice-id", true).await;
+    server.register("+4915123456789", "bob-id", true).await;
+
+    let book = ["(201) 555-0123", "+49 1512 3456789", "201.555.0199"];
+    let found = server
+        .client()
+        .await
+        .discover(&book, us())
+        .await
+        .expect("discovers");
+
+    assert_eq!(found.len(), 3);
+    assert_eq!(label_of(&found[0]).as_deref(), Some("alice-id"));
+    assert_eq!(label_of(&found[1]).as_deref(), Some("bob-id"));
+    assert!(
+        matches!(&found[2], Contact::NotRegistered { number } if number.as_str() == "+12015550199")
+    );
+    match &found[0] {
+        Contact::Registered { number, .. } => assert_eq!(number.as_str(), "+12015550123"),
+        other => panic!("expected registered, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hidden_and_unregistered_numbers_are_not_found() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "hidden", false).await;
+    let found = server
+        .client()
+        .await
+        .discover(&["+1 201 555 0123", "+1 201 555 0124"], us())
+        .await
+        .expect("discovers");
+    assert!(
+        found
+            .iter()
+            .all(|c| matches!(c, Contact::NotRegistered { .. })),
+        "{found:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_entries_get_a_reason_and_duplicates_are_resolved_alike() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "alice", true).await;
+    let book = [
+        "",
+        "call me",
+        "(201) 555-0123",
+        "+1-201-555-0123",
+        "201 555 0123",
+    ];
+    let found = server
+        .client()
+        .await
+        .discover(&book, us())
+        .await
+        .expect("discovers");
+    assert!(matches!(found[0], Contact::Invalid { .. }));
+    assert!(matches!(found[1], Contact::Invalid { .. }));
+    for c in &found[2..] {
+        assert_eq!(label_of(c).as_deref(), Some("alice"));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn contacts_only_bucket_mode_finds_the_same_contacts() {
+    let server = TestServer::start().await;
+    let numbers = german_mobiles(40, 0);
+    for (i, n) in numbers.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        server.register(n, &format!("user-{i}"), true).await;
+    }
+    let all = server
+        .client()
+        .await
+        .discover(&numbers, us())
+        .await
+        .expect("discovers");
+    let mut narrow = Client::builder(server.url())
+        .bucket_mode(BucketMode::ContactsOnly)
+        .connect()
+        .await
+        .expect("connects");
+    let some = narrow.discover(&numbers, us()).await.expect("discovers");
+    assert_eq!(all, some);
+    assert_eq!(all.iter().filter(|c| label_of(c).is_some()).count(), 14);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn address_books_larger_than_one_request_are_split_and_fully_answered() {
+    let server = TestServer::start_with(|c| c.max_elements_per_request = 16).await;
+    let numbers = german_mobiles(100, 1000);
+    for n in numbers.iter().step_by(10) {
+        server.register(n, "x", true).await;
+    }
+    let found = server
+        .client()
+        .await
+        .discover(&numbers, us())
+        .await
+        .expect("discovers");
+    assert_eq!(found.len(), 100);
+    for (i, c) in found.iter().enumerate() {
+        assert_eq!(label_of(c).is_some(), i % 10 == 0, "entry {i}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_single_bucket_table_serves_every_record_to_everyone() {
+    let server = TestServer::start_with(|c| c.bucket_bits = 0).await;
+    server.register("+12015550123", "alice", true).await;
+    let mut client = Client::builder(server.url())
+        .bucket_mode(BucketMode::ContactsOnly)
+        .connect()
+        .await
+        .expect("connects");
+    let found = client
+        .discover(&["2015550123"], us())
+        .await
+        .expect("discovers");
+    assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_address_book_needs_no_request() {
+    let server = TestServer::start().await;
+    let empty: [&str; 0] = [];
+    assert!(
+        server
+            .client()
+            .await
+            .discover(&empty, us())
+            .await
+            .expect("discovers")
+            .is_empty()
+    );
+    server.stop().await;
+}

@@ -1,0 +1,213 @@
+//! Hostile and broken input: each malformed request gets the right status,
+//! changes nothing, and the server keeps serving. A client that does not
+//! trust the server's key refuses its answers.
+
+use cds_client::session::{BucketSelection, ServerParams, prepare};
+use cds_client::{Client, ClientError};
+use cds_core::{BucketBits, E164, KeyPair};
+use cds_proto::v1::discover_request::Buckets;
+use cds_proto::v1::discovery_client::DiscoveryClient;
+use cds_proto::v1::{AllBuckets, BucketIds, DiscoverRequest, GetConfigRequest};
+use cds_tests::{TestServer, label_of, us};
+use tonic::Code;
+
+fn valid_element() -> Vec<u8> {
+    // The ristretto255 base point: canonical and not the identity.
+    cds_core::KeyPair::derive(cds_core::Mode::Voprf, &[1u8; 32], b"")
+        .expect("derives")
+        .public()
+        .to_bytes()
+        .to_vec()
+}
+
+async fn raw(server: &TestServer) -> (DiscoveryClient<tonic::transport::Channel>, u64) {
+    let mut rpc = DiscoveryClient::connect(server.url())
+        .await
+        .expect("connects");
+    let epoch = rpc
+        .get_config(GetConfigRequest {})
+        .await
+        .expect("config")
+        .into_inner()
+        .epoch;
+    (rpc, epoch)
+}
+
+fn request(epoch: u64, elements: Vec<u8>, buckets: Option<Buckets>) -> DiscoverRequest {
+    DiscoverRequest {
+        epoch,
+        blinded_elements: elements.into(),
+        buckets,
+    }
+}
+
+fn all() -> Option<Buckets> {
+    Some(Buckets::All(AllBuckets {}))
+}
+
+#[tokio::test]
+async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_serving() {
+    let server = TestServer::start_with(|c| c.max_elements_per_request = 8).await;
+    server.register("+12015550123", "alice", true).await;
+    let (mut rpc, epoch) = raw(&server).await;
+
+    let mut non_canonical = [0xffu8; 32];
+    non_canonical[31] = 0x7f;
+    let mut cases: Vec<(&str, DiscoverRequest, Code)> = vec![
+        (
+            "empty batch",
+            request(epoch, vec![], all()),
+            Code::InvalidArgument,
+        ),
+        (
+            "ragged length",
+            request(epoch, vec![1u8; 33], all()),
+            Code::InvalidArgument,
+        ),
+        (
+            "identity element",
+            request(epoch, vec![0u8; 32], all()),
+            Code::InvalidArgument,
+        ),
+        (
+            "non-canonical element",
+            request(epoch, non_canonical.to_vec(), all()),
+            Code::InvalidArgument,
+        ),
+        (
+            "oversized batch",
+            request(epoch, valid_element().repeat(9), all()),
+            Code::InvalidArgument,
+        ),
+        (
+            "no bucket choice",
+            request(epoch, valid_element(), None),
+            Code::InvalidArgument,
+        ),
+        (
+            "bucket out of range",
+            request(
+                epoch,
+                valid_element(),
+                Some(Buckets::Ids(BucketIds { ids: vec![16] })),
+            ),
+            Code::InvalidArgument,
+        ),
+        (
+            "unknown epoch",
+            request(epoch ^ 1, valid_element(), all()),
+            Code::FailedPrecondition,
+        ),
+    ];
+    let mut garbage = valid_element();
+    garbage.extend_from_slice(&[0x55u8; 32]);
+    cases.push((
+        "one bad element among good",
+        request(epoch, garbage, all()),
+        Code::InvalidArgument,
+    ));
+
+    for (name, req, code) in cases {
+        let err = rpc.discover(req).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {}", err.message());
+        assert!(!err.message().is_empty(), "{name} explains itself");
+    }
+
+    // The server is unharmed and unchanged.
+    let ok = rpc
+        .discover(request(epoch, valid_element().repeat(8), all()))
+        .await
+        .expect("a well-formed maximal batch is served")
+        .into_inner();
+    assert_eq!(ok.evaluated_elements.len(), 8 * 32);
+    assert_eq!(ok.proof.len(), 64);
+    assert_eq!(ok.buckets.len(), 16);
+    let found = server
+        .client()
+        .await
+        .discover(&["+12015550123"], us())
+        .await
+        .expect("discovers");
+    assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_with_a_pinned_key_refuses_a_server_with_another_key() {
+    let server = TestServer::start().await;
+    let other = KeyPair::generate(&mut rand::rng());
+    let err = Client::builder(server.url())
+        .pin_public_key(*other.public())
+        .connect()
+        .await
+        .expect_err("key mismatch");
+    assert!(matches!(err, ClientError::PublicKeyMismatch), "{err:?}");
+
+    // Pinning the right key works.
+    let right = server
+        .client()
+        .await
+        .params()
+        .expect("configured")
+        .public_key;
+    Client::builder(server.url())
+        .pin_public_key(right)
+        .connect()
+        .await
+        .expect("the right key is accepted");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_real_response_is_refused_when_checked_against_a_wrong_public_key() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "alice", true).await;
+    let (mut rpc, epoch) = raw(&server).await;
+    let wrong = ServerParams {
+        epoch,
+        public_key: *KeyPair::generate(&mut rand::rng()).public(),
+        bucket_bits: BucketBits::new(4).expect("valid"),
+        max_elements_per_request: 16,
+    };
+    let numbers = vec![E164::parse("+12015550123").expect("valid")];
+    let prepared =
+        prepare(numbers, &wrong, BucketSelection::All, &mut rand::rng()).expect("prepares");
+    let response = rpc
+        .discover(prepared.message)
+        .await
+        .expect("served")
+        .into_inner();
+    let err = prepared
+        .state
+        .finish(response)
+        .expect_err("proof must not verify");
+    assert!(matches!(err, ClientError::ProofVerification), "{err:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_bytes_on_the_wire_do_not_take_the_server_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    for junk in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0u8; 1024][..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connects");
+        let _ = s.write_all(junk).await;
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
+    }
+    let found = server
+        .client()
+        .await
+        .discover(&["+12015550123"], us())
+        .await
+        .expect("still serving");
+    assert_eq!(found.len(), 1);
+    server.stop().await;
+}
