@@ -13,22 +13,25 @@
 //!   default region's international prefix (`00`, `011`, ...), introduce a
 //!   country code; a national trunk prefix (the `0` of `0151 ...` in Germany)
 //!   is dropped. `tel:` URIs are understood.
-//! - Text around the number is ignored (`tel. 201 555 0123`), letters inside
-//!   it are read as keypad digits (`1-800-FLOWERS`), and an extension
-//!   (`ext. 12`, `x12`) is dropped: E.164 has no room for it.
+//! - Text before the number is skipped (`Mom: 201 555 0123`), but letters
+//!   after its first digit are read as keypad digits (`1-800-FLOWERS`), so
+//!   `201 555 0123 (home)` has too many digits. An extension (`ext. 12`,
+//!   `x12`) is dropped: E.164 has no room for it. One entry holding two
+//!   numbers is not a number.
 //! - A number must be valid in its country's numbering plan, not only have a
 //!   plausible length: unassigned area codes are rejected.
 //!
 //! Entries are user data. Nothing here logs them, and neither the errors'
 //! messages nor their `Debug` output ever contain them.
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 use core::str::FromStr;
+use std::sync::Once;
 
 use cds_core::E164;
 use phonenumber::country::{Id, Source};
 use phonenumber::metadata::DATABASE;
-use phonenumber::{Mode, ParseError, PhoneNumber, Type};
+use phonenumber::{ParseError, PhoneNumber, Type};
 
 /// The longest entry, in characters after trimming, that [`normalize`] will
 /// look at; longer ones are rejected as [`InvalidReason::TooLong`].
@@ -174,17 +177,43 @@ pub fn normalize(entry: &str, default_region: Region) -> Result<E164, InvalidRea
         return Err(InvalidReason::TooLong);
     }
 
+    widen_regex_cache();
     let number = parse(entry, default_region)?;
     if !phonenumber::is_valid(&number) {
         return Err(invalid_reason(&number));
     }
-
-    // `Formatter`'s `Display` fails (rather than printing something) for a
-    // country code without metadata, and `to_string` would turn that into a
-    // panic; `write!` hands the error back instead.
-    let mut e164 = String::with_capacity(16);
-    write!(e164, "{}", number.format().mode(Mode::E164)).map_err(|_| InvalidReason::NotValid)?;
+    // Exactly what `phonenumber`'s `Mode::E164` formatting writes. Its
+    // formatter would also match the number against every display format of
+    // its region (regular expressions that E.164 does not use), and its
+    // `Display` fails rather than print for a country code without metadata.
+    let e164 = format!("+{}{}", number.code().value(), number.national());
     E164::parse(&e164).map_err(|_| InvalidReason::NotValid)
+}
+
+/// Room for every regular expression in `phonenumber`'s metadata (about
+/// 2,060 distinct ones in 0.3.10, not all of which parsing uses).
+const REGEX_CACHE_CAPACITY: usize = 4096;
+
+/// Make room for all of `phonenumber`'s regular expressions in its cache.
+///
+/// `phonenumber` compiles the metadata's expressions on first use into one
+/// LRU cache of only 100 entries. An address book with numbers from a few
+/// dozen regions needs more than that, and cycling through them evicts
+/// every expression before its next use: each entry then recompiles
+/// several, and takes milliseconds instead of microseconds. The price of
+/// the larger cache is memory for the regions actually used: roughly
+/// 100 KiB per expression, some 100 MiB if numbers of every region occur.
+fn widen_regex_cache() {
+    static WIDEN: Once = Once::new();
+    WIDEN.call_once(|| {
+        // A poisoned lock would make `phonenumber` itself panic on its next
+        // use; there is nothing better to do about it here.
+        if let Ok(mut cache) = DATABASE.cache().lock()
+            && cache.capacity() < REGEX_CACHE_CAPACITY
+        {
+            cache.set_capacity(REGEX_CACHE_CAPACITY);
+        }
+    });
 }
 
 /// Parse an entry, working around a `phonenumber` bug.
@@ -206,10 +235,14 @@ fn parse(entry: &str, region: Region) -> Result<PhoneNumber, InvalidReason> {
     // Without a default region, parsing only succeeds for numbers with a
     // country code, and only fails with `InvalidCountryCode` when the entry
     // has none (or an unknown one, which the steps below report again).
-    match phonenumber::parse(None, entry) {
-        Ok(number) => return Ok(number),
-        Err(ParseError::InvalidCountryCode) => {}
-        Err(error) => return Err(parse_reason(error)),
+    // Only a plus sign, or a `tel:` URI's `phone-context` parameter, gives
+    // a country code there, so others can skip this step.
+    if entry.contains(is_plus) || entry.contains(';') {
+        match phonenumber::parse(None, entry) {
+            Ok(number) => return Ok(number),
+            Err(ParseError::InvalidCountryCode) => {}
+            Err(error) => return Err(parse_reason(error)),
+        }
     }
     if let Some(rest) = after_international_prefix(entry, region) {
         return phonenumber::parse(None, format!("+{rest}")).map_err(parse_reason);
@@ -419,6 +452,41 @@ mod tests {
     }
 
     #[test]
+    fn country_code_numbers_keep_digits_that_look_like_a_trunk_prefix() {
+        // `phonenumber` alone would strip the default region's trunk prefix
+        // (US: 1, FR: 0) from these; see `parse`.
+        for (entry, code, expected) in [
+            ("+49 1512 3456789", "US", "+4915123456789"),
+            ("011 49 1512 3456789", "US", "+4915123456789"),
+            ("+39 06 1234 5678", "FR", "+390612345678"),
+            ("00 39 06 1234 5678", "FR", "+390612345678"),
+            ("+964 11 000 000", "US", "+96411000000"),
+        ] {
+            assert_eq!(e164(entry, code), ok(expected), "{entry:?} in {code}");
+        }
+    }
+
+    #[test]
+    fn international_prefix_after_a_plus_is_understood() {
+        assert_eq!(e164("+011 44 20 7946 0958", "US"), ok("+442079460958"));
+        assert_eq!(e164("+ 00 64 3 331 6005", "NZ"), ok("+6433316005"));
+    }
+
+    #[test]
+    fn text_before_the_number_is_skipped() {
+        assert_eq!(e164("Mom: 201 555 0123", "US"), ok("+12015550123"));
+        assert_eq!(e164("tel. +44 20 7946 0958", "US"), ok("+442079460958"));
+    }
+
+    #[test]
+    fn two_numbers_in_one_entry_are_not_a_number() {
+        assert_eq!(
+            e164("201-555-0123, 201-555-0124", "US"),
+            Err(InvalidReason::NotANumber)
+        );
+    }
+
+    #[test]
     fn italian_leading_zero_is_kept() {
         assert_eq!(e164("+39 06 1234 5678", "FR"), ok("+390612345678"));
         assert_eq!(e164("06 1234 5678", "IT"), ok("+390612345678"));
@@ -607,6 +675,70 @@ mod tests {
                 assert!(entry.is_empty() || !shown.contains(entry), "{shown}");
             }
         }
+    }
+
+    /// Checks that the example numbers of the metadata (every number type
+    /// of every given region) normalize to themselves from their E.164,
+    /// international, `tel:`, national and dialled-from-the-US spellings.
+    fn check_example_numbers(regions: &[Region]) {
+        // Known exceptions, all `phonenumber` quirks or E.164's own limits.
+        let skip = [
+            // `phonenumber` strips the trunk prefix 8 even after the country
+            // code, and then finds these 800 numbers invalid.
+            "+375801", "+7800", "+7808", "+7809", "+37080",
+            // Four digits after the country code: shorter than E.164's seven.
+            "+989601",
+        ];
+        let us = region("US");
+        for &r in regions {
+            let metadata = DATABASE.by_id(r.code()).expect("metadata");
+            for kind in NUMBER_TYPES {
+                let Some(example) = metadata.descriptors().get(kind).and_then(|d| d.example())
+                else {
+                    continue;
+                };
+                let expected = format!("+{}{}", metadata.country_code(), example);
+                if skip.iter().any(|s| expected.starts_with(s)) {
+                    continue;
+                }
+                let number = phonenumber::parse(None, &expected).expect("example parses");
+                let formatted = |mode| number.format().mode(mode).to_string();
+                // What `normalize` writes by hand is what this would write.
+                assert_eq!(formatted(phonenumber::Mode::E164), expected);
+                let mut spellings = vec![
+                    (expected.clone(), r),
+                    (expected.clone(), us),
+                    (formatted(phonenumber::Mode::International), us),
+                    (formatted(phonenumber::Mode::Rfc3966), us),
+                    (format!("011 {}", &expected[1..]), us),
+                ];
+                // `phonenumber` writes Rwanda's fixed lines without their
+                // trunk prefix, which then reads as the country code.
+                if r.code() != "RW" || kind != Type::FixedLine {
+                    spellings.push((formatted(phonenumber::Mode::National), r));
+                }
+                for (spelling, r) in spellings {
+                    let got = normalize(&spelling, r).map(|n| n.as_str().to_owned());
+                    assert_eq!(got, Ok(expected.clone()), "{spelling:?} in {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn example_numbers_of_varied_regions_normalize_in_every_spelling() {
+        let codes = [
+            "US", "CA", "DE", "GB", "FR", "IT", "ES", "NL", "CH", "AT", "RU", "KZ", "UA", "PL",
+            "TR", "IL", "IN", "CN", "JP", "KR", "AU", "NZ", "BR", "AR", "MX", "CO", "NG", "ZA",
+            "EG", "IQ", "IR", "SA", "RW", "SM", "VA", "CI", "JM", "GG", "LT", "BY",
+        ];
+        check_example_numbers(&codes.map(region));
+    }
+
+    #[test]
+    #[ignore = "slow in debug builds: compiles all of the metadata's ~1,500 regular expressions"]
+    fn example_numbers_of_every_region_normalize_in_every_spelling() {
+        check_example_numbers(&all_regions());
     }
 
     proptest! {

@@ -1,0 +1,212 @@
+//! The README walkthrough, run as a newcomer would: the real `cds` binary
+//! serving on 127.0.0.1, importing a CSV, discovering an address book.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const CDS: &str = env!("CARGO_BIN_EXE_cds");
+
+struct Served {
+    child: Child,
+    discovery: String,
+    admin: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `cds serve` on ephemeral ports and read its addresses from stderr.
+fn serve(data_dir: &Path) -> Served {
+    let mut child = Command::new(CDS)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("CDS_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cds serve starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let banner = loop {
+        let line = lines
+            .next()
+            .expect("cds serve prints a banner")
+            .expect("utf-8");
+        if line.starts_with("cds is serving") {
+            break line;
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let urls: Vec<String> = banner
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://"))
+        .map(|w| w.trim_end_matches(',').to_owned())
+        .collect();
+    Served {
+        child,
+        discovery: urls[0].clone(),
+        admin: urls[1].clone(),
+    }
+}
+
+fn cds(args: &[&str]) -> Output {
+    Command::new(CDS).args(args).output().expect("cds runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn import_then_discover_prints_registered_contacts_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = serve(&dir.path().join("data"));
+    let users = dir.path().join("users.csv");
+    std::fs::write(
+        &users,
+        "e164,label,discoverable\n+12015550123,alice,true\n+4915123456789,bob,true\n+447400123456,carol,false\nbad,x,true\n",
+    )
+    .expect("writes");
+    let import = cds(&[
+        "admin",
+        "import",
+        "--admin",
+        &served.admin,
+        users.to_str().expect("utf-8 path"),
+    ]);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(
+        text(&import.stdout).contains("3 created, 0 updated, 1 rejected"),
+        "{}",
+        text(&import.stdout)
+    );
+    assert!(
+        text(&import.stderr).contains("line 5"),
+        "bad row reported by line: {}",
+        text(&import.stderr)
+    );
+
+    let book = dir.path().join("book.txt");
+    std::fs::write(
+        &book,
+        "(201) 555-0123\n+49 1512 3456789\n+44 7400 123456\nnonsense\n",
+    )
+    .expect("writes");
+    let out = cds(&[
+        "discover",
+        "--server",
+        &served.discovery,
+        "--region",
+        "US",
+        "--json",
+        book.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let rows = json.as_array().expect("an array");
+    let status: Vec<&str> = rows
+        .iter()
+        .map(|r| r["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        status,
+        ["registered", "registered", "not_registered", "invalid"]
+    );
+    assert_eq!(rows[0]["label"], "alice");
+    assert_eq!(rows[0]["e164"], "+12015550123");
+    assert_eq!(rows[3]["reason"], "not_a_number");
+
+    let table = cds(&[
+        "discover",
+        "--server",
+        &served.discovery,
+        "--region",
+        "US",
+        book.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        text(&table.stdout).contains("4 entries: 2 registered, 1 not registered, 1 invalid"),
+        "{}",
+        text(&table.stdout)
+    );
+
+    let stats = cds(&["admin", "stats", "--admin", &served.admin, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON stats");
+    assert_eq!(stats["registered"], 3);
+    assert_eq!(stats["discoverable"], 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut served = serve(&dir.path().join("data"));
+    let pid = served.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs")
+            .success()
+    );
+    let status = served.child.wait().expect("server exits");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn unreachable_server_is_a_clear_failure_with_exit_code_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let book = dir.path().join("book.txt");
+    std::fs::write(&book, "+12015550123\n").expect("writes");
+    let out = cds(&[
+        "discover",
+        "--server",
+        "http://127.0.0.1:1",
+        "--region",
+        "US",
+        book.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: cannot use the discovery service"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_command_lines_exit_with_code_2() {
+    assert_eq!(cds(&["discover"]).status.code(), Some(2));
+    assert_eq!(cds(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn unknown_region_is_refused_before_any_network_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let book = dir.path().join("book.txt");
+    std::fs::write(&book, "+12015550123\n").expect("writes");
+    let out = cds(&[
+        "discover",
+        "--region",
+        "XX",
+        book.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("region"),
+        "{}",
+        text(&out.stderr)
+    );
+}
