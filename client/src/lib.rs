@@ -17,6 +17,7 @@
 //!         Contact::Registered { number, label } => println!("{entry}: {} is on cds ({} byte label)", number.as_str(), label.as_bytes().len()),
 //!         Contact::NotRegistered { .. } => println!("{entry}: not registered"),
 //!         Contact::Invalid { reason } => println!("{entry}: {reason}"),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
