@@ -141,19 +141,34 @@ impl PendingBatch {
             _ => ClientError::MalformedResponse("the response does not match the request"),
         })?;
 
-        let mut records = Vec::with_capacity(response.buckets.len());
-        for b in response.buckets {
-            let wanted = match &self.selection {
-                BucketSelection::All => b.bucket < self.bucket_count,
-                BucketSelection::Ids(ids) => ids.contains(&b.bucket),
-            };
-            if !wanted {
-                return Err(ClientError::MalformedResponse(
-                    "the response holds a bucket that was not requested",
-                ));
+        // Exactly the requested buckets, each once, in ascending order: a
+        // missing bucket would silently turn registered contacts into
+        // "not registered".
+        let expected: Vec<u32> = match &self.selection {
+            BucketSelection::All => (0..self.bucket_count).collect(),
+            BucketSelection::Ids(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
             }
-            records.push((b.bucket, b.records));
+        };
+        let exact = response.buckets.len() == expected.len()
+            && response
+                .buckets
+                .iter()
+                .zip(&expected)
+                .all(|(b, &want)| b.bucket == want);
+        if !exact {
+            return Err(ClientError::MalformedResponse(
+                "the response does not hold exactly the requested buckets",
+            ));
         }
+        let records = response
+            .buckets
+            .into_iter()
+            .map(|b| (b.bucket, b.records))
+            .collect();
         Ok(BatchResult {
             outputs: self.numbers.into_iter().zip(outputs).collect(),
             records,
@@ -177,16 +192,30 @@ mod tests {
         (server, params)
     }
 
+    /// An honest server's answer, with every requested bucket empty.
     fn respond(server: &VoprfServer, req: &DiscoverRequest) -> DiscoverResponse {
         let blinded = BlindedElement::decode_packed(&req.blinded_elements).expect("canonical");
         let eval = server
             .blind_evaluate_batch(&blinded, &mut rand::rng())
             .expect("evaluates");
+        let mut buckets = match &req.buckets {
+            Some(Buckets::All(_)) => (0..4).collect(),
+            Some(Buckets::Ids(ids)) => ids.ids.clone(),
+            None => vec![],
+        };
+        buckets.sort_unstable();
+        buckets.dedup();
         DiscoverResponse {
             epoch: req.epoch,
             evaluated_elements: EvaluatedElement::encode_packed(&eval.messages).into(),
             proof: eval.proof.to_bytes().to_vec().into(),
-            buckets: vec![],
+            buckets: buckets
+                .into_iter()
+                .map(|bucket| cds_proto::v1::BucketRecords {
+                    bucket,
+                    records: Bytes::new(),
+                })
+                .collect(),
         }
     }
 
@@ -252,5 +281,45 @@ mod tests {
             p.state.finish(resp),
             Err(ClientError::MalformedResponse(_))
         ));
+    }
+
+    #[test]
+    fn a_response_missing_or_reordering_requested_buckets_is_refused() {
+        let (server, params) = setup();
+        let p =
+            prepare(numbers(), &params, BucketSelection::All, &mut rand::rng()).expect("prepares");
+        let mut resp = respond(&server, &p.message);
+        resp.buckets.remove(2);
+        assert!(matches!(
+            p.state.finish(resp),
+            Err(ClientError::MalformedResponse(_))
+        ));
+
+        let p = prepare(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![3, 1]),
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let mut resp = respond(&server, &p.message);
+        resp.buckets.reverse();
+        assert!(matches!(
+            p.state.finish(resp),
+            Err(ClientError::MalformedResponse(_))
+        ));
+
+        let p = prepare(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![3, 1]),
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let resp = respond(&server, &p.message);
+        assert!(
+            p.state.finish(resp).is_ok(),
+            "ascending, complete answers are accepted"
+        );
     }
 }

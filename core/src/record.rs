@@ -121,6 +121,10 @@ impl RecordKeys {
     pub fn seal<R: CryptoRng + ?Sized>(&self, label: &Label, rng: &mut R) -> Record {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(label, nonce)
+    }
+
+    fn seal_with_nonce(&self, label: &Label, nonce: [u8; NONCE_LEN]) -> Record {
         let ciphertext = self
             .cipher()
             .encrypt(
@@ -285,6 +289,30 @@ mod tests {
         let a = keys(3).seal(&label, &mut rand::rng());
         let b = keys(3).seal(&label, &mut rand::rng());
         assert_ne!(a, b);
+    }
+
+    /// The worked example of docs/protocol.md §10.
+    #[test]
+    fn record_derivation_matches_the_specification_example() {
+        let keys = keys(1);
+        assert_eq!(
+            keys.tag().as_bytes()[..],
+            *b"\xf2\x64\x1c\x51\x28\x13\x5b\x29\x18\x8b\x39\x7d\x3a\x55\x4d\x8a"
+        );
+        let nonce = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        let rec = keys.seal_with_nonce(
+            &Label::new(b"alice-account".to_vec()).expect("short"),
+            nonce,
+        );
+        let expected = concat!(
+            "f2641c5128135b29188b397d3a554d8a",
+            "000102030405060708090a0b",
+            "0d",
+            "b652c56b9a722a32ff3a6e77c9",
+            "e8c260b78f1ba582b05700295f9dda88"
+        );
+        let hex: String = rec.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
     }
 
     #[test]

@@ -107,18 +107,16 @@ impl Admin for AdminService {
         let number = parse_number(&request.into_inner().e164).map_err(Status::invalid_argument)?;
         let _guard = self.state.writes.lock().await;
         let state = Arc::clone(&self.state);
-        let removed = on_blocking_pool(move || {
+        let existed = on_blocking_pool(move || {
             let r = state.registry.remove(&number);
-            if let Ok(Some(_)) = r {
+            if let Ok(true) = r {
                 state.table.remove(&number);
             }
             r
         })
         .await?
         .map_err(store_status)?;
-        Ok(Response::new(UnregisterResponse {
-            existed: removed.is_some(),
-        }))
+        Ok(Response::new(UnregisterResponse { existed }))
     }
 
     async fn set_discoverable(

@@ -15,6 +15,9 @@ use crate::state::{State, on_cpu_pool};
 /// Elements evaluated per rayon task: large enough to amortize scheduling.
 const EVAL_CHUNK: usize = 64;
 
+/// Upper bound of the protobuf framing of one `BucketRecords` entry.
+const BUCKET_FRAMING: usize = 16;
+
 /// The Discovery gRPC service.
 #[derive(Debug, Clone)]
 pub(crate) struct DiscoveryService {
@@ -47,8 +50,14 @@ fn check_batch_size(packed: &[u8], max: u32) -> Result<usize, Status> {
     Ok(n)
 }
 
-/// The sorted, distinct bucket ids a request asks for.
-fn select_buckets(selection: Option<Buckets>, count: u32) -> Result<Vec<u32>, Status> {
+/// The sorted, distinct bucket ids a request asks for. A batch of `n`
+/// contacts needs at most `n` buckets; a longer list is refused (a client
+/// that wants more asks for `all`).
+fn select_buckets(
+    selection: Option<Buckets>,
+    count: u32,
+    max_ids: usize,
+) -> Result<Vec<u32>, Status> {
     match selection {
         None => Err(invalid(
             "choose buckets: set `all`, or `ids` with the buckets wanted",
@@ -56,6 +65,12 @@ fn select_buckets(selection: Option<Buckets>, count: u32) -> Result<Vec<u32>, St
         Some(Buckets::All(_)) => Ok((0..count).collect()),
         Some(Buckets::Ids(ids)) => {
             let mut ids = ids.ids;
+            if ids.len() > max_ids {
+                return Err(invalid(format!(
+                    "{} bucket ids exceed the limit of {max_ids} per request: ask for all buckets instead",
+                    ids.len()
+                )));
+            }
             if let Some(bad) = ids.iter().find(|&&b| b >= count) {
                 return Err(invalid(format!(
                     "bucket id {bad} is out of range: this server has {count} buckets"
@@ -70,13 +85,16 @@ fn select_buckets(selection: Option<Buckets>, count: u32) -> Result<Vec<u32>, St
 
 /// Decode, evaluate and prove a batch, in parallel.
 fn evaluate(server: &VoprfServer, packed: &[u8]) -> Result<(Bytes, Bytes), Status> {
-    let blinded: Vec<BlindedElement> = packed
+    let decoded: Vec<_> = packed
         .par_chunks_exact(ELEMENT_LEN)
+        .map(BlindedElement::from_slice)
+        .collect();
+    // Report the first bad element, whichever thread found it.
+    let blinded = decoded
+        .into_iter()
         .enumerate()
-        .map(|(i, c)| {
-            BlindedElement::from_slice(c).map_err(|e| invalid(format!("blinded element {i}: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+        .map(|(i, r)| r.map_err(|e| invalid(format!("blinded element {i}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let evaluated: Vec<EvaluatedElement> = blinded
         .par_chunks(EVAL_CHUNK)
         .flat_map_iter(|chunk| server.evaluate_elements(chunk))
@@ -115,7 +133,11 @@ impl Discovery for DiscoveryService {
             ));
         }
         let n = check_batch_size(&req.blinded_elements, state.config.max_elements_per_request)?;
-        let buckets = select_buckets(req.buckets, state.table.bits().count())?;
+        let buckets = select_buckets(
+            req.buckets,
+            state.table.bits().count(),
+            state.config.max_elements_per_request as usize,
+        )?;
 
         let packed = req.blinded_elements;
         let cpu_state = Arc::clone(&state);
@@ -125,7 +147,8 @@ impl Discovery for DiscoveryService {
         let mut out = Vec::with_capacity(buckets.len());
         for bucket in buckets {
             let records = state.table.bucket_records(bucket);
-            size += records.len();
+            // Payload plus protobuf framing (tags and varint lengths).
+            size += records.len() + BUCKET_FRAMING;
             out.push(BucketRecords { bucket, records });
         }
         if size > state.config.max_response_bytes {
@@ -169,15 +192,15 @@ mod tests {
     #[test]
     fn bucket_selection_is_sorted_deduplicated_and_bounded() {
         let ids = |v: Vec<u32>| Some(Buckets::Ids(BucketIds { ids: v }));
+        let all = Some(Buckets::All(AllBuckets {}));
         assert_eq!(
-            select_buckets(ids(vec![3, 1, 3]), 4).expect("valid"),
+            select_buckets(ids(vec![3, 1, 3]), 4, 8).expect("valid"),
             vec![1, 3]
         );
-        assert!(select_buckets(ids(vec![4]), 4).is_err());
-        assert!(select_buckets(None, 4).is_err());
-        assert_eq!(
-            select_buckets(Some(Buckets::All(AllBuckets {})), 2).expect("valid"),
-            vec![0, 1]
-        );
+        assert!(select_buckets(ids(vec![4]), 4, 8).is_err());
+        assert!(select_buckets(ids(vec![0, 1, 2]), 4, 2).is_err());
+        assert!(select_buckets(None, 4, 8).is_err());
+        assert_eq!(select_buckets(all, 2, 1).expect("valid"), vec![0, 1]);
+        assert!(select_buckets(ids(vec![]), 4, 8).expect("valid").is_empty());
     }
 }

@@ -122,6 +122,24 @@ fn create(dir: &Path, path: &PathBuf) -> Result<Zeroizing<[u8; 32]>, ServerError
 mod tests {
     use super::*;
 
+    /// docs/protocol.md §10: the epoch of the RFC 9497 A.1.2 public key.
+    #[test]
+    fn epoch_id_matches_the_specification_example() {
+        let pk = hex::decode("c803e2cc6b05fc15064549b5920659ca4a77b2cca6f04f6b357009335476ad4e")
+            .expect("hex");
+        let pk = PublicKey::from_slice(&pk).expect("canonical");
+        assert_eq!(epoch_id(&pk), 0x846e6b6e2b9826d3);
+    }
+
+    #[test]
+    fn key_file_written_by_the_specification_example_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!("{HEADER}seed {}\n", "a3".repeat(32));
+        fs::write(dir.path().join(KEY_FILE), text).expect("writes");
+        let epoch = load_or_create(dir.path()).expect("loads");
+        assert_eq!(epoch.id, 0x63b85533c500c997);
+    }
+
     #[test]
     fn key_is_created_once_and_reloaded_identically() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -185,8 +185,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let discovery = DiscoveryServer::new(DiscoveryService {
         state: Arc::clone(&state),
     })
+    // Each element is 32 bytes and may come with one bucket id (a varint of
+    // at most 5 bytes); the rest is framing.
     .max_decoding_message_size(
-        config.max_elements_per_request as usize * cds_core::ELEMENT_LEN + 4096,
+        config.max_elements_per_request as usize * (cds_core::ELEMENT_LEN + 5) + 4096,
     )
     .max_encoding_message_size(config.max_response_bytes + 4096);
     let discovery_task = tokio::spawn(

@@ -92,16 +92,12 @@ impl Registry {
         Ok(out)
     }
 
-    /// Remove `number`; returns the user it held, if any.
-    pub fn remove(&self, number: &E164) -> Result<Option<User>, ServerError> {
+    /// Remove `number`; returns whether it was registered.
+    pub fn remove(&self, number: &E164) -> Result<bool, ServerError> {
         let txn = self.db.begin_write()?;
-        let removed = {
-            let mut table = txn.open_table(USERS)?;
-            let old = table.remove(number.to_u64())?;
-            old.and_then(|v| User::decode(number.to_u64(), v.value()))
-        };
+        let existed = txn.open_table(USERS)?.remove(number.to_u64())?.is_some();
         txn.commit()?;
-        Ok(removed)
+        Ok(existed)
     }
 
     /// Set whether `number` is discoverable; returns the updated user, or
@@ -212,12 +208,13 @@ mod tests {
     }
 
     #[test]
-    fn remove_returns_the_removed_user() {
+    fn remove_reports_whether_the_number_was_registered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let r = Registry::open(dir.path()).expect("opens");
         let u = user("+12015550123", b"a", true);
         r.upsert(std::slice::from_ref(&u)).expect("writes");
-        assert_eq!(r.remove(&u.number).expect("removes"), Some(u.clone()));
-        assert_eq!(r.remove(&u.number).expect("removes"), None);
+        assert!(r.remove(&u.number).expect("removes"));
+        assert!(!r.remove(&u.number).expect("removes"));
+        assert_eq!(r.count().expect("counts"), 0);
     }
 }

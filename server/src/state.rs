@@ -60,5 +60,5 @@ where
 /// Log a store failure (without user data) and turn it into UNAVAILABLE.
 pub(crate) fn store_status(e: crate::error::ServerError) -> Status {
     tracing::error!(error = %e, "registry operation failed");
-    Status::unavailable("the registry is unavailable; nothing was changed, retry later")
+    Status::unavailable("the registry is unavailable: this change was not applied, retry later")
 }

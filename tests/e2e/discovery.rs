@@ -150,3 +150,21 @@ async fn an_empty_address_book_needs_no_request() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
+    // 4096 contacts in 4096 buckets: the request carries 4096 elements and
+    // up to 4096 bucket ids.
+    let server = TestServer::start_with(|c| c.bucket_bits = 12).await;
+    let numbers = german_mobiles(4096, 50_000);
+    server.register(&numbers[4095], "last", true).await;
+    let mut client = Client::builder(server.url())
+        .bucket_mode(BucketMode::ContactsOnly)
+        .connect()
+        .await
+        .expect("connects");
+    let found = client.discover(&numbers, us()).await.expect("discovers");
+    assert_eq!(label_of(&found[4095]).as_deref(), Some("last"));
+    assert_eq!(found.iter().filter(|c| label_of(c).is_some()).count(), 1);
+    server.stop().await;
+}
