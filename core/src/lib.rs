@@ -57,6 +57,7 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 pub mod bucket;
+pub mod credential;
 pub mod dangerous;
 mod dleq;
 pub mod e164;
@@ -69,6 +70,9 @@ pub mod record;
 mod suite;
 
 pub use bucket::{BucketBits, MAX_BUCKET_BITS};
+pub use credential::{
+    AccountId, Credential, CredentialError, CredentialIssuer, CredentialVerifier,
+};
 pub use e164::E164;
 pub use error::{Error, Result};
 pub use group::{BlindedElement, EvaluatedElement, Proof, PublicKey};
