@@ -62,6 +62,26 @@ enum AdminCommand {
         #[arg(action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
         discoverable: bool,
     },
+    /// Issue a discovery credential for an account (what the messenger
+    /// backend does for its users; for testing and operations).
+    Token {
+        /// The account id (1 to 64 bytes).
+        #[arg(long)]
+        account: String,
+        /// The issuer key file (development servers create one in their data directory).
+        #[arg(long, default_value = "./cds-data/issuer.key")]
+        issuer_key: PathBuf,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+    /// Create a credential issuer key for the messenger backend and print its
+    /// public key (give that to `cds serve --issuer-public-key`).
+    IssuerKeygen {
+        /// Where to write the new key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show counts: registered, discoverable, table size.
     Stats {
         /// Print JSON.
@@ -85,9 +105,32 @@ fn status(s: tonic::Status) -> anyhow::Error {
 
 /// Run an admin command.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let mut admin = connect(&args.admin).await?;
     let mut out = String::new();
     match args.command {
+        AdminCommand::Token {
+            account,
+            issuer_key,
+            ttl_secs,
+        } => {
+            let issuer = cds_server::keystore::read_issuer(&issuer_key)
+                .context("cannot load the issuer key")?;
+            let account = cds_core::AccountId::new(account.into_bytes()).context("--account")?;
+            let expires = cds_server::unix_now() + ttl_secs;
+            let _ = writeln!(out, "{}", issuer.issue(&account, expires));
+            return crate::print_out(&out);
+        }
+        AdminCommand::IssuerKeygen { out: path } => {
+            let issuer = cds_core::CredentialIssuer::generate(&mut rand::rng());
+            cds_server::keystore::write_issuer(&path, &issuer)
+                .context("cannot write the issuer key")?;
+            let _ = writeln!(out, "{}", hex::encode(issuer.verifier().to_bytes()));
+            return crate::print_out(&out);
+        }
+        _ => {}
+    }
+    let mut admin = connect(&args.admin).await?;
+    match args.command {
+        AdminCommand::Token { .. } | AdminCommand::IssuerKeygen { .. } => {}
         AdminCommand::Register {
             e164,
             label,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cds_client::{BucketMode, Client, Contact, Region};
+use cds_client::{BucketMode, Client, Contact, DiscoveryCache, Region};
 use cds_core::PublicKey;
 use clap::Args;
 
@@ -29,6 +29,38 @@ pub struct DiscoverArgs {
     /// Trust only this server public key (64 hex digits) instead of the announced one.
     #[arg(long)]
     pin_key: Option<String>,
+    /// The account credential from the messenger backend (`cds admin token`).
+    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Keep evaluated contacts in this file, so the next run only pays for
+    /// new numbers (created if missing; private: it lists contacts).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+fn load_cache(path: &PathBuf) -> anyhow::Result<DiscoveryCache> {
+    match std::fs::read(path) {
+        Ok(bytes) => DiscoveryCache::from_bytes(&bytes)
+            .with_context(|| format!("cannot use the cache {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DiscoveryCache::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read the cache {}", path.display())),
+    }
+}
+
+/// Write the cache beside its final name and rename it into place, mode 0600.
+fn save_cache(path: &PathBuf, cache: &DiscoveryCache) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&cache.to_bytes()).and_then(|()| f.sync_all())?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write the cache {}", path.display()))
 }
 
 fn parse_key(hex_key: &str) -> anyhow::Result<PublicKey> {
@@ -88,6 +120,12 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     if let Some(k) = &args.pin_key {
         builder = builder.pin_public_key(parse_key(k)?);
     }
+    if let Some(t) = &args.token {
+        builder = builder.credential(t.clone());
+    }
+    if let Some(path) = &args.cache {
+        builder = builder.cache(load_cache(path)?);
+    }
     let mut client = builder
         .connect()
         .await
@@ -96,6 +134,14 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         .discover(&entries, region)
         .await
         .context("discovery failed")?;
+    if let Some(path) = &args.cache {
+        save_cache(path, client.cache())?;
+    }
+    let report = client.last_report();
+    eprintln!(
+        "{} contacts looked up: {} evaluated by the server, {} from the cache",
+        report.contacts, report.evaluated, report.cached
+    );
 
     if args.json {
         let out: Vec<_> = entries

@@ -25,6 +25,17 @@ pub struct ServeArgs {
     /// The most blinded elements one Discover request may carry.
     #[arg(long, default_value_t = config::DEFAULT_MAX_ELEMENTS, env = "CDS_MAX_ELEMENTS")]
     max_elements: u32,
+    /// The messenger backend's credential public key (64 hex digits). Without
+    /// it the server runs in development mode with an issuer key in the data
+    /// directory (`cds admin token` uses it).
+    #[arg(long, env = "CDS_ISSUER_PUBLIC_KEY")]
+    issuer_public_key: Option<String>,
+    /// Evaluations (new contacts) an account may spend at once.
+    #[arg(long, default_value_t = config::DEFAULT_QUOTA_BURST, env = "CDS_QUOTA_BURST")]
+    quota_burst: u32,
+    /// Evaluations given back to each account per hour.
+    #[arg(long, default_value_t = config::DEFAULT_QUOTA_REFILL_PER_HOUR, env = "CDS_QUOTA_REFILL_PER_HOUR")]
+    quota_refill_per_hour: f64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "CDS_LOG_FORMAT")]
     log_format: LogFormat,
@@ -78,6 +89,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.admin_listen = args.admin_listen;
     cfg.bucket_bits = args.bucket_bits;
     cfg.max_elements_per_request = args.max_elements;
+    cfg.quota.burst = args.quota_burst;
+    cfg.quota.refill_per_hour = args.quota_refill_per_hour;
+    if let Some(hex_key) = &args.issuer_public_key {
+        let bytes: [u8; 32] = hex::decode(hex_key.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("--issuer-public-key must be 64 hex digits")?;
+        cfg.issuer = Some(
+            cds_core::CredentialVerifier::from_bytes(&bytes)
+                .context("--issuer-public-key is not a valid Ed25519 public key")?,
+        );
+    }
     let server = cds_server::start(cfg)
         .await
         .context("the server could not start")?;

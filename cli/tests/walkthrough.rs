@@ -22,6 +22,11 @@ impl Drop for Served {
 
 /// Start `cds serve` on ephemeral ports and read its addresses from stderr.
 fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, &[])
+}
+
+/// [`serve`] with extra flags.
+fn serve_with(data_dir: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(CDS)
         .args([
             "serve",
@@ -32,6 +37,7 @@ fn serve(data_dir: &Path) -> Served {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .env("CDS_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
@@ -69,50 +75,58 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 #[test]
 fn import_then_discover_prints_registered_contacts_as_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let served = serve(&dir.path().join("data"));
     let users = dir.path().join("users.csv");
-    std::fs::write(
-        &users,
-        "e164,label,discoverable\n+12015550123,alice,true\n+4915123456789,bob,true\n+447400123456,carol,false\nbad,x,true\n",
-    )
-    .expect("writes");
-    let import = cds(&[
-        "admin",
-        "import",
-        "--admin",
-        &served.admin,
-        users.to_str().expect("utf-8 path"),
-    ]);
+    let csv = "e164,label,discoverable\n+12015550123,alice,true\n+4915123456789,bob,true\n\
+               +447400123456,carol,false\nbad,x,true\n";
+    std::fs::write(&users, csv).expect("writes");
+    let import = cds(&["admin", "import", "--admin", &served.admin, path(&users)]);
     assert!(import.status.success(), "{}", text(&import.stderr));
+    let summary = text(&import.stdout);
     assert!(
-        text(&import.stdout).contains("3 created, 0 updated, 1 rejected"),
-        "{}",
-        text(&import.stdout)
+        summary.contains("3 created, 0 updated, 1 rejected"),
+        "{summary}"
     );
     assert!(
         text(&import.stderr).contains("line 5"),
-        "bad row reported by line: {}",
+        "bad row by line: {}",
         text(&import.stderr)
     );
 
-    let book = dir.path().join("book.txt");
-    std::fs::write(
-        &book,
-        "(201) 555-0123\n+49 1512 3456789\n+44 7400 123456\nnonsense\n",
-    )
-    .expect("writes");
-    let out = cds(&[
-        "discover",
-        "--server",
-        &served.discovery,
-        "--region",
-        "US",
-        "--json",
-        book.to_str().expect("utf-8 path"),
+    // Development mode: the server created an issuer key in its data directory.
+    let issuer_key = dir.path().join("data").join("issuer.key");
+    let token = cds(&[
+        "admin",
+        "token",
+        "--account",
+        "newcomer",
+        "--issuer-key",
+        path(&issuer_key),
     ]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token = text(&token.stdout).trim().to_owned();
+
+    let book = dir.path().join("book.txt");
+    let entries = "(201) 555-0123\n+49 1512 3456789\n+44 7400 123456\nnonsense\n";
+    std::fs::write(&book, entries).expect("writes");
+    let cache = dir.path().join("contacts.cache");
+    let discover = |json: bool| {
+        let mut args = vec!["discover", "--server", &served.discovery, "--token", &token];
+        args.extend(["--cache", path(&cache), "--region", "US", path(&book)]);
+        if json {
+            args.push("--json");
+        }
+        cds(&args)
+    };
+
+    let out = discover(true);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let rows = json.as_array().expect("an array");
@@ -127,25 +141,89 @@ fn import_then_discover_prints_registered_contacts_as_json() {
     assert_eq!(rows[0]["label"], "alice");
     assert_eq!(rows[0]["e164"], "+12015550123");
     assert_eq!(rows[3]["reason"], "not_a_number");
+    let report = text(&out.stderr);
+    assert!(
+        report.contains("3 evaluated by the server, 0 from the cache"),
+        "{report}"
+    );
 
-    let table = cds(&[
+    // The second run reads the cache: nothing new is evaluated.
+    let table = discover(false);
+    let shown = text(&table.stdout);
+    assert!(
+        shown.contains("4 entries: 2 registered, 1 not registered, 1 invalid"),
+        "{shown}"
+    );
+    let report = text(&table.stderr);
+    assert!(
+        report.contains("0 evaluated by the server, 3 from the cache"),
+        "{report}"
+    );
+
+    let anonymous = cds(&[
         "discover",
         "--server",
         &served.discovery,
         "--region",
         "US",
-        book.to_str().expect("utf-8 path"),
+        path(&book),
     ]);
+    assert_eq!(anonymous.status.code(), Some(1));
     assert!(
-        text(&table.stdout).contains("4 entries: 2 registered, 1 not registered, 1 invalid"),
+        text(&anonymous.stderr).contains("credential"),
         "{}",
-        text(&table.stdout)
+        text(&anonymous.stderr)
     );
 
     let stats = cds(&["admin", "stats", "--admin", &served.admin, "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON stats");
     assert_eq!(stats["registered"], 3);
     assert_eq!(stats["discoverable"], 2);
+}
+
+#[test]
+fn issuer_keygen_writes_a_key_whose_tokens_a_configured_server_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("backend.key");
+    let keygen = cds(&["admin", "issuer-keygen", "--out", path(&key)]);
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    let public = text(&keygen.stdout).trim().to_owned();
+    assert_eq!(public.len(), 64);
+    let again = cds(&["admin", "issuer-keygen", "--out", path(&key)]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing key is never overwritten"
+    );
+
+    let data = dir.path().join("data");
+    let served = serve_with(&data, &["--issuer-public-key", &public]);
+    assert!(
+        !data.join("issuer.key").exists(),
+        "a configured server holds no issuer secret"
+    );
+    let token = cds(&[
+        "admin",
+        "token",
+        "--account",
+        "a",
+        "--issuer-key",
+        path(&key),
+    ]);
+    let token = text(&token.stdout).trim().to_owned();
+    let book = dir.path().join("book.txt");
+    std::fs::write(&book, "+12015550123\n").expect("writes");
+    let out = cds(&[
+        "discover",
+        "--server",
+        &served.discovery,
+        "--token",
+        &token,
+        "--region",
+        "US",
+        path(&book),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[cfg(unix)]

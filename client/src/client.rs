@@ -1,11 +1,14 @@
 //! The networked client: connect, fetch the configuration, discover.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use cds_core::{BucketBits, E164, Label, Output, PublicKey};
+use cds_core::{BucketBits, E164, Label, PublicKey};
 use cds_proto::v1::GetConfigRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
+
+use crate::cache::DiscoveryCache;
 
 use crate::error::ClientError;
 use crate::matching::RecordIndex;
@@ -55,6 +58,8 @@ pub struct ClientBuilder {
     url: String,
     pinned: Option<PublicKey>,
     bucket_mode: BucketMode,
+    credential: Option<String>,
+    cache: DiscoveryCache,
 }
 
 impl ClientBuilder {
@@ -70,8 +75,29 @@ impl ClientBuilder {
         self
     }
 
+    /// The account credential the messenger backend issued (required by
+    /// servers that authenticate discovery, which is the default).
+    pub fn credential(mut self, token: impl Into<String>) -> Self {
+        self.credential = Some(token.into());
+        self
+    }
+
+    /// Start from a cache saved earlier ([`Client::cache`]), so known
+    /// contacts cost no evaluation.
+    pub fn cache(mut self, cache: DiscoveryCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// Connect and fetch the server's configuration.
     pub async fn connect(self) -> Result<Client, ClientError> {
+        let authorization = self
+            .credential
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                    .map_err(|_| ClientError::InvalidCredential)
+            })
+            .transpose()?;
         let endpoint = Endpoint::from_shared(self.url).map_err(|_| ClientError::InvalidUrl)?;
         let channel = endpoint.connect().await.map_err(ClientError::Connect)?;
         let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
@@ -80,10 +106,26 @@ impl ClientBuilder {
             pinned: self.pinned,
             bucket_mode: self.bucket_mode,
             params: None,
+            authorization,
+            cache: self.cache,
+            last_report: DiscoveryReport::default(),
         };
         client.refresh_config().await?;
         Ok(client)
     }
+}
+
+/// What the last [`Client::discover`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryReport {
+    /// Distinct valid numbers looked up.
+    pub contacts: usize,
+    /// Of those, how many the server evaluated (each costs quota).
+    pub evaluated: usize,
+    /// Of those, how many came from the cache (free).
+    pub cached: usize,
+    /// Discover requests sent.
+    pub requests: usize,
 }
 
 /// A connection to a cds Discovery service.
@@ -93,6 +135,9 @@ pub struct Client {
     pinned: Option<PublicKey>,
     bucket_mode: BucketMode,
     params: Option<ServerParams>,
+    authorization: Option<MetadataValue<Ascii>>,
+    cache: DiscoveryCache,
+    last_report: DiscoveryReport,
 }
 
 impl Client {
@@ -102,7 +147,20 @@ impl Client {
             url: url.into(),
             pinned: None,
             bucket_mode: BucketMode::default(),
+            credential: None,
+            cache: DiscoveryCache::new(),
         }
+    }
+
+    /// The cache of evaluated contacts, to save (see [`DiscoveryCache::to_bytes`])
+    /// and pass back to [`ClientBuilder::cache`] next time.
+    pub fn cache(&self) -> &DiscoveryCache {
+        &self.cache
+    }
+
+    /// What the last [`Client::discover`] call did.
+    pub fn last_report(&self) -> DiscoveryReport {
+        self.last_report
     }
 
     /// Connect with the defaults: trust the announced key, download every bucket.
@@ -147,7 +205,10 @@ impl Client {
     ///
     /// Entries are normalized to E.164 (`default_region` applies to numbers
     /// written without a country code) and deduplicated; only blinded values
-    /// leave the device. The result has one [`Contact`] per entry, in order.
+    /// leave the device. Contacts already in the cache are not evaluated
+    /// again (they cost no quota), but their records are fetched afresh, so
+    /// a contact who registered or opted out since is seen correctly. The
+    /// result has one [`Contact`] per entry, in order.
     pub async fn discover<S: AsRef<str>>(
         &mut self,
         entries: &[S],
@@ -164,17 +225,18 @@ impl Client {
             .into_iter()
             .collect();
 
-        let (outputs, index) = if unique.is_empty() {
-            (HashMap::new(), RecordIndex::new())
+        let index = if unique.is_empty() {
+            self.last_report = DiscoveryReport::default();
+            RecordIndex::new()
         } else {
-            match self.evaluate(&unique).await {
+            match self.run(&unique).await {
                 // The key epoch changed under us: learn the new one and retry once.
                 Err(ClientError::Rpc {
                     code: tonic::Code::FailedPrecondition,
                     ..
                 }) => {
                     self.refresh_config().await?;
-                    self.evaluate(&unique).await?
+                    self.run(&unique).await?
                 }
                 other => other?,
             }
@@ -185,9 +247,12 @@ impl Client {
             .map(|n| match n {
                 Err(reason) => Ok(Contact::Invalid { reason }),
                 Ok(number) => {
-                    let output = outputs.get(&number).ok_or(ClientError::MalformedResponse(
-                        "a contact was not evaluated",
-                    ))?;
+                    let output = self
+                        .cache
+                        .get(&number)
+                        .ok_or(ClientError::MalformedResponse(
+                            "a contact was not evaluated",
+                        ))?;
                     Ok(match index.lookup(output)? {
                         Some(label) => Contact::Registered { number, label },
                         None => Contact::NotRegistered { number },
@@ -197,49 +262,70 @@ impl Client {
             .collect()
     }
 
-    /// Evaluate `numbers` in batches and fetch each needed bucket once.
-    async fn evaluate(
-        &mut self,
-        numbers: &[E164],
-    ) -> Result<(HashMap<E164, Output>, RecordIndex), ClientError> {
+    /// Evaluate the numbers the cache lacks, in batches, and fetch each
+    /// needed bucket once. New outputs go into the cache.
+    async fn run(&mut self, numbers: &[E164]) -> Result<RecordIndex, ClientError> {
         let params = match &self.params {
             Some(p) => p.clone(),
             None => self.refresh_config().await?.clone(),
         };
-        let mut outputs = HashMap::with_capacity(numbers.len());
+        self.cache.bind(params.epoch, params.public_key);
+        let fresh: Vec<E164> = numbers
+            .iter()
+            .filter(|n| self.cache.get(n).is_none())
+            .cloned()
+            .collect();
+        let max = params.max_elements_per_request;
+        let batches: Vec<&[E164]> = fresh.chunks(max).collect();
+        let bucket_plan: Vec<BucketSelection> = match self.bucket_mode {
+            BucketMode::All => vec![BucketSelection::All],
+            BucketMode::ContactsOnly => {
+                let ids: Vec<u32> = numbers
+                    .iter()
+                    .map(|n| params.bucket_bits.bucket_of(n))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                ids.chunks(max)
+                    .map(|c| BucketSelection::Ids(c.to_vec()))
+                    .collect()
+            }
+        };
+        let requests = batches.len().max(bucket_plan.len()).max(1);
+
         let mut index = RecordIndex::new();
-        let mut fetched = BTreeSet::new();
-        let mut fetched_all = false;
-        for chunk in numbers.chunks(params.max_elements_per_request) {
-            let selection = match self.bucket_mode {
-                BucketMode::All if !fetched_all => {
-                    fetched_all = true;
-                    BucketSelection::All
-                }
-                BucketMode::All => BucketSelection::Ids(vec![]),
-                BucketMode::ContactsOnly => {
-                    let ids: BTreeSet<u32> = chunk
-                        .iter()
-                        .map(|n| params.bucket_bits.bucket_of(n))
-                        .filter(|b| !fetched.contains(b))
-                        .collect();
-                    fetched.extend(ids.iter().copied());
-                    BucketSelection::Ids(ids.into_iter().collect())
-                }
-            };
-            let prepared = prepare(chunk.to_vec(), &params, selection, &mut rand::rng())?;
-            let response = self.rpc.discover(prepared.message).await?.into_inner();
+        for i in 0..requests {
+            let batch = batches.get(i).map(|b| b.to_vec()).unwrap_or_default();
+            let selection = bucket_plan
+                .get(i)
+                .cloned()
+                .unwrap_or(BucketSelection::Ids(vec![]));
+            let prepared = prepare(batch, &params, selection, &mut rand::rng())?;
+            let mut request = tonic::Request::new(prepared.message);
+            if let Some(auth) = &self.authorization {
+                request.metadata_mut().insert("authorization", auth.clone());
+            }
+            let response = self.rpc.discover(request).await?.into_inner();
             let result = prepared.state.finish(response)?;
-            outputs.extend(result.outputs);
+            for (number, output) in result.outputs {
+                self.cache.insert(number, output);
+            }
             for (_, packed) in result.records {
                 index.add(packed)?;
             }
         }
+        self.last_report = DiscoveryReport {
+            contacts: numbers.len(),
+            evaluated: fresh.len(),
+            cached: numbers.len() - fresh.len(),
+            requests,
+        };
         tracing::debug!(
             contacts = numbers.len(),
+            evaluated = fresh.len(),
             records = index.len(),
             "discovery round finished"
         );
-        Ok((outputs, index))
+        Ok(index)
     }
 }

@@ -1,5 +1,7 @@
 //! The client's error type.
 
+use std::time::Duration;
+
 /// What went wrong during discovery.
 ///
 /// Messages say what failed and what to do; they never contain phone
@@ -48,13 +50,100 @@ pub enum ClientError {
     /// a corrupt record.
     #[error("a record matching a contact does not open: the server sent a corrupt record")]
     RecordOpen,
+    /// The credential cannot be sent (it is not printable ASCII).
+    #[error(
+        "the credential is not a valid token: use the token the messenger backend issued, unchanged"
+    )]
+    InvalidCredential,
+    /// The server refused the credential (missing, forged, expired or malformed).
+    #[error("the server refused the credential: {0}")]
+    Unauthenticated(String),
+    /// A limit of the server refused the request: the account's discovery
+    /// budget, its concurrent requests, or this address's request rate.
+    /// Nothing was charged for the refused request.
+    #[error("{limit} exceeded{}: {message}", retry_hint(.retry_after))]
+    QuotaExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// When the request can succeed, if ever (`None`: split it, or never).
+        retry_after: Option<Duration>,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server is shedding load; retry after the hint.
+    #[error("the server is overloaded{}", retry_hint(.retry_after))]
+    Overloaded {
+        /// When to retry.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The server limits a request can run into (metadata `cds-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The account's budget of evaluations (new contacts).
+    AccountBudget,
+    /// The account's concurrent requests.
+    AccountConcurrency,
+    /// Requests from this network address.
+    PeerRate,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::AccountBudget => "the account's discovery budget",
+            Limit::AccountConcurrency => "the account's concurrent requests",
+            Limit::PeerRate => "this address's request rate",
+        })
+    }
+}
+
+fn retry_hint(d: &Option<Duration>) -> String {
+    match d {
+        Some(d) => format!(" (retry in {} s)", d.as_secs().max(1)),
+        None => String::new(),
+    }
+}
+
+/// The `retry-after` hint of a status, in seconds.
+fn retry_after(s: &tonic::Status) -> Option<Duration> {
+    s.metadata()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Which limit refused the request, from the `cds-limit` metadata.
+fn limit(s: &tonic::Status) -> Option<Limit> {
+    match s.metadata().get("cds-limit")?.to_str().ok()? {
+        "account-budget" => Some(Limit::AccountBudget),
+        "account-concurrency" => Some(Limit::AccountConcurrency),
+        "peer-rate" => Some(Limit::PeerRate),
+        _ => None,
+    }
 }
 
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
-        ClientError::Rpc {
-            code: s.code(),
-            message: s.message().to_owned(),
+        match s.code() {
+            tonic::Code::Unauthenticated => ClientError::Unauthenticated(s.message().to_owned()),
+            tonic::Code::ResourceExhausted if limit(&s).is_some() => ClientError::QuotaExceeded {
+                limit: limit(&s).unwrap_or(Limit::AccountBudget),
+                retry_after: retry_after(&s),
+                message: s.message().to_owned(),
+            },
+            tonic::Code::Unavailable => ClientError::Overloaded {
+                retry_after: retry_after(&s),
+            },
+            code => ClientError::Rpc {
+                code,
+                message: s.message().to_owned(),
+            },
         }
     }
 }

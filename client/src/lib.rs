@@ -29,12 +29,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
+pub mod cache;
 mod client;
 mod error;
 pub mod matching;
 pub mod normalize;
 pub mod session;
 
-pub use client::{BucketMode, Client, ClientBuilder, Contact};
-pub use error::ClientError;
+pub use cache::DiscoveryCache;
+pub use client::{BucketMode, Client, ClientBuilder, Contact, DiscoveryReport};
+pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};

@@ -69,7 +69,7 @@ pub fn prepare<R: CryptoRng + ?Sized>(
     selection: BucketSelection,
     rng: &mut R,
 ) -> Result<PreparedBatch, ClientError> {
-    if numbers.is_empty() || numbers.len() > params.max_elements_per_request {
+    if numbers.len() > params.max_elements_per_request {
         return Err(ClientError::InvalidConfig(
             "batch size outside the server's limits",
         ));
@@ -125,21 +125,25 @@ impl PendingBatch {
                 "the number of evaluated elements differs from the request",
             ));
         }
-        let proof = Proof::from_slice(&response.proof).map_err(|_| {
-            ClientError::MalformedResponse("the proof is not two canonical scalars")
-        })?;
-        let inputs: Vec<&[u8]> = self.numbers.iter().map(E164::as_bytes).collect();
-        let outputs = VoprfClient::batch_finalize(
-            &inputs,
-            &self.states,
-            &evaluated,
-            &proof,
-            &self.public_key,
-        )
-        .map_err(|e| match e {
-            cds_core::Error::ProofVerification => ClientError::ProofVerification,
-            _ => ClientError::MalformedResponse("the response does not match the request"),
-        })?;
+        let outputs = if self.numbers.is_empty() {
+            // A records-only request: nothing was evaluated, nothing to prove.
+            if !response.proof.is_empty() {
+                return Err(ClientError::MalformedResponse(
+                    "a proof came without evaluations",
+                ));
+            }
+            Vec::new()
+        } else {
+            let proof = Proof::from_slice(&response.proof).map_err(|_| {
+                ClientError::MalformedResponse("the proof is not two canonical scalars")
+            })?;
+            let inputs: Vec<&[u8]> = self.numbers.iter().map(E164::as_bytes).collect();
+            VoprfClient::batch_finalize(&inputs, &self.states, &evaluated, &proof, &self.public_key)
+                .map_err(|e| match e {
+                    cds_core::Error::ProofVerification => ClientError::ProofVerification,
+                    _ => ClientError::MalformedResponse("the response does not match the request"),
+                })?
+        };
 
         // Exactly the requested buckets, each once, in ascending order: a
         // missing bucket would silently turn registered contacts into

@@ -10,7 +10,11 @@ use cds_proto::v1::{BucketRecords, Config, DiscoverRequest, DiscoverResponse, Ge
 use rayon::prelude::*;
 use tonic::{Request, Response, Status};
 
+use crate::auth::authenticate;
+use crate::limits::quota::Refusal;
+use crate::limits::{limit_status, with_retry_after};
 use crate::state::{State, on_cpu_pool};
+use std::time::Instant;
 
 /// Elements evaluated per rayon task: large enough to amortize scheduling.
 const EVAL_CHUNK: usize = 64;
@@ -29,12 +33,8 @@ fn invalid(msg: impl Into<String>) -> Status {
 }
 
 /// Check the packed blinded elements' length before any decoding work.
+/// Zero elements is allowed: the client refreshes records only.
 fn check_batch_size(packed: &[u8], max: u32) -> Result<usize, Status> {
-    if packed.is_empty() {
-        return Err(invalid(
-            "blinded_elements is empty: send at least one 32-byte element",
-        ));
-    }
     if !packed.len().is_multiple_of(ELEMENT_LEN) {
         return Err(invalid(format!(
             "blinded_elements is {} bytes, not a multiple of 32: each element is exactly 32 bytes",
@@ -110,8 +110,20 @@ fn evaluate(server: &VoprfServer, packed: &[u8]) -> Result<(Bytes, Bytes), Statu
 
 #[tonic::async_trait]
 impl Discovery for DiscoveryService {
-    async fn get_config(&self, _: Request<GetConfigRequest>) -> Result<Response<Config>, Status> {
+    async fn get_config(
+        &self,
+        request: Request<GetConfigRequest>,
+    ) -> Result<Response<Config>, Status> {
         let s = &self.state;
+        if let Some(ip) = request.remote_addr().map(|a| a.ip()) {
+            s.peers.request(ip, Instant::now()).map_err(|wait| {
+                limit_status(
+                    "peer-rate",
+                    "too many requests from this address: slow down",
+                    wait,
+                )
+            })?;
+        }
         Ok(Response::new(Config {
             epoch: s.epoch.id,
             public_key: Bytes::copy_from_slice(s.epoch.key.public().as_bytes()),
@@ -125,8 +137,19 @@ impl Discovery for DiscoveryService {
         &self,
         request: Request<DiscoverRequest>,
     ) -> Result<Response<DiscoverResponse>, Status> {
-        let req = request.into_inner();
         let state = Arc::clone(&self.state);
+        let peer = request.remote_addr().map(|a| a.ip());
+        if let Some(ip) = peer {
+            state.peers.request(ip, Instant::now()).map_err(|wait| {
+                limit_status(
+                    "peer-rate",
+                    "too many requests from this address: slow down",
+                    wait,
+                )
+            })?;
+        }
+        let account = authenticate(&state.verifier, request.metadata())?;
+        let req = request.into_inner();
         if req.epoch != state.epoch.id {
             return Err(Status::failed_precondition(
                 "unknown key epoch: fetch the configuration again (GetConfig) and retry",
@@ -139,9 +162,25 @@ impl Discovery for DiscoveryService {
             state.config.max_elements_per_request as usize,
         )?;
 
-        let packed = req.blinded_elements;
-        let cpu_state = Arc::clone(&state);
-        let (evaluated, proof) = on_cpu_pool(move || evaluate(&cpu_state.oprf, &packed)).await??;
+        // Charge the account first (refunded if anything below fails), then
+        // wait for an evaluation slot or be shed.
+        let admission = state
+            .quotas
+            .admit(&account, n as u32, Instant::now())
+            .map_err(quota_status)?;
+        let (evaluated, proof) = if n == 0 {
+            (Bytes::new(), Bytes::new())
+        } else {
+            let _slot = state.gate.enter().await.map_err(|_| {
+                with_retry_after(
+                    Status::unavailable("the server is overloaded: retry shortly"),
+                    Some(state.gate.retry_after()),
+                )
+            })?;
+            let packed = req.blinded_elements;
+            let cpu_state = Arc::clone(&state);
+            on_cpu_pool(move || evaluate(&cpu_state.oprf, &packed)).await??
+        };
 
         let mut size = evaluated.len() + proof.len();
         let mut out = Vec::with_capacity(buckets.len());
@@ -157,6 +196,7 @@ impl Discovery for DiscoveryService {
                 state.config.max_response_bytes
             )));
         }
+        admission.commit();
         tracing::debug!(elements = n, buckets = out.len(), "discover served");
         Ok(Response::new(DiscoverResponse {
             epoch: state.epoch.id,
@@ -167,17 +207,38 @@ impl Discovery for DiscoveryService {
     }
 }
 
+/// A quota refusal as a status the client can act on.
+fn quota_status(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::TooManyInFlight => limit_status(
+            "account-concurrency",
+            "this account already has the maximum number of discovery requests in flight: wait for them",
+            Some(std::time::Duration::from_secs(1)),
+        ),
+        Refusal::Exhausted(Some(wait)) => limit_status(
+            "account-budget",
+            format!(
+                "this account's discovery budget is spent: retry in {} s, or look up fewer new numbers",
+                wait.as_secs().max(1)
+            ),
+            Some(wait),
+        ),
+        Refusal::Exhausted(None) => limit_status(
+            "account-budget",
+            "this request needs more evaluations than the account's whole budget: split it",
+            None,
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use cds_proto::v1::{AllBuckets, BucketIds};
 
     #[test]
-    fn batch_size_checks_reject_empty_ragged_and_oversized() {
-        assert_eq!(
-            check_batch_size(&[], 10).expect_err("empty").code(),
-            tonic::Code::InvalidArgument
-        );
+    fn batch_size_checks_allow_empty_and_reject_ragged_and_oversized() {
+        assert_eq!(check_batch_size(&[], 10).expect("records only"), 0);
         assert_eq!(
             check_batch_size(&[0; 33], 10).expect_err("ragged").code(),
             tonic::Code::InvalidArgument

@@ -3,9 +3,9 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cds_core::{KeyPair, Mode, PublicKey};
+use cds_core::{CredentialIssuer, CredentialVerifier, KeyPair, Mode, PublicKey};
 use rand::Rng;
 use zeroize::Zeroizing;
 
@@ -57,14 +57,10 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), ServerError> {
         .map_err(io("cannot create the data directory", dir))
 }
 
-/// Load the key from `dir`, or create and persist a new one.
+/// Load the OPRF key from `dir`, or create and persist a new one.
 pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
     let path = dir.join(KEY_FILE);
-    let seed = match fs::read_to_string(&path) {
-        Ok(text) => parse(&path, &text)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir, &path)?,
-        Err(e) => return Err(io("cannot read the key file", &path)(e)),
-    };
+    let seed = load_or_create_seed(&path, HEADER)?;
     let key = KeyPair::derive(Mode::Voprf, &seed, KEY_INFO).map_err(|_| ServerError::KeyFile {
         path: path.clone(),
         reason: "the seed does not derive a key",
@@ -75,13 +71,66 @@ pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
     })
 }
 
-fn parse(path: &Path, text: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+/// File name of the development credential issuer key in the data directory.
+pub const ISSUER_FILE: &str = "issuer.key";
+const ISSUER_HEADER: &str = "cds-issuer-key v1\n";
+
+/// Development mode: the credential issuer key in `dir`, created on first
+/// use. The server only ever uses its public half; the file is there for
+/// `cds admin token`. Production servers are given the messenger
+/// backend's public key instead and hold no issuer secret at all.
+pub fn load_or_create_dev_issuer(dir: &Path) -> Result<CredentialVerifier, ServerError> {
+    let seed = load_or_create_seed(&dir.join(ISSUER_FILE), ISSUER_HEADER)?;
+    Ok(CredentialIssuer::from_seed(&seed).verifier())
+}
+
+/// Read an issuer key file (as written by [`write_issuer`] or created in
+/// development mode).
+pub fn read_issuer(path: &Path) -> Result<CredentialIssuer, ServerError> {
+    let text = fs::read_to_string(path).map_err(io("cannot read the issuer key file", path))?;
+    Ok(CredentialIssuer::from_seed(&*parse(
+        path,
+        &text,
+        ISSUER_HEADER,
+    )?))
+}
+
+/// Write `issuer` to a new file at `path`, readable by its owner only.
+pub fn write_issuer(path: &Path, issuer: &CredentialIssuer) -> Result<(), ServerError> {
+    if path.exists() {
+        return Err(io("refusing to overwrite an existing key file", path)(
+            std::io::ErrorKind::AlreadyExists.into(),
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    write_seed_file(dir, path, ISSUER_HEADER, &issuer.to_seed())
+}
+
+fn load_or_create_seed(path: &Path, header: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse(path, &text, header),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rand::rng().fill_bytes(seed.as_mut());
+            let dir = path.parent().unwrap_or(Path::new("."));
+            write_seed_file(dir, path, header, &seed)?;
+            tracing::info!(file = %path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), "created a new key file");
+            Ok(seed)
+        }
+        Err(e) => Err(io("cannot read the key file", path)(e)),
+    }
+}
+
+fn parse(path: &Path, text: &str, header: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
     let bad = |reason| ServerError::KeyFile {
         path: path.to_owned(),
         reason,
     };
     let body = text
-        .strip_prefix(HEADER)
+        .strip_prefix(header)
         .ok_or_else(|| bad("unknown header"))?;
     let hex_seed = body
         .trim_end()
@@ -92,13 +141,19 @@ fn parse(path: &Path, text: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
     Ok(seed)
 }
 
-fn create(dir: &Path, path: &PathBuf) -> Result<Zeroizing<[u8; 32]>, ServerError> {
-    let mut seed = Zeroizing::new([0u8; 32]);
-    rand::rng().fill_bytes(seed.as_mut());
-    let text = Zeroizing::new(format!("{HEADER}seed {}\n", hex::encode(seed.as_ref())));
-    // Write beside the final name and rename, so a crash never leaves a
-    // half-written key file behind.
-    let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+/// Write a seed file atomically (beside the final name, then renamed), mode 0600.
+fn write_seed_file(
+    dir: &Path,
+    path: &Path,
+    header: &str,
+    seed: &[u8; 32],
+) -> Result<(), ServerError> {
+    let text = Zeroizing::new(format!("{header}seed {}\n", hex::encode(seed)));
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!("{name}.tmp"));
     let _ = fs::remove_file(&tmp);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
@@ -114,8 +169,7 @@ fn create(dir: &Path, path: &PathBuf) -> Result<Zeroizing<[u8; 32]>, ServerError
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    tracing::info!("created a new OPRF key");
-    Ok(seed)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,6 +214,29 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn dev_issuer_is_created_once_and_matches_the_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = load_or_create_dev_issuer(dir.path()).expect("creates");
+        let b = load_or_create_dev_issuer(dir.path()).expect("loads");
+        assert_eq!(a, b);
+        let issuer = read_issuer(&dir.path().join(ISSUER_FILE)).expect("reads");
+        assert_eq!(issuer.verifier(), a);
+    }
+
+    #[test]
+    fn written_issuer_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer = CredentialIssuer::generate(&mut rand::rng());
+        let path = dir.path().join("backend.key");
+        write_issuer(&path, &issuer).expect("writes");
+        assert_eq!(
+            read_issuer(&path).expect("reads").verifier(),
+            issuer.verifier()
+        );
+        assert!(write_issuer(&path, &issuer).is_err(), "never overwrites");
     }
 
     #[test]

@@ -27,10 +27,12 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod auth;
 pub mod config;
 mod discovery;
 mod error;
 pub mod keystore;
+pub mod limits;
 pub mod registry;
 mod state;
 pub mod table;
@@ -47,11 +49,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use auth::unix_now;
 pub use config::ServerConfig;
 pub use error::ServerError;
 
 use crate::admin::AdminService;
 use crate::discovery::DiscoveryService;
+use crate::limits::gate::Gate;
+use crate::limits::peer::{LimitedConnection, PeerLimits};
+use crate::limits::quota::Quotas;
+use crate::limits::token_bucket::Rate;
 use crate::registry::Registry;
 use crate::state::State;
 use crate::table::RecordTable;
@@ -108,6 +115,37 @@ impl RunningServer {
     }
 }
 
+/// Accepted connections, less those over their peer's connection limit
+/// (closed at once).
+fn limited_incoming(
+    listener: TcpListener,
+    peers: PeerLimits,
+) -> impl tokio_stream::Stream<Item = std::io::Result<LimitedConnection>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
+        Ok(io) => LimitedConnection::admit(io, &peers).map(Ok),
+        Err(e) => Some(Err(e)),
+    })
+}
+
+/// Forget idle quota and peer state every minute: it is kept only as long
+/// as it limits anything.
+fn spawn_sweeper(state: Arc<State>) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            let now = Instant::now();
+            let accounts = state.quotas.sweep(now);
+            let peers = state.peers.sweep(now);
+            tracing::debug!(accounts, peers, "idle limiter state forgotten");
+        }
+    });
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
@@ -129,8 +167,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
 
     let dir = config.data_dir.clone();
-    let (epoch, registry, table, build_ms) = tokio::task::spawn_blocking(move || {
+    let configured_issuer = config.issuer;
+    let (epoch, registry, table, build_ms, verifier) = tokio::task::spawn_blocking(move || {
         keystore::ensure_private_dir(&dir)?;
+        let verifier = match configured_issuer {
+            Some(v) => v,
+            None => {
+                tracing::warn!(
+                    "development mode: credentials are checked against {} in the data directory; \
+                     give the messenger backend's public key for production",
+                    keystore::ISSUER_FILE
+                );
+                keystore::load_or_create_dev_issuer(&dir)?
+            }
+        };
         let epoch = keystore::load_or_create(&dir)?;
         let registry = Registry::open(&dir)?;
         let users = registry.discoverable_users()?;
@@ -144,7 +194,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             buckets = bits.count(),
             "record table built"
         );
-        Ok::<_, ServerError>((epoch, registry, table, build_ms))
+        Ok::<_, ServerError>((epoch, registry, table, build_ms, verifier))
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
@@ -164,6 +214,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
 
+    let peers = PeerLimits::new(
+        config.peer.max_connections,
+        Rate {
+            burst: f64::from(config.peer.request_burst),
+            per_sec: config.peer.requests_per_second,
+        },
+    );
     let state = Arc::new(State {
         oprf: VoprfServer::new(epoch.key.clone()),
         epoch,
@@ -172,7 +229,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         writes: tokio::sync::Mutex::new(()),
         config: config.clone(),
         table_build_ms: build_ms,
+        verifier,
+        quotas: Quotas::new(
+            Rate::per_hour(config.quota.burst, config.quota.refill_per_hour),
+            config.quota.max_in_flight,
+        ),
+        peers: peers.clone(),
+        gate: Gate::new(
+            config.overload.max_concurrent,
+            config.overload.max_queued,
+            config.overload.max_queue_wait,
+        ),
     });
+    spawn_sweeper(Arc::clone(&state));
 
     let (stop, _) = watch::channel(false);
     let stopped = |stop: &watch::Sender<bool>| {
@@ -197,7 +266,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
             .add_service(discovery)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(discovery_listener),
+                limited_incoming(discovery_listener, peers),
                 stopped(&stop),
             ),
     );

@@ -2,11 +2,14 @@
 
 use std::panic::AssertUnwindSafe;
 
-use cds_core::VoprfServer;
+use cds_core::{CredentialVerifier, VoprfServer};
 use tonic::Status;
 
 use crate::config::ServerConfig;
 use crate::keystore::Epoch;
+use crate::limits::gate::Gate;
+use crate::limits::peer::PeerLimits;
+use crate::limits::quota::Quotas;
 use crate::registry::Registry;
 use crate::table::RecordTable;
 
@@ -21,6 +24,11 @@ pub(crate) struct State {
     pub(crate) writes: tokio::sync::Mutex<()>,
     pub(crate) config: ServerConfig,
     pub(crate) table_build_ms: u64,
+    /// Checks credentials (the issuer's public key only).
+    pub(crate) verifier: CredentialVerifier,
+    pub(crate) quotas: Quotas,
+    pub(crate) peers: PeerLimits,
+    pub(crate) gate: Gate,
 }
 
 /// Run CPU-bound `f` on the rayon pool (all cores) without blocking an

@@ -1,6 +1,6 @@
 //! Discovery end to end: a real server on 127.0.0.1, the real client.
 
-use cds_client::{BucketMode, Client, Contact};
+use cds_client::{BucketMode, Contact};
 use cds_tests::{TestServer, german_mobiles, label_of, us};
 
 #[tokio::test]
@@ -87,7 +87,8 @@ async fn contacts_only_bucket_mode_finds_the_same_contacts() {
         .discover(&numbers, us())
         .await
         .expect("discovers");
-    let mut narrow = Client::builder(server.url())
+    let mut narrow = server
+        .client_builder(cds_tests::TEST_ACCOUNT)
         .bucket_mode(BucketMode::ContactsOnly)
         .connect()
         .await
@@ -122,7 +123,8 @@ async fn address_books_larger_than_one_request_are_split_and_fully_answered() {
 async fn a_single_bucket_table_serves_every_record_to_everyone() {
     let server = TestServer::start_with(|c| c.bucket_bits = 0).await;
     server.register("+12015550123", "alice", true).await;
-    let mut client = Client::builder(server.url())
+    let mut client = server
+        .client_builder(cds_tests::TEST_ACCOUNT)
         .bucket_mode(BucketMode::ContactsOnly)
         .connect()
         .await
@@ -158,7 +160,8 @@ async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
     let server = TestServer::start_with(|c| c.bucket_bits = 12).await;
     let numbers = german_mobiles(4096, 50_000);
     server.register(&numbers[4095], "last", true).await;
-    let mut client = Client::builder(server.url())
+    let mut client = server
+        .client_builder(cds_tests::TEST_ACCOUNT)
         .bucket_mode(BucketMode::ContactsOnly)
         .connect()
         .await

@@ -6,7 +6,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
-use cds_client::{Client, Contact, Region};
+use cds_client::{Client, ClientBuilder, Contact, Region};
+use cds_core::{AccountId, CredentialIssuer};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
     RegisterRequest, SetDiscoverableRequest, StatsRequest, StatsResponse, UnregisterRequest, User,
@@ -21,14 +22,24 @@ pub struct TestServer {
     server: Option<RunningServer>,
     /// Settings used at start.
     pub config: ServerConfig,
+    /// The messenger backend's credential issuer the server trusts.
+    pub issuer: CredentialIssuer,
 }
 
-/// Settings for tests: ephemeral loopback ports, small buckets.
-pub fn test_config(dir: &std::path::Path) -> ServerConfig {
+/// The account the default test client uses.
+pub const TEST_ACCOUNT: &str = "test-account";
+
+/// Settings for tests: ephemeral loopback ports, small buckets, generous
+/// per-peer limits (every test client shares 127.0.0.1).
+pub fn test_config(dir: &std::path::Path, issuer: &CredentialIssuer) -> ServerConfig {
     let mut c = ServerConfig::new(dir);
     c.listen = "127.0.0.1:0".parse().expect("valid address");
     c.admin_listen = "127.0.0.1:0".parse().expect("valid address");
     c.bucket_bits = 4;
+    c.issuer = Some(issuer.verifier());
+    c.peer.requests_per_second = 10_000.0;
+    c.peer.request_burst = 10_000;
+    c.peer.max_connections = 1_000;
     c
 }
 
@@ -41,7 +52,8 @@ impl TestServer {
     /// Start a server on a fresh data directory with adjusted settings.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = test_config(dir.path());
+        let issuer = CredentialIssuer::generate(&mut rand::rng());
+        let mut config = test_config(dir.path(), &issuer);
         adjust(&mut config);
         let server = cds_server::start(config.clone())
             .await
@@ -50,7 +62,19 @@ impl TestServer {
             dir,
             server: Some(server),
             config,
+            issuer,
         }
+    }
+
+    /// A credential for `account`, valid for an hour.
+    pub fn token(&self, account: &str) -> String {
+        let account = AccountId::new(account.as_bytes().to_vec()).expect("valid account id");
+        self.issuer.issue(&account, cds_server::unix_now() + 3600)
+    }
+
+    /// A client builder for `account`, with its credential.
+    pub fn client_builder(&self, account: &str) -> ClientBuilder {
+        Client::builder(self.url()).credential(self.token(account))
     }
 
     fn running(&self) -> &RunningServer {
@@ -62,9 +86,12 @@ impl TestServer {
         format!("http://{}", self.running().discovery_addr())
     }
 
-    /// A connected client with default options.
+    /// A connected client of [`TEST_ACCOUNT`] with default options.
     pub async fn client(&self) -> Client {
-        Client::connect(self.url()).await.expect("client connects")
+        self.client_builder(TEST_ACCOUNT)
+            .connect()
+            .await
+            .expect("client connects")
     }
 
     /// A raw Admin API client.

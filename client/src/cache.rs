@@ -1,0 +1,219 @@
+//! The client's cache of PRF outputs, so re-discovering a known contact
+//! costs no evaluation (and no quota).
+//!
+//! The cache belongs to one key epoch: outputs under another key are
+//! useless, so a cache whose epoch or public key differs from the server's
+//! is emptied before use. It holds contact numbers and their outputs: keep
+//! it where the address book itself is kept (the app's private storage).
+//!
+//! Encoding ([`DiscoveryCache::to_bytes`]), all integers big-endian:
+//!
+//! ```text
+//! "CDSC" || version (1 byte, 1) || epoch (8) || public key (32) || count (4)
+//! || count × ( number digits as u64 (8) || output (64) )
+//! ```
+
+use std::collections::HashMap;
+
+use cds_core::{E164, OUTPUT_LEN, Output, PublicKey};
+
+const MAGIC: &[u8; 4] = b"CDSC";
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 4 + 1 + 8 + 32 + 4;
+const ENTRY_LEN: usize = 8 + OUTPUT_LEN;
+
+/// Why cache bytes could not be read. Start with an empty cache instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// Not a cds cache, or a version this client does not read.
+    #[error("not a cds discovery cache (or an unsupported version): start with an empty cache")]
+    Format,
+    /// The bytes end early or have extra bytes after the entries.
+    #[error("the discovery cache is truncated or has trailing bytes: start with an empty cache")]
+    Length,
+    /// An entry holds an invalid number or the header an invalid key.
+    #[error("the discovery cache holds an invalid entry: start with an empty cache")]
+    Entry,
+}
+
+/// PRF outputs of contacts, under one key epoch.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DiscoveryCache {
+    owner: Option<(u64, PublicKey)>,
+    outputs: HashMap<E164, Output>,
+}
+
+impl std::fmt::Debug for DiscoveryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DiscoveryCache(<{} entries>)", self.outputs.len())
+    }
+}
+
+impl DiscoveryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many contacts have a cached output.
+    pub fn len(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+
+    /// Empty the cache unless it belongs to `epoch` and `public_key`, then
+    /// make it belong to them.
+    pub(crate) fn bind(&mut self, epoch: u64, public_key: PublicKey) {
+        if self.owner != Some((epoch, public_key)) {
+            self.outputs.clear();
+            self.owner = Some((epoch, public_key));
+        }
+    }
+
+    pub(crate) fn get(&self, number: &E164) -> Option<&Output> {
+        self.outputs.get(number)
+    }
+
+    pub(crate) fn insert(&mut self, number: E164, output: Output) {
+        self.outputs.insert(number, output);
+    }
+
+    /// Forget every contact `keep` rejects (for example, contacts deleted
+    /// from the address book).
+    pub fn retain(&mut self, keep: impl Fn(&E164) -> bool) {
+        self.outputs.retain(|n, _| keep(n));
+    }
+
+    /// Serialize for the app to store.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (epoch, key) = match &self.owner {
+            Some((e, k)) => (*e, k.to_bytes()),
+            None => return Vec::new(),
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + ENTRY_LEN * self.outputs.len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&epoch.to_be_bytes());
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&(self.outputs.len() as u32).to_be_bytes());
+        let mut entries: Vec<_> = self.outputs.iter().collect();
+        entries.sort_by_key(|(n, _)| n.to_u64());
+        for (n, o) in entries {
+            out.extend_from_slice(&n.to_u64().to_be_bytes());
+            out.extend_from_slice(o.as_bytes());
+        }
+        out
+    }
+
+    /// Parse bytes written by [`DiscoveryCache::to_bytes`]. Empty bytes are
+    /// an empty cache.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CacheError> {
+        if bytes.is_empty() {
+            return Ok(Self::new());
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(CacheError::Length);
+        }
+        if &bytes[..4] != MAGIC || bytes[4] != VERSION {
+            return Err(CacheError::Format);
+        }
+        let epoch = u64::from_be_bytes(bytes[5..13].try_into().map_err(|_| CacheError::Length)?);
+        let key = PublicKey::from_slice(&bytes[13..45]).map_err(|_| CacheError::Entry)?;
+        let count =
+            u32::from_be_bytes(bytes[45..49].try_into().map_err(|_| CacheError::Length)?) as usize;
+        let body = &bytes[HEADER_LEN..];
+        if body.len() != count.checked_mul(ENTRY_LEN).ok_or(CacheError::Length)? {
+            return Err(CacheError::Length);
+        }
+        let mut outputs = HashMap::with_capacity(count);
+        for entry in body.chunks_exact(ENTRY_LEN) {
+            let digits = u64::from_be_bytes(entry[..8].try_into().map_err(|_| CacheError::Length)?);
+            let number = E164::from_u64(digits).map_err(|_| CacheError::Entry)?;
+            let mut out = [0u8; OUTPUT_LEN];
+            out.copy_from_slice(&entry[8..]);
+            outputs.insert(number, Output::from_bytes(out));
+        }
+        Ok(Self {
+            owner: Some((epoch, key)),
+            outputs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cds_core::KeyPair;
+    use proptest::prelude::*;
+
+    fn cache_with(n: u64) -> DiscoveryCache {
+        let mut c = DiscoveryCache::new();
+        c.bind(7, *KeyPair::generate(&mut rand::rng()).public());
+        for i in 0..n {
+            c.insert(
+                E164::from_u64(4915120000000 + i).expect("valid"),
+                Output::from_bytes([i as u8; 64]),
+            );
+        }
+        c
+    }
+
+    #[test]
+    fn cache_round_trips_through_bytes() {
+        let c = cache_with(5);
+        assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c));
+        assert_eq!(DiscoveryCache::from_bytes(&[]), Ok(DiscoveryCache::new()));
+    }
+
+    #[test]
+    fn binding_to_another_epoch_empties_the_cache() {
+        let mut c = cache_with(3);
+        let key = c.owner.expect("bound").1;
+        c.bind(7, key);
+        assert_eq!(c.len(), 3);
+        c.bind(8, key);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn truncated_and_foreign_bytes_are_refused() {
+        let bytes = cache_with(2).to_bytes();
+        assert_eq!(
+            DiscoveryCache::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(CacheError::Length)
+        );
+        let mut foreign = bytes.clone();
+        foreign[0] = b'X';
+        assert_eq!(
+            DiscoveryCache::from_bytes(&foreign),
+            Err(CacheError::Format)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn cache_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(c) = DiscoveryCache::from_bytes(&bytes) {
+                prop_assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c));
+            }
+        }
+
+        #[test]
+        fn corrupting_a_header_byte_never_yields_a_different_owner(i in 0usize..49, v in any::<u8>()) {
+            let c = cache_with(2);
+            let mut bytes = c.to_bytes();
+            prop_assume!(bytes[i] != v);
+            bytes[i] = v;
+            if let Ok(d) = DiscoveryCache::from_bytes(&bytes) {
+                // Only the epoch or key can change this way; the cache is then
+                // emptied on first use against the real server.
+                prop_assert_ne!(d.owner, c.owner);
+            }
+        }
+    }
+}

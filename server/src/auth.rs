@@ -1,0 +1,40 @@
+//! Authentication of Discover calls: a credential from the messenger
+//! backend in the `authorization: Bearer <token>` metadata.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cds_core::{AccountId, CredentialError, CredentialVerifier};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// The metadata key carrying the credential.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The account named by the request's credential, or UNAUTHENTICATED.
+pub fn authenticate(
+    verifier: &CredentialVerifier,
+    metadata: &MetadataMap,
+) -> Result<AccountId, Status> {
+    let value = metadata.get(AUTHORIZATION).ok_or_else(|| {
+        Status::unauthenticated(
+            "missing credential: send `authorization: Bearer <token>` with a token from the messenger backend",
+        )
+    })?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Status::unauthenticated(CredentialError::Malformed.to_string()))?;
+    verifier
+        .verify(token, unix_now())
+        .map(|c| c.account)
+        .map_err(|e| Status::unauthenticated(e.to_string()))
+}

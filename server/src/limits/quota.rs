@@ -1,0 +1,232 @@
+//! Per-account evaluation quotas and in-flight limits.
+//!
+//! Every evaluated element costs one token from the account's bucket. A
+//! request that does not fit is refused whole and charges nothing; a
+//! request that fails after admission gets its tokens back. State lives in
+//! memory only, and an account's entry is dropped once its bucket is full
+//! again (it then says nothing a fresh entry would not).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use cds_core::AccountId;
+
+use super::token_bucket::{Rate, TokenBucket};
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account already has the maximum number of requests in flight.
+    TooManyInFlight,
+    /// The account's budget is spent; retry after the given time (`None`:
+    /// the request is larger than the whole budget).
+    Exhausted(Option<Duration>),
+}
+
+struct Account {
+    bucket: TokenBucket,
+    in_flight: u32,
+}
+
+struct Inner {
+    rate: Rate,
+    max_in_flight: u32,
+    accounts: Mutex<HashMap<AccountId, Account>>,
+}
+
+/// Quotas of all accounts.
+#[derive(Clone)]
+pub struct Quotas {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas")
+            .field("rate", &self.inner.rate)
+            .field("accounts", &self.tracked())
+            .finish()
+    }
+}
+
+/// An admitted request: holds its in-flight slot and its charge. Dropping
+/// it without [`Admission::commit`] refunds the charge.
+#[must_use]
+pub struct Admission {
+    quotas: Quotas,
+    account: AccountId,
+    charged: f64,
+}
+
+impl Admission {
+    /// The request was served: keep the charge.
+    pub fn commit(mut self) {
+        self.charged = 0.0;
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let inner = &self.quotas.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(a) = accounts.get_mut(&self.account) {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            if self.charged > 0.0 {
+                a.bucket.put_back(self.charged, inner.rate);
+            }
+        }
+    }
+}
+
+impl Quotas {
+    /// Quotas of `rate`, with at most `max_in_flight` concurrent requests per account.
+    pub fn new(rate: Rate, max_in_flight: u32) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rate,
+                max_in_flight,
+                accounts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Admit a request of `elements` evaluations for `account`, charging
+    /// them now, or refuse it and charge nothing.
+    pub fn admit(
+        &self,
+        account: &AccountId,
+        elements: u32,
+        now: Instant,
+    ) -> Result<Admission, Refusal> {
+        let inner = &self.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let a = accounts.entry(account.clone()).or_insert_with(|| Account {
+            bucket: TokenBucket::full(inner.rate, now),
+            in_flight: 0,
+        });
+        if a.in_flight >= inner.max_in_flight {
+            return Err(Refusal::TooManyInFlight);
+        }
+        let n = f64::from(elements);
+        a.bucket
+            .try_take(n, inner.rate, now)
+            .map_err(Refusal::Exhausted)?;
+        a.in_flight += 1;
+        Ok(Admission {
+            quotas: self.clone(),
+            account: account.clone(),
+            charged: n,
+        })
+    }
+
+    /// Evaluations `account` could spend at `now`.
+    pub fn available(&self, account: &AccountId, now: Instant) -> f64 {
+        let inner = &self.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match accounts.get_mut(account) {
+            Some(a) => a.bucket.available(inner.rate, now),
+            None => inner.rate.burst,
+        }
+    }
+
+    /// Forget accounts whose bucket is full and that have nothing in
+    /// flight: their state carries no information any more.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let inner = &self.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = accounts.len();
+        accounts.retain(|_, a| a.in_flight > 0 || !a.bucket.is_full(inner.rate, now));
+        before - accounts.len()
+    }
+
+    /// How many accounts have state.
+    pub fn tracked(&self) -> usize {
+        self.inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct(s: &str) -> AccountId {
+        AccountId::new(s.as_bytes().to_vec()).expect("valid")
+    }
+
+    #[test]
+    fn a_request_over_budget_is_refused_whole_and_charges_nothing() {
+        let q = Quotas::new(Rate::per_hour(100, 3600.0), 4);
+        let t = Instant::now();
+        q.admit(&acct("a"), 80, t).expect("fits").commit();
+        assert!(matches!(
+            q.admit(&acct("a"), 30, t),
+            Err(Refusal::Exhausted(Some(_)))
+        ));
+        assert_eq!(q.available(&acct("a"), t), 20.0);
+    }
+
+    #[test]
+    fn accounts_do_not_share_budgets() {
+        let q = Quotas::new(Rate::per_hour(10, 0.0), 4);
+        let t = Instant::now();
+        q.admit(&acct("a"), 10, t).expect("fits").commit();
+        assert_eq!(
+            q.admit(&acct("a"), 1, t).err(),
+            Some(Refusal::Exhausted(None))
+        );
+        q.admit(&acct("b"), 10, t)
+            .expect("b has its own budget")
+            .commit();
+    }
+
+    #[test]
+    fn an_uncommitted_admission_is_refunded() {
+        let q = Quotas::new(Rate::per_hour(10, 0.0), 4);
+        let t = Instant::now();
+        drop(q.admit(&acct("a"), 7, t).expect("fits"));
+        assert_eq!(q.available(&acct("a"), t), 10.0);
+    }
+
+    #[test]
+    fn in_flight_requests_per_account_are_bounded() {
+        let q = Quotas::new(Rate::per_hour(100, 0.0), 2);
+        let t = Instant::now();
+        let a1 = q.admit(&acct("a"), 1, t).expect("first");
+        let _a2 = q.admit(&acct("a"), 1, t).expect("second");
+        assert_eq!(
+            q.admit(&acct("a"), 1, t).err(),
+            Some(Refusal::TooManyInFlight)
+        );
+        a1.commit();
+        assert!(q.admit(&acct("a"), 1, t).is_ok());
+    }
+
+    #[test]
+    fn sweep_forgets_only_accounts_with_full_buckets() {
+        let q = Quotas::new(Rate::per_hour(10, 3600.0), 2);
+        let t = Instant::now();
+        q.admit(&acct("a"), 5, t).expect("fits").commit();
+        q.admit(&acct("b"), 0, t).expect("fits").commit();
+        assert_eq!(q.sweep(t), 1);
+        assert_eq!(q.tracked(), 1);
+        assert_eq!(q.sweep(t + Duration::from_secs(5)), 1);
+        assert_eq!(q.tracked(), 0);
+    }
+}
