@@ -7,7 +7,7 @@ use curve25519_dalek::ristretto::CompressedRistretto;
 use curve25519_dalek::{RistrettoPoint, Scalar};
 use std::hint::black_box;
 
-const BATCHES: [usize; 4] = [1, 64, 1024, 4096];
+const BATCHES: [usize; 5] = [1, 16, 256, 1024, 4096];
 
 /// The floor: decompress a wire element, multiply by a secret scalar, compress.
 fn floor(c: &mut Criterion) {
@@ -34,6 +34,15 @@ fn floor(c: &mut Criterion) {
 fn client(c: &mut Criterion) {
     let server = server();
     let mut g = c.benchmark_group("client");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hash_to_group", |b| {
+        b.iter(|| {
+            cds_core::oprf::hash_to_group_encoded(
+                cds_core::Mode::Voprf,
+                black_box(b"+4915123456789"),
+            )
+        })
+    });
     for &n in &BATCHES {
         let nums = numbers(n);
         g.throughput(Throughput::Elements(n as u64));
@@ -45,6 +54,17 @@ fn client(c: &mut Criterion) {
             .blind_evaluate_batch(&blinded, &mut rand::rng())
             .expect("evaluates");
         let inputs: Vec<&[u8]> = nums.iter().map(|n| n.as_bytes()).collect();
+        g.bench_with_input(BenchmarkId::new("verify", n), &n, |b, _| {
+            b.iter(|| {
+                VoprfClient::verify_batch_vartime(
+                    &states,
+                    &eval.messages,
+                    &eval.proof,
+                    server.public_key(),
+                )
+                .expect("verifies")
+            })
+        });
         g.bench_with_input(BenchmarkId::new("verify_and_finalize", n), &n, |b, _| {
             b.iter(|| {
                 VoprfClient::batch_finalize(

@@ -74,13 +74,14 @@ pub fn prepare<R: CryptoRng + ?Sized>(
             "batch size outside the server's limits",
         ));
     }
+    let inputs: Vec<&[u8]> = numbers.iter().map(E164::as_bytes).collect();
+    // An E.164 number is short and hashes to a non-identity point except
+    // with negligible probability.
+    let blinded = VoprfClient::blind_batch(&inputs, rng)
+        .map_err(|_| ClientError::InvalidConfig("input cannot be blinded"))?;
     let mut packed = Vec::with_capacity(numbers.len() * cds_core::ELEMENT_LEN);
     let mut states = Vec::with_capacity(numbers.len());
-    for n in &numbers {
-        // An E.164 number is short and hashes to a non-identity point except
-        // with negligible probability.
-        let b = VoprfClient::blind(n.as_bytes(), rng)
-            .map_err(|_| ClientError::InvalidConfig("input cannot be blinded"))?;
+    for b in blinded {
         packed.extend_from_slice(b.message.as_bytes());
         states.push(b.state);
     }

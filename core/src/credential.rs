@@ -279,6 +279,32 @@ mod tests {
         assert!(!format!("{:?}", account("alice")).contains("alice"));
     }
 
+    /// The worked example of docs/protocol.md §10.
+    #[test]
+    fn token_matches_the_specification_example() {
+        let issuer = CredentialIssuer::from_seed(&[7u8; 32]);
+        let hex: String = issuer
+            .verifier()
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+        );
+        let token = issuer.issue(&account("alice"), 1_893_456_000);
+        assert_eq!(
+            token,
+            "AQAAAABw29iABWFsaWNlJCu25Jf6OdO__lidbnb3I1qHpXEXUPi0kTS2XViry6IRg_0x8johWvXj2NxCS7q06i11jZM5t-OPlsS-ENQsDQ"
+        );
+        assert!(issuer.verifier().verify(&token, 1_893_456_060).is_ok());
+        assert_eq!(
+            issuer.verifier().verify(&token, 1_893_456_061),
+            Err(CredentialError::Expired)
+        );
+    }
+
     #[test]
     fn account_ids_are_one_to_sixty_four_bytes() {
         assert!(AccountId::new(Vec::new()).is_err());

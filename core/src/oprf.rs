@@ -82,6 +82,12 @@ fn check_input(input: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// RFC 9497 `HashToGroup(input)` of `mode`, encoded: the point a client
+/// blinds. Public for benchmarks and interoperability tests.
+pub fn hash_to_group_encoded(mode: Mode, input: &[u8]) -> Result<[u8; 32]> {
+    Ok(input_element(mode, input)?.compress().to_bytes())
+}
+
 /// `HashToGroup(input)`, rejecting the identity (`InvalidInputError`).
 fn input_element(mode: Mode, input: &[u8]) -> Result<RistrettoPoint> {
     check_input(input)?;
@@ -92,15 +98,29 @@ fn input_element(mode: Mode, input: &[u8]) -> Result<RistrettoPoint> {
     Ok(p)
 }
 
+/// `compress(s[i] · P[i])` for every `i`, as `(s[i]/2) · P[i]` doubled
+/// inside one batched compression: one shared field inversion instead of
+/// one per point. Returns the products too.
+fn mul_compress_batch(
+    pairs: impl ExactSizeIterator<Item = (Scalar, RistrettoPoint)>,
+) -> Vec<(RistrettoPoint, [u8; 32])> {
+    let half = Scalar::from(2u8).invert();
+    let halves: Vec<RistrettoPoint> = pairs.map(|(s, p)| (s * half) * p).collect();
+    RistrettoPoint::double_and_compress_batch(&halves)
+        .into_iter()
+        .zip(&halves)
+        .map(|(c, h)| (h + h, c.to_bytes()))
+        .collect()
+}
+
 /// The `Finalize` hash: `Hash(len || input [|| len || info] || len || element || "Finalize")`.
-fn finalize_hash(input: &[u8], info: Option<&[u8]>, element: &RistrettoPoint) -> Output {
-    let unblinded = element.compress().to_bytes();
+fn finalize_hash(input: &[u8], info: Option<&[u8]>, unblinded: &[u8; 32]) -> Output {
     let out = match info {
         None => sha512(&[
             &len2(input),
             input,
-            &len2(&unblinded),
-            &unblinded,
+            &len2(unblinded),
+            unblinded,
             b"Finalize",
         ]),
         Some(info) => sha512(&[
@@ -108,8 +128,8 @@ fn finalize_hash(input: &[u8], info: Option<&[u8]>, element: &RistrettoPoint) ->
             input,
             &len2(info),
             info,
-            &len2(&unblinded),
-            &unblinded,
+            &len2(unblinded),
+            unblinded,
             b"Finalize",
         ]),
     };
@@ -134,19 +154,24 @@ fn check_lengths(inputs: usize, states: usize, evaluated: usize) -> Result<()> {
     Ok(())
 }
 
-/// Unblind `blind^-1 * evaluated` for a batch, with one shared inversion.
+/// Unblind `blind^-1 * evaluated` for a batch and compress, with one
+/// shared scalar inversion and one shared field inversion.
 fn unblind_batch<'a>(
     blinds: impl Iterator<Item = &'a Blind>,
     evaluated: &[EvaluatedElement],
-) -> Vec<RistrettoPoint> {
+) -> Vec<[u8; 32]> {
     let mut inverses: Vec<Scalar> = blinds.map(|b| b.0).collect();
     // Blinds are nonzero by construction, so batch inversion is defined.
     Scalar::invert_batch_alloc(&mut inverses);
-    let out = inverses
-        .iter()
-        .zip(evaluated)
-        .map(|(inv, z)| inv * z.point)
-        .collect();
+    let out = mul_compress_batch(
+        inverses
+            .iter()
+            .zip(evaluated)
+            .map(|(inv, z)| (*inv, z.point)),
+    )
+    .into_iter()
+    .map(|(_, bytes)| bytes)
+    .collect();
     inverses.zeroize();
     out
 }
@@ -177,7 +202,7 @@ impl OprfClient {
     pub fn finalize(&self, input: &[u8], evaluated: &EvaluatedElement) -> Result<Output> {
         check_input(input)?;
         let n = self.blind.0.invert() * evaluated.point;
-        Ok(finalize_hash(input, None, &n))
+        Ok(finalize_hash(input, None, &n.compress().to_bytes()))
     }
 }
 
@@ -207,7 +232,11 @@ impl OprfServer {
     /// `Evaluate`: the PRF output for `input`, computed directly with the key.
     pub fn evaluate(&self, input: &[u8]) -> Result<Output> {
         let p = input_element(Mode::Oprf, input)?;
-        Ok(finalize_hash(input, None, &(self.key.0 * p)))
+        Ok(finalize_hash(
+            input,
+            None,
+            &(self.key.0 * p).compress().to_bytes(),
+        ))
     }
 }
 
@@ -239,9 +268,59 @@ impl VoprfClient {
         })
     }
 
+    /// Blind many inputs at once: the same result as [`VoprfClient::blind`]
+    /// per input, with one shared field inversion for all compressions.
+    pub fn blind_batch<R: CryptoRng + ?Sized>(
+        inputs: &[&[u8]],
+        rng: &mut R,
+    ) -> Result<Vec<BlindResult<Self>>> {
+        let mut blinds = Vec::with_capacity(inputs.len());
+        let mut pairs = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let blind = random_nonzero_scalar(rng);
+            pairs.push((blind, input_element(Mode::Voprf, input)?));
+            blinds.push(Blind(blind));
+        }
+        let blinded = mul_compress_batch(pairs.iter().map(|(s, p)| (*s, *p)));
+        for (s, _) in pairs.iter_mut() {
+            s.zeroize();
+        }
+        Ok(blinds
+            .into_iter()
+            .zip(blinded)
+            .map(|(blind, (point, bytes))| {
+                let message = BlindedElement { point, bytes };
+                BlindResult {
+                    state: Self {
+                        blind,
+                        blinded: message,
+                    },
+                    message,
+                }
+            })
+            .collect())
+    }
+
     /// The blinded element this state was created with.
     pub fn blinded_element(&self) -> &BlindedElement {
         &self.blinded
+    }
+
+    /// Verify only the batch proof against `public_key` (what
+    /// [`VoprfClient::batch_finalize`] does first), in variable time.
+    pub fn verify_batch_vartime(
+        states: &[Self],
+        evaluated: &[EvaluatedElement],
+        proof: &Proof,
+        public_key: &PublicKey,
+    ) -> Result<()> {
+        verify_batch(
+            Mode::Voprf,
+            public_key,
+            states.iter().map(|s| &s.blinded),
+            evaluated,
+            proof,
+        )
     }
 
     /// Verify the batch proof against `public_key`, then unblind and hash
@@ -319,10 +398,10 @@ impl VoprfServer {
     /// element, so a caller may split a batch across threads and then call
     /// [`VoprfServer::prove_batch`] once over the whole batch.
     pub fn evaluate_elements(&self, blinded: &[BlindedElement]) -> Vec<EvaluatedElement> {
-        let k = &self.key.secret().0;
-        blinded
-            .iter()
-            .map(|b| EvaluatedElement::from_point(k * b.point))
+        let k = self.key.secret().0;
+        mul_compress_batch(blinded.iter().map(|b| (k, b.point)))
+            .into_iter()
+            .map(|(point, bytes)| EvaluatedElement { point, bytes })
             .collect()
     }
 
@@ -367,7 +446,11 @@ impl VoprfServer {
     /// `Evaluate`: the PRF output for `input`, computed directly with the key.
     pub fn evaluate(&self, input: &[u8]) -> Result<Output> {
         let p = input_element(Mode::Voprf, input)?;
-        Ok(finalize_hash(input, None, &(self.key.secret().0 * p)))
+        Ok(finalize_hash(
+            input,
+            None,
+            &(self.key.secret().0 * p).compress().to_bytes(),
+        ))
     }
 }
 
@@ -538,7 +621,7 @@ impl PoprfServer {
     pub fn evaluate(&self, input: &[u8], info: &[u8]) -> Result<Output> {
         let mut t = self.tweak(info)?;
         let p = input_element(Mode::Poprf, input)?;
-        let out = finalize_hash(input, Some(info), &(t.invert() * p));
+        let out = finalize_hash(input, Some(info), &(t.invert() * p).compress().to_bytes());
         t.zeroize();
         Ok(out)
     }

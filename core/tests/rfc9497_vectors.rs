@@ -258,3 +258,34 @@ fn oprf_client_output_equals_server_evaluate_for_random_keys() {
         .expect("finalizes");
     assert_eq!(out, server.evaluate(b"+14155550132").expect("evaluates"));
 }
+
+#[test]
+fn batch_blinding_gives_the_same_outputs_as_the_server() {
+    let mut rng = rand::rng();
+    let server = VoprfServer::new(KeyPair::generate(&mut rng));
+    let inputs: Vec<&[u8]> = vec![b"+14155550132", b"+442079460958", b"+4915123456789"];
+    let blinded = VoprfClient::blind_batch(&inputs, &mut rng).expect("blinds");
+    let (states, messages): (Vec<_>, Vec<_>) =
+        blinded.into_iter().map(|b| (b.state, b.message)).unzip();
+    for m in &messages {
+        // The encoding is canonical: it parses back to the same element.
+        assert_eq!(
+            BlindedElement::from_bytes(m.as_bytes()).expect("canonical"),
+            *m
+        );
+    }
+    let eval = server
+        .blind_evaluate_batch(&messages, &mut rng)
+        .expect("evaluates");
+    let outputs = VoprfClient::batch_finalize(
+        &inputs,
+        &states,
+        &eval.messages,
+        &eval.proof,
+        server.public_key(),
+    )
+    .expect("verifies");
+    for (input, out) in inputs.iter().zip(outputs) {
+        assert_eq!(out, server.evaluate(input).expect("evaluates"));
+    }
+}
