@@ -137,7 +137,9 @@ impl From<tonic::Status> for ClientError {
                 retry_after: retry_after(&s),
                 message: s.message().to_owned(),
             },
-            tonic::Code::Unavailable => ClientError::Overloaded {
+            // Shedding says when to come back; other UNAVAILABLEs (server
+            // down, connection refused) are plain transport failures.
+            tonic::Code::Unavailable if retry_after(&s).is_some() => ClientError::Overloaded {
                 retry_after: retry_after(&s),
             },
             code => ClientError::Rpc {

@@ -5,8 +5,9 @@
 //! has returned sees it. Invalid input is refused before anything is written.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use cds_core::{E164, Label, Record};
+use cds_core::{E164, Label};
 use cds_proto::v1::admin_server::Admin;
 use cds_proto::v1::{
     ImportRequest, ImportResponse, RegisterRequest, RegisterResponse, RowError,
@@ -18,7 +19,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::registry::{Upserted, User};
 use crate::state::{State, on_blocking_pool, on_cpu_pool, store_status};
-use crate::table::seal_record;
 
 /// At most this many row errors are reported back from one import.
 pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
@@ -62,21 +62,11 @@ impl AdminService {
     async fn apply_to_table(&self, users: Vec<User>) -> Result<(), Status> {
         let state = Arc::clone(&self.state);
         on_cpu_pool(move || {
-            let sealed: Vec<(&User, Option<Record>)> = users
+            let changes = users
                 .par_iter()
-                .map(|u| {
-                    let rec = u
-                        .discoverable
-                        .then(|| seal_record(&state.oprf, &u.number, &u.label));
-                    (u, rec)
-                })
+                .map(|u| state.table.change_for(&state.oprf, u))
                 .collect();
-            for (u, rec) in sealed {
-                match rec {
-                    Some(r) => state.table.insert(&u.number, r),
-                    None => state.table.remove(&u.number),
-                }
-            }
+            state.table.apply_changes(changes);
         })
         .await
     }
@@ -110,7 +100,8 @@ impl Admin for AdminService {
         let existed = on_blocking_pool(move || {
             let r = state.registry.remove(&number);
             if let Ok(true) = r {
-                state.table.remove(&number);
+                let removal = state.table.removal_for(&state.oprf, &number);
+                state.table.apply_changes(vec![removal]);
             }
             r
         })
@@ -195,6 +186,8 @@ impl Admin for AdminService {
             bucket_bits: u32::from(s.table.bits().get()),
             record_bytes: s.table.record_bytes() as u64,
             table_build_ms: s.table_build_ms,
+            evaluated_elements: s.counters.evaluated_elements.load(Ordering::Relaxed),
+            evaluation_busy_micros: s.counters.evaluation_busy_ns.load(Ordering::Relaxed) / 1_000,
         }))
     }
 }

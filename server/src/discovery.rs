@@ -1,6 +1,7 @@
 //! The Discovery service: configuration, and batch evaluation with records.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use cds_core::{BlindedElement, ELEMENT_LEN, EvaluatedElement, IDENTIFIER, VoprfServer};
@@ -83,25 +84,51 @@ fn select_buckets(
     }
 }
 
-/// Decode, evaluate and prove a batch, in parallel.
-fn evaluate(server: &VoprfServer, packed: &[u8]) -> Result<(Bytes, Bytes), Status> {
-    let decoded: Vec<_> = packed
-        .par_chunks_exact(ELEMENT_LEN)
-        .map(BlindedElement::from_slice)
-        .collect();
-    // Report the first bad element, whichever thread found it.
-    let blinded = decoded
-        .into_iter()
+/// One chunk's decoded and evaluated elements, or the index of its first
+/// bad element.
+type EvaluatedChunk =
+    Result<(Vec<BlindedElement>, Vec<EvaluatedElement>), (usize, cds_core::Error)>;
+
+/// Decode, evaluate and prove a batch, in parallel. Adds the threads'
+/// busy time to `busy_ns`.
+fn evaluate(
+    server: &VoprfServer,
+    packed: &[u8],
+    busy_ns: &AtomicU64,
+) -> Result<(Bytes, Bytes), Status> {
+    let chunks: Vec<EvaluatedChunk> = packed
+        .par_chunks(EVAL_CHUNK * ELEMENT_LEN)
         .enumerate()
-        .map(|(i, r)| r.map_err(|e| invalid(format!("blinded element {i}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let evaluated: Vec<EvaluatedElement> = blinded
-        .par_chunks(EVAL_CHUNK)
-        .flat_map_iter(|chunk| server.evaluate_elements(chunk))
+        .map(|(c, chunk)| {
+            let started = Instant::now();
+            let out = chunk
+                .chunks_exact(ELEMENT_LEN)
+                .enumerate()
+                .map(|(i, e)| {
+                    BlindedElement::from_slice(e).map_err(|err| (c * EVAL_CHUNK + i, err))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|blinded| {
+                    let evaluated = server.evaluate_elements(&blinded);
+                    (blinded, evaluated)
+                });
+            busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            out
+        })
         .collect();
+    let mut blinded = Vec::with_capacity(packed.len() / ELEMENT_LEN);
+    let mut evaluated = Vec::with_capacity(packed.len() / ELEMENT_LEN);
+    // Chunks are in order, so the first error met is the lowest bad index.
+    for chunk in chunks {
+        let (b, e) = chunk.map_err(|(i, err)| invalid(format!("blinded element {i}: {err}")))?;
+        blinded.extend(b);
+        evaluated.extend(e);
+    }
+    let started = Instant::now();
     let proof = server
         .prove_batch(&blinded, &evaluated, &mut rand::rng())
         .map_err(|e| invalid(e.to_string()))?;
+    busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok((
         EvaluatedElement::encode_packed(&evaluated).into(),
         Bytes::copy_from_slice(&proof.to_bytes()),
@@ -128,7 +155,7 @@ impl Discovery for DiscoveryService {
             epoch: s.epoch.id,
             public_key: Bytes::copy_from_slice(s.epoch.key.public().as_bytes()),
             bucket_bits: u32::from(s.table.bits().get()),
-            max_elements_per_request: s.config.max_elements_per_request,
+            max_elements_per_request: s.max_elements(),
             suite: String::from_utf8_lossy(IDENTIFIER).into_owned(),
         }))
     }
@@ -155,11 +182,11 @@ impl Discovery for DiscoveryService {
                 "unknown key epoch: fetch the configuration again (GetConfig) and retry",
             ));
         }
-        let n = check_batch_size(&req.blinded_elements, state.config.max_elements_per_request)?;
+        let n = check_batch_size(&req.blinded_elements, state.max_elements())?;
         let buckets = select_buckets(
             req.buckets,
             state.table.bits().count(),
-            state.config.max_elements_per_request as usize,
+            state.max_elements() as usize,
         )?;
 
         // Charge the account first (refunded if anything below fails), then
@@ -179,7 +206,19 @@ impl Discovery for DiscoveryService {
             })?;
             let packed = req.blinded_elements;
             let cpu_state = Arc::clone(&state);
-            on_cpu_pool(move || evaluate(&cpu_state.oprf, &packed)).await??
+            let result = on_cpu_pool(move || {
+                evaluate(
+                    &cpu_state.oprf,
+                    &packed,
+                    &cpu_state.counters.evaluation_busy_ns,
+                )
+            })
+            .await??;
+            state
+                .counters
+                .evaluated_elements
+                .fetch_add(n as u64, Ordering::Relaxed);
+            result
         };
 
         let mut size = evaluated.len() + proof.len();
@@ -215,15 +254,23 @@ fn quota_status(refusal: Refusal) -> Status {
             "this account already has the maximum number of discovery requests in flight: wait for them",
             Some(std::time::Duration::from_secs(1)),
         ),
-        Refusal::Exhausted(Some(wait)) => limit_status(
-            "account-budget",
-            format!(
-                "this account's discovery budget is spent: retry in {} s, or look up fewer new numbers",
-                wait.as_secs().max(1)
-            ),
-            Some(wait),
-        ),
+        Refusal::Exhausted(Some(wait)) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            limit_status(
+                "account-budget",
+                format!(
+                    "this account's discovery budget is spent: retry in {} s, or look up fewer new numbers",
+                    secs.max(1)
+                ),
+                Some(wait),
+            )
+        }
         Refusal::Exhausted(None) => limit_status(
+            "account-budget",
+            "this account's discovery budget is spent and does not refill in any useful time",
+            None,
+        ),
+        Refusal::TooLarge => limit_status(
             "account-budget",
             "this request needs more evaluations than the account's whole budget: split it",
             None,

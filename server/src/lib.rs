@@ -39,6 +39,7 @@ pub mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use cds_core::{BucketBits, VoprfServer};
@@ -60,7 +61,7 @@ use crate::limits::peer::{LimitedConnection, PeerLimits};
 use crate::limits::quota::Quotas;
 use crate::limits::token_bucket::Rate;
 use crate::registry::Registry;
-use crate::state::State;
+use crate::state::{Counters, State};
 use crate::table::RecordTable;
 
 /// Largest admin message accepted (an import chunk).
@@ -155,6 +156,15 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 /// Open the data directory, build the record table, bind both listeners
 /// and start serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    start_observed(config, None).await
+}
+
+/// [`start`], counting in `progress` the users sealed while the record
+/// table is built (for progress bars over large registries).
+pub async fn start_observed(
+    config: ServerConfig,
+    progress: Option<Arc<AtomicUsize>>,
+) -> Result<RunningServer, ServerError> {
     let bits =
         BucketBits::new(config.bucket_bits).map_err(|e| ServerError::Config(e.to_string()))?;
     if config.max_elements_per_request == 0
@@ -166,6 +176,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )));
     }
 
+    let refill = config.quota.refill_per_hour;
+    if !(refill.is_finite() && refill >= 0.0) || config.quota.burst == 0 {
+        return Err(ServerError::Config(
+            "the quota needs a burst of at least 1 and a finite, non-negative refill per hour"
+                .into(),
+        ));
+    }
+    if !(config.peer.requests_per_second.is_finite() && config.peer.requests_per_second > 0.0) {
+        return Err(ServerError::Config(
+            "peer requests per second must be finite and positive".into(),
+        ));
+    }
     let dir = config.data_dir.clone();
     let configured_issuer = config.issuer;
     let (epoch, registry, table, build_ms, verifier) = tokio::task::spawn_blocking(move || {
@@ -186,7 +208,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let users = registry.discoverable_users()?;
         let started = Instant::now();
         let oprf = VoprfServer::new(epoch.key.clone());
-        let table = RecordTable::build(bits, &oprf, &users);
+        let table = RecordTable::build(bits, &oprf, &users, progress.as_deref());
         let build_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             records = table.len(),
@@ -230,6 +252,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         config: config.clone(),
         table_build_ms: build_ms,
         verifier,
+        counters: Counters::default(),
         quotas: Quotas::new(
             Rate::per_hour(config.quota.burst, config.quota.refill_per_hour),
             config.quota.max_in_flight,

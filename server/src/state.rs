@@ -1,6 +1,7 @@
 //! What the two services share, and how they run work off the async runtime.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicU64;
 
 use cds_core::{CredentialVerifier, VoprfServer};
 use tonic::Status;
@@ -26,9 +27,29 @@ pub(crate) struct State {
     pub(crate) table_build_ms: u64,
     /// Checks credentials (the issuer's public key only).
     pub(crate) verifier: CredentialVerifier,
+    pub(crate) counters: Counters,
     pub(crate) quotas: Quotas,
     pub(crate) peers: PeerLimits,
     pub(crate) gate: Gate,
+}
+
+impl State {
+    /// The most elements a request may carry: the configured limit, or the
+    /// quota burst if smaller (a larger batch could never be admitted).
+    pub(crate) fn max_elements(&self) -> u32 {
+        self.config
+            .max_elements_per_request
+            .min(self.config.quota.burst.max(1))
+    }
+}
+
+/// Running totals since start (counts only, never identifiers).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Blinded elements evaluated.
+    pub(crate) evaluated_elements: AtomicU64,
+    /// Thread-busy time spent decoding, evaluating and proving, in nanoseconds.
+    pub(crate) evaluation_busy_ns: AtomicU64,
 }
 
 /// Run CPU-bound `f` on the rayon pool (all cores) without blocking an

@@ -1,30 +1,29 @@
 //! The in-memory table of sealed records, one per discoverable user,
 //! grouped into `2^b` buckets.
 //!
-//! Built in parallel at start, then kept current by every admin change.
-//! Each bucket caches its encoded record list, so serving a bucket is a
-//! reference-count increment until the bucket next changes.
+//! Each bucket is one buffer holding its records back to back in their wire
+//! encoding, so the table costs the records' own bytes and nothing per
+//! user besides (no index: a user's record is found by its match tag, which
+//! the server can derive). Serving a bucket clones a reference-counted
+//! handle; a change builds the bucket's new buffer and swaps it in, so
+//! readers never wait for a writer's copy.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
-use cds_core::{BucketBits, E164, Label, Record, RecordKeys, VoprfServer};
+use cds_core::{BucketBits, E164, Label, MatchTag, Record, RecordKeys, RecordRef, VoprfServer};
 use rayon::prelude::*;
 
 use crate::registry::User;
 
-#[derive(Default)]
-struct Slot {
-    records: RwLock<HashMap<u64, Record>>,
-    /// The encoded records of this bucket; `None` after a change.
-    encoded: Mutex<Option<Bytes>>,
-}
-
 /// Sealed records of every discoverable user under one key.
 pub struct RecordTable {
     bits: BucketBits,
-    slots: Vec<Slot>,
+    buckets: Vec<RwLock<Bytes>>,
+    records: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
 impl std::fmt::Debug for RecordTable {
@@ -36,12 +35,30 @@ impl std::fmt::Debug for RecordTable {
     }
 }
 
-/// Seal the record of `number` with `label` under `server`'s key.
-pub fn seal_record(server: &VoprfServer, number: &E164, label: &Label) -> Record {
+/// The match tag of `number` under `server`'s key: where its record is.
+pub fn tag_of(server: &VoprfServer, number: &E164) -> MatchTag {
+    *keys_of(server, number).tag()
+}
+
+fn keys_of(server: &VoprfServer, number: &E164) -> RecordKeys {
     let output = server
         .evaluate(number.as_bytes())
         .expect("an E.164 number is short and hashes to a non-identity point");
-    RecordKeys::derive(&output).seal(label, &mut rand::rng())
+    RecordKeys::derive(&output)
+}
+
+/// Seal the record of `number` with `label` under `server`'s key.
+pub fn seal_record(server: &VoprfServer, number: &E164, label: &Label) -> Record {
+    keys_of(server, number).seal(label, &mut rand::rng())
+}
+
+/// What one user's change does to the table: drop the record under `tag`,
+/// and add `record` if the user is discoverable.
+#[derive(Debug)]
+pub struct Change {
+    bucket: u32,
+    tag: MatchTag,
+    record: Option<Record>,
 }
 
 impl RecordTable {
@@ -49,37 +66,55 @@ impl RecordTable {
     pub fn new(bits: BucketBits) -> Self {
         Self {
             bits,
-            slots: (0..bits.count()).map(|_| Slot::default()).collect(),
+            buckets: (0..bits.count())
+                .map(|_| RwLock::new(Bytes::new()))
+                .collect(),
+            records: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
         }
     }
 
-    /// Build the table for `users` (the discoverable ones), using every core.
-    pub fn build(bits: BucketBits, server: &VoprfServer, users: &[User]) -> Self {
+    /// Build the table for `users` (the discoverable ones), using every
+    /// core. `progress`, if given, counts users sealed so far.
+    pub fn build(
+        bits: BucketBits,
+        server: &VoprfServer,
+        users: &[User],
+        progress: Option<&AtomicUsize>,
+    ) -> Self {
         let table = Self::new(bits);
-        let sealed: Vec<(u32, u64, Record)> = users
+        let mut sealed: Vec<(u32, Record)> = users
             .par_iter()
             .filter(|u| u.discoverable)
             .map(|u| {
-                (
+                let r = (
                     bits.bucket_of(&u.number),
-                    u.number.to_u64(),
                     seal_record(server, &u.number, &u.label),
-                )
+                );
+                if let Some(p) = progress {
+                    p.fetch_add(1, Ordering::Relaxed);
+                }
+                r
             })
             .collect();
-        for (bucket, key, record) in sealed {
-            table
-                .slot(bucket)
-                .records
+        sealed.par_sort_unstable_by_key(|(b, _)| *b);
+        let mut start = 0;
+        while start < sealed.len() {
+            let bucket = sealed[start].0;
+            let end = start + sealed[start..].partition_point(|(b, _)| *b == bucket);
+            let group = &sealed[start..end];
+            let mut buf = Vec::with_capacity(group.iter().map(|(_, r)| r.as_bytes().len()).sum());
+            for (_, r) in group {
+                buf.extend_from_slice(r.as_bytes());
+            }
+            table.records.fetch_add(group.len(), Ordering::Relaxed);
+            table.bytes.fetch_add(buf.len(), Ordering::Relaxed);
+            *table.buckets[bucket as usize]
                 .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key, record);
+                .unwrap_or_else(PoisonError::into_inner) = buf.into();
+            start = end;
         }
         table
-    }
-
-    fn slot(&self, bucket: u32) -> &Slot {
-        &self.slots[bucket as usize]
     }
 
     /// The bucket bits the table was built with.
@@ -87,69 +122,87 @@ impl RecordTable {
         self.bits
     }
 
+    /// Work out the change for `user` (evaluates their number once).
+    pub fn change_for(&self, server: &VoprfServer, user: &User) -> Change {
+        let keys = keys_of(server, &user.number);
+        Change {
+            bucket: self.bits.bucket_of(&user.number),
+            tag: *keys.tag(),
+            record: user
+                .discoverable
+                .then(|| keys.seal(&user.label, &mut rand::rng())),
+        }
+    }
+
+    /// The change that removes `number`'s record, if any.
+    pub fn removal_for(&self, server: &VoprfServer, number: &E164) -> Change {
+        Change {
+            bucket: self.bits.bucket_of(number),
+            tag: tag_of(server, number),
+            record: None,
+        }
+    }
+
     /// Make the table reflect `user`: a sealed record if discoverable, none otherwise.
     pub fn apply(&self, server: &VoprfServer, user: &User) {
-        if user.discoverable {
-            let record = seal_record(server, &user.number, &user.label);
-            self.insert(&user.number, record);
-        } else {
-            self.remove(&user.number);
+        self.apply_changes(vec![self.change_for(server, user)]);
+    }
+
+    /// Apply many changes, rebuilding each touched bucket once. Within the
+    /// batch, a later change of the same user wins.
+    pub fn apply_changes(&self, changes: Vec<Change>) {
+        let mut by_bucket: HashMap<u32, Vec<Change>> = HashMap::new();
+        for c in changes {
+            by_bucket.entry(c.bucket).or_default().push(c);
+        }
+        for (bucket, changes) in by_bucket {
+            self.rebuild_bucket(bucket, changes);
         }
     }
 
-    /// Put a record sealed earlier (see [`seal_record`]) into its bucket.
-    pub fn insert(&self, number: &E164, record: Record) {
-        let slot = self.slot(self.bits.bucket_of(number));
-        slot.records
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(number.to_u64(), record);
-        *slot.encoded.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    }
-
-    /// Drop the record of `number`, if there is one.
-    pub fn remove(&self, number: &E164) {
-        let slot = self.slot(self.bits.bucket_of(number));
-        let removed = slot
-            .records
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&number.to_u64());
-        if removed.is_some() {
-            *slot.encoded.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) {
+        let drop_tags: HashSet<MatchTag> = changes.iter().map(|c| c.tag).collect();
+        // The last change per tag decides.
+        let mut latest: HashMap<MatchTag, Option<Record>> = HashMap::new();
+        for c in changes {
+            latest.insert(c.tag, c.record);
         }
+        let slot = &self.buckets[bucket as usize];
+        let mut guard = slot.write().unwrap_or_else(PoisonError::into_inner);
+        let old = guard.clone();
+        let old_records =
+            RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
+        let old_count = old_records.len();
+        let mut buf = Vec::with_capacity(old.len() + 128 * latest.len());
+        let mut count = 0;
+        for r in old_records {
+            if !drop_tags.contains(&r.tag()) {
+                buf.extend_from_slice(r.as_bytes());
+                count += 1;
+            }
+        }
+        for r in latest.into_values().flatten() {
+            buf.extend_from_slice(r.as_bytes());
+            count += 1;
+        }
+        self.records.fetch_add(count, Ordering::Relaxed);
+        self.records.fetch_sub(old_count, Ordering::Relaxed);
+        self.bytes.fetch_add(buf.len(), Ordering::Relaxed);
+        self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
+        *guard = buf.into();
     }
 
     /// The packed records of `bucket` (which must be below `2^bits`).
     pub fn bucket_records(&self, bucket: u32) -> Bytes {
-        let slot = self.slot(bucket);
-        // Hold the cache lock while encoding so a concurrent change either
-        // lands before (and is encoded) or invalidates after.
-        let mut cached = slot.encoded.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(b) = cached.as_ref() {
-            return b.clone();
-        }
-        let records = slot.records.read().unwrap_or_else(PoisonError::into_inner);
-        let mut buf = Vec::with_capacity(records.values().map(|r| r.as_bytes().len()).sum());
-        for r in records.values() {
-            buf.extend_from_slice(r.as_bytes());
-        }
-        let bytes = Bytes::from(buf);
-        *cached = Some(bytes.clone());
-        bytes
+        self.buckets[bucket as usize]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How many records the table holds.
     pub fn len(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| {
-                s.records
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .len()
-            })
-            .sum()
+        self.records.load(Ordering::Relaxed)
     }
 
     /// Whether the table holds no record.
@@ -157,26 +210,17 @@ impl RecordTable {
         self.len() == 0
     }
 
-    /// Bytes of encoded records held.
+    /// Bytes of encoded records held (all of the table's memory but the
+    /// bucket handles).
     pub fn record_bytes(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| {
-                s.records
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .values()
-                    .map(|r| r.as_bytes().len())
-                    .sum::<usize>()
-            })
-            .sum()
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cds_core::{KeyPair, RecordRef};
+    use cds_core::KeyPair;
 
     fn user(n: u64, discoverable: bool) -> User {
         User {
@@ -190,23 +234,36 @@ mod tests {
         let keys = RecordKeys::derive(&server.evaluate(u.number.as_bytes()).expect("evaluates"));
         let bytes = table.bucket_records(table.bits().bucket_of(&u.number));
         let records = RecordRef::decode_packed(&bytes).expect("well-formed");
-        let found = records.into_iter().find(|r| r.tag() == *keys.tag())?;
-        Some(keys.open(found).expect("opens").into_bytes())
+        let found: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.tag() == *keys.tag())
+            .collect();
+        assert!(found.len() <= 1, "at most one record per user");
+        Some(keys.open(*found.first()?).expect("opens").into_bytes())
     }
 
     #[test]
     fn build_holds_exactly_the_discoverable_users() {
         let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
         let users: Vec<User> = (0..50).map(|i| user(12015550100 + i, i % 2 == 0)).collect();
-        let table = RecordTable::build(BucketBits::new(3).expect("valid"), &server, &users);
+        let progress = AtomicUsize::new(0);
+        let table = RecordTable::build(
+            BucketBits::new(3).expect("valid"),
+            &server,
+            &users,
+            Some(&progress),
+        );
         assert_eq!(table.len(), 25);
+        assert_eq!(progress.load(Ordering::Relaxed), 25);
         for u in &users {
             assert_eq!(find(&table, &server, u).is_some(), u.discoverable);
         }
+        let total: usize = (0..8).map(|b| table.bucket_records(b).len()).sum();
+        assert_eq!(table.record_bytes(), total);
     }
 
     #[test]
-    fn changes_invalidate_the_cached_bucket() {
+    fn updates_replace_hiding_removes_and_counts_follow() {
         let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
         let table = RecordTable::new(BucketBits::new(0).expect("valid"));
         let mut u = user(12015550100, true);
@@ -219,9 +276,36 @@ mod tests {
         u.label = Label::new(b"new".to_vec()).expect("short");
         table.apply(&server, &u);
         assert_eq!(find(&table, &server, &u), Some(b"new".to_vec()));
+        assert_eq!(table.len(), 1);
         u.discoverable = false;
         table.apply(&server, &u);
         assert_eq!(find(&table, &server, &u), None);
         assert!(table.is_empty());
+        assert_eq!(table.record_bytes(), 0);
+    }
+
+    #[test]
+    fn within_one_batch_the_last_change_of_a_user_wins() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let table = RecordTable::new(BucketBits::new(1).expect("valid"));
+        let mut a = user(12015550100, true);
+        let first = table.change_for(&server, &a);
+        a.label = Label::new(b"second".to_vec()).expect("short");
+        let second = table.change_for(&server, &a);
+        let other = table.change_for(&server, &user(12015550101, true));
+        table.apply_changes(vec![first, other, second]);
+        assert_eq!(find(&table, &server, &a), Some(b"second".to_vec()));
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn removal_drops_only_that_user() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let users: Vec<User> = (0..10).map(|i| user(12015550100 + i, true)).collect();
+        let table = RecordTable::build(BucketBits::new(0).expect("valid"), &server, &users, None);
+        table.apply_changes(vec![table.removal_for(&server, &users[3].number)]);
+        assert_eq!(table.len(), 9);
+        assert_eq!(find(&table, &server, &users[3]), None);
+        assert!(find(&table, &server, &users[4]).is_some());
     }
 }

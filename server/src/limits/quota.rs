@@ -20,8 +20,10 @@ pub enum Refusal {
     /// The account already has the maximum number of requests in flight.
     TooManyInFlight,
     /// The account's budget is spent; retry after the given time (`None`:
-    /// the request is larger than the whole budget).
+    /// not within any representable time, as when nothing refills).
     Exhausted(Option<Duration>),
+    /// The request needs more evaluations than the whole budget.
+    TooLarge,
 }
 
 struct Account {

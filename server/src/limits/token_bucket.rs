@@ -55,9 +55,8 @@ impl TokenBucket {
         if n > rate.burst || rate.per_sec <= 0.0 {
             return Err(None);
         }
-        Err(Some(Duration::from_secs_f64(
-            (n - self.tokens) / rate.per_sec,
-        )))
+        // A wait too long to represent is as good as never.
+        Err(Duration::try_from_secs_f64((n - self.tokens) / rate.per_sec).ok())
     }
 
     /// Give back `n` tokens taken earlier (never above the burst).
@@ -110,6 +109,18 @@ mod tests {
         let t0 = Instant::now();
         let mut b = TokenBucket::full(RATE, t0);
         assert_eq!(b.try_take(11.0, RATE, t0), Err(None));
+    }
+
+    #[test]
+    fn a_tiny_refill_rate_means_never_rather_than_a_panic() {
+        let rate = Rate {
+            burst: 10.0,
+            per_sec: 1e-300,
+        };
+        let t0 = Instant::now();
+        let mut b = TokenBucket::full(rate, t0);
+        b.try_take(10.0, rate, t0).expect("fits");
+        assert_eq!(b.try_take(1.0, rate, t0), Err(None));
     }
 
     #[test]
