@@ -10,6 +10,7 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod bench;
 mod discover;
 mod serve;
 
@@ -32,6 +33,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Discover which entries of an address book file are registered.
     Discover(discover::DiscoverArgs),
+    /// Measure throughput, latency, bytes and CPU per element under load.
+    Bench(bench::BenchArgs),
 }
 
 /// Write `text` to standard output. A closed pipe (`cds ... | head`) is not
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Admin(a) => admin::run(a).await,
             Command::Discover(a) => discover::run(a).await,
+            Command::Bench(a) => bench::run(a).await,
         }
     });
     match result {

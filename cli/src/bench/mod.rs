@@ -1,0 +1,110 @@
+//! `cds bench`: a complete discovery workload against a running server or
+//! an in-process one, with the figures an operator needs.
+
+mod local;
+mod report;
+mod workload;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// Options of `cds bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Start an in-process server on 127.0.0.1 with `--users` synthetic users.
+    #[arg(long, conflicts_with = "server")]
+    local: bool,
+    /// Benchmark a running server at this Discovery URL instead.
+    #[arg(long)]
+    server: Option<String>,
+    /// Credential for the running server (`cds admin token`).
+    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Admin URL of the running server, to report its CPU time per element.
+    #[arg(long)]
+    admin: Option<String>,
+    /// Registered (discoverable) synthetic users of the local server.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Contacts per request (one address book per request, all new numbers).
+    #[arg(long, default_value_t = 1_000)]
+    contacts: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// How long to run, such as 20s or 2m.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bucket bits of the local server.
+    #[arg(long, default_value_t = 8)]
+    bucket_bits: u8,
+    /// Ask only for the contacts' buckets instead of all of them.
+    #[arg(long)]
+    contacts_only: bool,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `20s`, `2m`, `1h` or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 20s or 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s, m or h")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Run the benchmark and print its report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.contacts == 0 || args.clients == 0 {
+        bail!("--contacts and --clients must be at least 1");
+    }
+    let report = if args.local {
+        local::run(&args).await?
+    } else {
+        let Some(url) = args.server.clone() else {
+            bail!("choose --local, or --server URL for a running server");
+        };
+        workload::run_remote(&args, &url)
+            .await
+            .context("the benchmark failed")?
+    };
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report.to_json())?)
+    } else {
+        report.to_table()
+    };
+    crate::print_out(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! What `cds bench` reports: a table for people, JSON for machines.
+
+use std::time::Duration;
+
+use super::BenchArgs;
+use super::workload::Measured;
+
+/// One request as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Send to response.
+    pub latency: Duration,
+    /// Client work: blinding, then verifying, unblinding and matching.
+    pub client_cpu: Duration,
+    /// Encoded request size.
+    pub bytes_up: usize,
+    /// Encoded response size.
+    pub bytes_down: usize,
+    /// Contacts in the request.
+    pub contacts: usize,
+    /// Contacts found registered.
+    pub matched: usize,
+}
+
+/// The server's evaluation counters over the run.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSide {
+    /// Elements evaluated.
+    pub evaluated: u64,
+    /// Thread-busy time decoding, evaluating and proving them.
+    pub busy: Duration,
+}
+
+/// The local server's setup.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Registered synthetic users.
+    pub users: usize,
+    /// Time to build the record table.
+    pub table_build: Duration,
+    /// Records in the table.
+    pub table_records: u64,
+    /// Bytes of records in the table.
+    pub table_bytes: u64,
+    /// Growth of the process's resident memory over the table build.
+    pub rss_delta: Option<u64>,
+}
+
+/// The benchmark's findings.
+#[derive(Debug)]
+pub struct Report {
+    mode: &'static str,
+    contacts_per_request: usize,
+    clients: usize,
+    bucket_bits: u8,
+    contacts_only: bool,
+    measured: Measured,
+    setup: Option<Setup>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn human_bytes(b: f64) -> String {
+    match b {
+        b if b >= 1e9 => format!("{:.2} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.2} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        b => format!("{b:.0} B"),
+    }
+}
+
+impl Report {
+    /// Gather the findings of a run.
+    pub fn new(
+        args: &BenchArgs,
+        mode: &'static str,
+        measured: Measured,
+        setup: Option<Setup>,
+    ) -> Self {
+        Self {
+            mode,
+            contacts_per_request: args.contacts,
+            clients: args.clients,
+            bucket_bits: measured.bucket_bits,
+            contacts_only: args.contacts_only,
+            measured,
+            setup,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.measured.samples.len()
+    }
+
+    fn contacts(&self) -> usize {
+        self.measured.samples.iter().map(|s| s.contacts).sum()
+    }
+
+    fn per_request(&self, f: impl Fn(&super::report::Sample) -> usize) -> f64 {
+        let n = self.requests().max(1) as f64;
+        self.measured.samples.iter().map(f).sum::<usize>() as f64 / n
+    }
+
+    fn latencies(&self) -> Vec<Duration> {
+        let mut l: Vec<Duration> = self.measured.samples.iter().map(|s| s.latency).collect();
+        l.sort();
+        l
+    }
+
+    fn client_cpu_us_per_contact(&self) -> f64 {
+        let cpu: Duration = self.measured.samples.iter().map(|s| s.client_cpu).sum();
+        cpu.as_secs_f64() * 1e6 / self.contacts().max(1) as f64
+    }
+
+    fn server_cpu_us_per_element(&self) -> Option<f64> {
+        self.measured
+            .server
+            .map(|s| s.busy.as_secs_f64() * 1e6 / s.evaluated.max(1) as f64)
+    }
+
+    /// The findings as one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let secs = self.measured.elapsed.as_secs_f64();
+        let l = self.latencies();
+        serde_json::json!({
+            "mode": self.mode,
+            "users": self.setup.map(|s| s.users),
+            "contacts_per_request": self.contacts_per_request,
+            "clients": self.clients,
+            "bucket_bits": self.bucket_bits,
+            "bucket_mode": if self.contacts_only { "contacts" } else { "all" },
+            "requests": self.requests(),
+            "contacts": self.contacts(),
+            "matched": self.measured.samples.iter().map(|s| s.matched).sum::<usize>(),
+            "duration_s": secs,
+            "requests_per_s": self.requests() as f64 / secs,
+            "contacts_per_s": self.contacts() as f64 / secs,
+            "latency_ms": {
+                "p50": ms(percentile(&l, 0.50)),
+                "p95": ms(percentile(&l, 0.95)),
+                "p99": ms(percentile(&l, 0.99)),
+                "max": ms(l.last().copied().unwrap_or_default()),
+            },
+            "bytes_up_per_request": self.per_request(|s| s.bytes_up),
+            "bytes_down_per_request": self.per_request(|s| s.bytes_down),
+            "server_cpu_us_per_element": self.server_cpu_us_per_element(),
+            "client_cpu_us_per_contact": self.client_cpu_us_per_contact(),
+            "table_build_s": self.setup.map(|s| s.table_build.as_secs_f64()),
+            "table_records": self.setup.map(|s| s.table_records),
+            "table_bytes": self.setup.map(|s| s.table_bytes),
+            "table_bytes_per_user": self.setup.map(|s| s.table_bytes as f64 / s.users.max(1) as f64),
+            "rss_bytes_per_user": self.setup.and_then(|s| s.rss_delta.map(|r| r as f64 / s.users.max(1) as f64)),
+        })
+    }
+
+    /// The findings as a table for people.
+    pub fn to_table(&self) -> String {
+        let secs = self.measured.elapsed.as_secs_f64();
+        let l = self.latencies();
+        let mut rows: Vec<(String, String)> = Vec::new();
+        if let Some(s) = &self.setup {
+            rows.push((
+                "table build".into(),
+                format!(
+                    "{:.2} s for {} users ({:.1} bytes of records per user{})",
+                    s.table_build.as_secs_f64(),
+                    s.users,
+                    s.table_bytes as f64 / s.users.max(1) as f64,
+                    s.rss_delta
+                        .map(|r| format!(
+                            ", resident memory +{:.1} bytes per user",
+                            r as f64 / s.users.max(1) as f64
+                        ))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        rows.push((
+            "requests".into(),
+            format!(
+                "{} in {:.1} s: {:.2}/s",
+                self.requests(),
+                secs,
+                self.requests() as f64 / secs
+            ),
+        ));
+        rows.push((
+            "contacts".into(),
+            format!(
+                "{} ({:.0}/s), {} matched",
+                self.contacts(),
+                self.contacts() as f64 / secs,
+                self.measured
+                    .samples
+                    .iter()
+                    .map(|s| s.matched)
+                    .sum::<usize>()
+            ),
+        ));
+        rows.push((
+            "latency".into(),
+            format!(
+                "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                ms(percentile(&l, 0.5)),
+                ms(percentile(&l, 0.95)),
+                ms(percentile(&l, 0.99)),
+                ms(l.last().copied().unwrap_or_default())
+            ),
+        ));
+        rows.push((
+            "bytes per request".into(),
+            format!(
+                "{} up, {} down",
+                human_bytes(self.per_request(|s| s.bytes_up)),
+                human_bytes(self.per_request(|s| s.bytes_down))
+            ),
+        ));
+        rows.push((
+            "server CPU".into(),
+            match self.server_cpu_us_per_element() {
+                Some(us) => format!("{us:.1} µs per evaluated element (decode, evaluate, prove)"),
+                None => "unknown (give --admin URL to read the server's counters)".into(),
+            },
+        ));
+        rows.push((
+            "client CPU".into(),
+            format!(
+                "{:.1} µs per contact (blind, verify, unblind, match)",
+                self.client_cpu_us_per_contact()
+            ),
+        ));
+        let mut out = format!(
+            "cds bench: {} server, {} clients x {} contacts per request, {} buckets ({})\n",
+            self.mode,
+            self.clients,
+            self.contacts_per_request,
+            1u64 << self.bucket_bits,
+            if self.contacts_only {
+                "contacts' buckets only"
+            } else {
+                "all buckets"
+            }
+        );
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<18} {v}\n"));
+        }
+        out
+    }
+}

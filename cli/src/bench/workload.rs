@@ -1,0 +1,223 @@
+//! The client side of the benchmark: concurrent clients, each sending one
+//! address book of fresh numbers per request through the real protocol
+//! (blind, Discover, verify, unblind, match), measuring every request.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cds_client::Client;
+use cds_client::matching::RecordIndex;
+use cds_client::session::{BucketSelection, ServerParams, prepare};
+use cds_core::E164;
+use cds_proto::v1::StatsRequest;
+use cds_proto::v1::admin_client::AdminClient;
+use cds_proto::v1::discovery_client::DiscoveryClient;
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message;
+use rand::RngExt;
+
+use super::BenchArgs;
+use super::report::{Report, Sample, ServerSide};
+
+/// Where the workload goes and what it knows about the server's users.
+pub struct Target {
+    /// Discovery URL.
+    pub url: String,
+    /// Credential sent with every request.
+    pub token: Option<String>,
+    /// Admin URL, for the server's CPU counters.
+    pub admin: Option<String>,
+    /// Digits of numbers known to be registered (local mode), so about a
+    /// tenth of each address book matches.
+    pub registered: Option<Range<u64>>,
+}
+
+/// Numbers outside any synthetic registered range: German mobiles +4917x.
+const UNREGISTERED_BASE: u64 = 4_917_000_000_000;
+
+fn address_book(contacts: usize, registered: &Option<Range<u64>>) -> Vec<E164> {
+    let mut rng = rand::rng();
+    let mut book = Vec::with_capacity(contacts);
+    while book.len() < contacts {
+        let digits = match registered {
+            Some(r) if book.len() % 10 == 0 && !r.is_empty() => rng.random_range(r.clone()),
+            _ => UNREGISTERED_BASE + rng.random_range(0..1_000_000_000),
+        };
+        if let Ok(n) = E164::from_u64(digits) {
+            book.push(n);
+        }
+    }
+    book.sort();
+    book.dedup();
+    book
+}
+
+/// One client: requests until `deadline`, returning one sample per request.
+async fn client_loop(
+    target: &Target,
+    params: ServerParams,
+    contacts: usize,
+    contacts_only: bool,
+    deadline: Instant,
+    progress: ProgressBar,
+) -> anyhow::Result<Vec<Sample>> {
+    let mut rpc = DiscoveryClient::connect(target.url.clone())
+        .await
+        .context("cannot connect")?
+        .max_decoding_message_size(1 << 30);
+    let auth: Option<tonic::metadata::MetadataValue<_>> = match &target.token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .context("the token is not printable")?,
+        ),
+        None => None,
+    };
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        let book = address_book(contacts, &target.registered);
+        let n = book.len();
+        let selection = if contacts_only {
+            let mut ids: Vec<u32> = book
+                .iter()
+                .map(|b| params.bucket_bits.bucket_of(b))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            BucketSelection::Ids(ids)
+        } else {
+            BucketSelection::All
+        };
+        let t0 = Instant::now();
+        let prepared = prepare(book, &params, selection, &mut rand::rng())?;
+        let bytes_up = prepared.message.encoded_len();
+        let mut request = tonic::Request::new(prepared.message);
+        if let Some(a) = &auth {
+            request.metadata_mut().insert("authorization", a.clone());
+        }
+        let t1 = Instant::now();
+        let response = rpc
+            .discover(request)
+            .await
+            .map_err(cds_client::ClientError::from)?
+            .into_inner();
+        let t2 = Instant::now();
+        let bytes_down = response.encoded_len();
+        let result = prepared.state.finish(response)?;
+        let mut index = RecordIndex::new();
+        for (_, packed) in result.records {
+            index.add(packed)?;
+        }
+        let mut matched = 0;
+        for (_, output) in &result.outputs {
+            matched += usize::from(index.lookup(output)?.is_some());
+        }
+        let t3 = Instant::now();
+        samples.push(Sample {
+            latency: t2 - t1,
+            client_cpu: (t1 - t0) + (t3 - t2),
+            bytes_up,
+            bytes_down,
+            contacts: n,
+            matched,
+        });
+        progress.inc(1);
+    }
+    Ok(samples)
+}
+
+/// The server's evaluation counters, if its Admin API is reachable.
+async fn server_counters(admin: &Option<String>) -> Option<(u64, u64)> {
+    let mut client = AdminClient::connect(admin.clone()?).await.ok()?;
+    let s = client.stats(StatsRequest {}).await.ok()?.into_inner();
+    Some((s.evaluated_elements, s.evaluation_busy_micros))
+}
+
+/// Run the workload with `args.clients` concurrent clients for `args.duration`.
+pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
+    let mut connect = Client::builder(target.url.clone());
+    if let Some(t) = &target.token {
+        connect = connect.credential(t.clone());
+    }
+    let params = connect
+        .connect()
+        .await
+        .context("cannot reach the discovery service")?
+        .params()
+        .cloned()
+        .context("the server sent no configuration")?;
+    let before = server_counters(&target.admin).await;
+
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        ProgressBar::new(args.duration.as_secs().max(1))
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("running   {spinner} {pos} requests, {elapsed} of {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(format!("{} s", args.duration.as_secs()));
+    bar.enable_steady_tick(Duration::from_millis(200));
+
+    let target = std::sync::Arc::new(target);
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let target = std::sync::Arc::clone(&target);
+        let params = params.clone();
+        let bar = bar.clone();
+        let (contacts, contacts_only) = (args.contacts, args.contacts_only);
+        tasks.push(tokio::spawn(async move {
+            client_loop(&target, params, contacts, contacts_only, deadline, bar).await
+        }));
+    }
+    let mut samples = Vec::new();
+    for t in tasks {
+        samples.extend(t.await.context("a client task failed")??);
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+
+    let server = match (before, server_counters(&target.admin).await) {
+        (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
+            evaluated: e1 - e0,
+            busy: Duration::from_micros(b1 - b0),
+        }),
+        _ => None,
+    };
+    Ok(Measured {
+        samples,
+        elapsed,
+        server,
+        bucket_bits: params.bucket_bits.get(),
+    })
+}
+
+/// What a workload run measured.
+#[derive(Debug)]
+pub struct Measured {
+    /// One sample per request.
+    pub samples: Vec<Sample>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The server's CPU counters over the run, if reachable.
+    pub server: Option<ServerSide>,
+    /// The server's bucket bits.
+    pub bucket_bits: u8,
+}
+
+/// `cds bench --server URL`.
+pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
+    let target = Target {
+        url: url.to_owned(),
+        token: args.token.clone(),
+        admin: args.admin.clone(),
+        registered: None,
+    };
+    let measured = run(args, target).await?;
+    Ok(Report::new(args, "remote", measured, None))
+}
