@@ -91,6 +91,20 @@ fn server_side(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("decode", n), &wire, |b, w| {
             b.iter(|| cds_core::BlindedElement::decode_packed(black_box(w)).expect("canonical"))
         });
+        // What the server does per request, on one core: decode the wire
+        // bytes, evaluate, prove, encode.
+        g.bench_with_input(BenchmarkId::new("request_one_core", n), &wire, |b, w| {
+            b.iter(|| {
+                let bl = cds_core::BlindedElement::decode_packed(black_box(w)).expect("canonical");
+                let eval = server
+                    .blind_evaluate_batch(&bl, &mut rand::rng())
+                    .expect("evaluates");
+                (
+                    cds_core::EvaluatedElement::encode_packed(&eval.messages),
+                    eval.proof.to_bytes(),
+                )
+            })
+        });
         g.bench_with_input(
             BenchmarkId::new("evaluate_without_proof", n),
             &blinded,

@@ -84,13 +84,26 @@ fn select_buckets(
     }
 }
 
+/// Run `f`, adding the CPU time this thread spent in it to `busy_ns`
+/// (wall time where the platform has no thread clock).
+fn on_the_clock<T>(busy_ns: &AtomicU64, f: impl FnOnce() -> T) -> T {
+    let cpu = cpu_time::ThreadTime::try_now().ok();
+    let wall = Instant::now();
+    let out = f();
+    let spent = cpu
+        .and_then(|c| c.try_elapsed().ok())
+        .unwrap_or_else(|| wall.elapsed());
+    busy_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    out
+}
+
 /// One chunk's decoded and evaluated elements, or the index of its first
 /// bad element.
 type EvaluatedChunk =
     Result<(Vec<BlindedElement>, Vec<EvaluatedElement>), (usize, cds_core::Error)>;
 
-/// Decode, evaluate and prove a batch, in parallel. Adds the threads'
-/// busy time to `busy_ns`.
+/// Decode, evaluate and prove a batch, in parallel. Adds the threads' CPU
+/// time to `busy_ns`.
 fn evaluate(
     server: &VoprfServer,
     packed: &[u8],
@@ -100,20 +113,19 @@ fn evaluate(
         .par_chunks(EVAL_CHUNK * ELEMENT_LEN)
         .enumerate()
         .map(|(c, chunk)| {
-            let started = Instant::now();
-            let out = chunk
-                .chunks_exact(ELEMENT_LEN)
-                .enumerate()
-                .map(|(i, e)| {
-                    BlindedElement::from_slice(e).map_err(|err| (c * EVAL_CHUNK + i, err))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(|blinded| {
-                    let evaluated = server.evaluate_elements(&blinded);
-                    (blinded, evaluated)
-                });
-            busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            out
+            on_the_clock(busy_ns, || {
+                chunk
+                    .chunks_exact(ELEMENT_LEN)
+                    .enumerate()
+                    .map(|(i, e)| {
+                        BlindedElement::from_slice(e).map_err(|err| (c * EVAL_CHUNK + i, err))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|blinded| {
+                        let evaluated = server.evaluate_elements(&blinded);
+                        (blinded, evaluated)
+                    })
+            })
         })
         .collect();
     let mut blinded = Vec::with_capacity(packed.len() / ELEMENT_LEN);
@@ -124,11 +136,10 @@ fn evaluate(
         blinded.extend(b);
         evaluated.extend(e);
     }
-    let started = Instant::now();
-    let proof = server
-        .prove_batch(&blinded, &evaluated, &mut rand::rng())
-        .map_err(|e| invalid(e.to_string()))?;
-    busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    let proof = on_the_clock(busy_ns, || {
+        server.prove_batch(&blinded, &evaluated, &mut rand::rng())
+    })
+    .map_err(|e| invalid(e.to_string()))?;
     Ok((
         EvaluatedElement::encode_packed(&evaluated).into(),
         Bytes::copy_from_slice(&proof.to_bytes()),
