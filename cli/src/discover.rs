@@ -51,8 +51,10 @@ fn load_cache(path: &PathBuf) -> anyhow::Result<DiscoveryCache> {
 fn save_cache(path: &PathBuf, cache: &DiscoveryCache) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
+    // A leftover temporary file could carry looser permissions: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts

@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Evaluations given back to each account per hour.
     #[arg(long, default_value_t = config::DEFAULT_QUOTA_REFILL_PER_HOUR, env = "CDS_QUOTA_REFILL_PER_HOUR")]
     quota_refill_per_hour: f64,
+    /// Open connections per client address (IPv4, or IPv6 /64). Behind a
+    /// proxy every client shares its address: raise this there.
+    #[arg(long, default_value_t = 64, env = "CDS_PEER_MAX_CONNECTIONS")]
+    peer_max_connections: u32,
+    /// Sustained requests per second per client address.
+    #[arg(long, default_value_t = 20.0, env = "CDS_PEER_REQUESTS_PER_SECOND")]
+    peer_requests_per_second: f64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "CDS_LOG_FORMAT")]
     log_format: LogFormat,
@@ -91,6 +98,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.max_elements_per_request = args.max_elements;
     cfg.quota.burst = args.quota_burst;
     cfg.quota.refill_per_hour = args.quota_refill_per_hour;
+    cfg.peer.max_connections = args.peer_max_connections;
+    cfg.peer.requests_per_second = args.peer_requests_per_second;
     if let Some(hex_key) = &args.issuer_public_key {
         let bytes: [u8; 32] = hex::decode(hex_key.trim())
             .ok()

@@ -1,6 +1,7 @@
 //! The networked client: connect, fetch the configuration, discover.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use cds_core::{BucketBits, E164, Label, PublicKey};
 use cds_proto::v1::GetConfigRequest;
@@ -98,7 +99,12 @@ impl ClientBuilder {
                     .map_err(|_| ClientError::InvalidCredential)
             })
             .transpose()?;
-        let endpoint = Endpoint::from_shared(self.url).map_err(|_| ClientError::InvalidUrl)?;
+        let endpoint = Endpoint::from_shared(self.url)
+            .map_err(|_| ClientError::InvalidUrl)?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
         let channel = endpoint.connect().await.map_err(ClientError::Connect)?;
         let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         let mut client = Client {

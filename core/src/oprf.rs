@@ -105,12 +105,23 @@ fn mul_compress_batch(
     pairs: impl ExactSizeIterator<Item = (Scalar, RistrettoPoint)>,
 ) -> Vec<(RistrettoPoint, [u8; 32])> {
     let half = Scalar::from(2u8).invert();
-    let halves: Vec<RistrettoPoint> = pairs.map(|(s, p)| (s * half) * p).collect();
-    RistrettoPoint::double_and_compress_batch(&halves)
+    let mut halves: Vec<RistrettoPoint> = pairs
+        .map(|(mut s, p)| {
+            let mut h = s * half;
+            let product = h * p;
+            s.zeroize();
+            h.zeroize();
+            product
+        })
+        .collect();
+    let out = RistrettoPoint::double_and_compress_batch(&halves)
         .into_iter()
         .zip(&halves)
         .map(|(c, h)| (h + h, c.to_bytes()))
-        .collect()
+        .collect();
+    // Half an unblinded element is as good as the element: wipe them.
+    halves.zeroize();
+    out
 }
 
 /// The `Finalize` hash: `Hash(len || input [|| len || info] || len || element || "Finalize")`.
@@ -274,17 +285,16 @@ impl VoprfClient {
         inputs: &[&[u8]],
         rng: &mut R,
     ) -> Result<Vec<BlindResult<Self>>> {
-        let mut blinds = Vec::with_capacity(inputs.len());
-        let mut pairs = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let blind = random_nonzero_scalar(rng);
-            pairs.push((blind, input_element(Mode::Voprf, input)?));
-            blinds.push(Blind(blind));
-        }
-        let blinded = mul_compress_batch(pairs.iter().map(|(s, p)| (*s, *p)));
-        for (s, _) in pairs.iter_mut() {
-            s.zeroize();
-        }
+        // Hash every input first: nothing secret exists yet if one fails.
+        let points = inputs
+            .iter()
+            .map(|input| input_element(Mode::Voprf, input))
+            .collect::<Result<Vec<_>>>()?;
+        let blinds: Vec<Blind> = points
+            .iter()
+            .map(|_| Blind(random_nonzero_scalar(rng)))
+            .collect();
+        let blinded = mul_compress_batch(blinds.iter().zip(&points).map(|(b, p)| (b.0, *p)));
         Ok(blinds
             .into_iter()
             .zip(blinded)
@@ -398,8 +408,8 @@ impl VoprfServer {
     /// element, so a caller may split a batch across threads and then call
     /// [`VoprfServer::prove_batch`] once over the whole batch.
     pub fn evaluate_elements(&self, blinded: &[BlindedElement]) -> Vec<EvaluatedElement> {
-        let k = self.key.secret().0;
-        mul_compress_batch(blinded.iter().map(|b| (k, b.point)))
+        let k = &self.key.secret().0;
+        mul_compress_batch(blinded.iter().map(|b| (*k, b.point)))
             .into_iter()
             .map(|(point, bytes)| EvaluatedElement { point, bytes })
             .collect()

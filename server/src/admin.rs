@@ -4,8 +4,8 @@
 //! table second, under one lock, so a Discover that starts after a change
 //! has returned sees it. Invalid input is refused before anything is written.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use cds_core::{E164, Label};
 use cds_proto::v1::admin_server::Admin;
@@ -17,8 +17,9 @@ use cds_proto::v1::{
 use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::error::ServerError;
 use crate::registry::{Upserted, User};
-use crate::state::{State, on_blocking_pool, on_cpu_pool, store_status};
+use crate::state::{State, on_blocking_pool, store_status};
 
 /// At most this many row errors are reported back from one import.
 pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
@@ -43,32 +44,53 @@ fn parse_user(u: cds_proto::v1::User) -> Result<User, &'static str> {
     })
 }
 
+/// Write `users` to the registry, then bring the table in line, under the
+/// write lock. Blocking: runs on the blocking pool, where it completes even
+/// if the caller goes away, so the registry and the table never disagree
+/// and writes land in order.
+fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let outcomes = state.registry.upsert(users)?;
+    let changes = users
+        .par_iter()
+        .map(|u| state.table.change_for(&state.oprf, u))
+        .collect();
+    state.table.apply_changes(changes);
+    Ok(outcomes)
+}
+
+/// Unregister `number` and drop its record (see [`write_users`]).
+fn unregister(state: &State, number: &E164) -> Result<bool, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let existed = state.registry.remove(number)?;
+    if existed {
+        state
+            .table
+            .apply_changes(vec![state.table.removal_for(&state.oprf, number)]);
+    }
+    Ok(existed)
+}
+
+/// Change discoverability (see [`write_users`]); `None` if not registered.
+fn set_discoverable(
+    state: &State,
+    number: &E164,
+    discoverable: bool,
+) -> Result<Option<()>, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(user) = state.registry.set_discoverable(number, discoverable)? else {
+        return Ok(None);
+    };
+    state.table.apply(&state.oprf, &user);
+    Ok(Some(()))
+}
+
 impl AdminService {
-    /// Write `users` to the registry, then bring the table in line.
-    /// Callers hold `state.writes`.
     async fn write_users(&self, users: Vec<User>) -> Result<Vec<Upserted>, Status> {
         let state = Arc::clone(&self.state);
-        let (users, outcomes) = on_blocking_pool(move || {
-            let r = state.registry.upsert(&users);
-            (users, r)
-        })
-        .await?;
-        let outcomes = outcomes.map_err(store_status)?;
-        self.apply_to_table(users).await?;
-        Ok(outcomes)
-    }
-
-    /// Seal records for the discoverable users in parallel and update the table.
-    async fn apply_to_table(&self, users: Vec<User>) -> Result<(), Status> {
-        let state = Arc::clone(&self.state);
-        on_cpu_pool(move || {
-            let changes = users
-                .par_iter()
-                .map(|u| state.table.change_for(&state.oprf, u))
-                .collect();
-            state.table.apply_changes(changes);
-        })
-        .await
+        on_blocking_pool(move || write_users(&state, &users))
+            .await?
+            .map_err(store_status)
     }
 }
 
@@ -83,7 +105,6 @@ impl Admin for AdminService {
             .user
             .ok_or_else(|| Status::invalid_argument("user is missing"))?;
         let user = parse_user(user).map_err(Status::invalid_argument)?;
-        let _guard = self.state.writes.lock().await;
         let outcome = self.write_users(vec![user]).await?;
         Ok(Response::new(RegisterResponse {
             created: outcome.first() == Some(&Upserted::Created),
@@ -95,18 +116,10 @@ impl Admin for AdminService {
         request: Request<UnregisterRequest>,
     ) -> Result<Response<UnregisterResponse>, Status> {
         let number = parse_number(&request.into_inner().e164).map_err(Status::invalid_argument)?;
-        let _guard = self.state.writes.lock().await;
         let state = Arc::clone(&self.state);
-        let existed = on_blocking_pool(move || {
-            let r = state.registry.remove(&number);
-            if let Ok(true) = r {
-                let removal = state.table.removal_for(&state.oprf, &number);
-                state.table.apply_changes(vec![removal]);
-            }
-            r
-        })
-        .await?
-        .map_err(store_status)?;
+        let existed = on_blocking_pool(move || unregister(&state, &number))
+            .await?
+            .map_err(store_status)?;
         Ok(Response::new(UnregisterResponse { existed }))
     }
 
@@ -116,15 +129,11 @@ impl Admin for AdminService {
     ) -> Result<Response<SetDiscoverableResponse>, Status> {
         let req = request.into_inner();
         let number = parse_number(&req.e164).map_err(Status::invalid_argument)?;
-        let _guard = self.state.writes.lock().await;
         let state = Arc::clone(&self.state);
-        let updated =
-            on_blocking_pool(move || state.registry.set_discoverable(&number, req.discoverable))
-                .await?
-                .map_err(store_status)?;
-        let user = updated
+        on_blocking_pool(move || set_discoverable(&state, &number, req.discoverable))
+            .await?
+            .map_err(store_status)?
             .ok_or_else(|| Status::not_found("that number is not registered: register it first"))?;
-        self.apply_to_table(vec![user]).await?;
         Ok(Response::new(SetDiscoverableResponse {}))
     }
 
@@ -155,7 +164,6 @@ impl Admin for AdminService {
             if valid.is_empty() {
                 continue;
             }
-            let _guard = self.state.writes.lock().await;
             for outcome in self.write_users(valid).await? {
                 match outcome {
                     Upserted::Created => summary.created += 1,

@@ -97,45 +97,35 @@ fn on_the_clock<T>(busy_ns: &AtomicU64, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// One chunk's decoded and evaluated elements, or the index of its first
-/// bad element.
-type EvaluatedChunk =
-    Result<(Vec<BlindedElement>, Vec<EvaluatedElement>), (usize, cds_core::Error)>;
-
-/// Decode, evaluate and prove a batch, in parallel. Adds the threads' CPU
-/// time to `busy_ns`.
+/// Decode every element first (so invalid input costs no evaluation), then
+/// evaluate in parallel and prove. Adds the threads' CPU time to `busy_ns`.
 fn evaluate(
     server: &VoprfServer,
     packed: &[u8],
     busy_ns: &AtomicU64,
 ) -> Result<(Bytes, Bytes), Status> {
-    let chunks: Vec<EvaluatedChunk> = packed
+    let decoded: Vec<Result<BlindedElement, cds_core::Error>> = packed
         .par_chunks(EVAL_CHUNK * ELEMENT_LEN)
-        .enumerate()
-        .map(|(c, chunk)| {
+        .map(|chunk| {
             on_the_clock(busy_ns, || {
                 chunk
                     .chunks_exact(ELEMENT_LEN)
-                    .enumerate()
-                    .map(|(i, e)| {
-                        BlindedElement::from_slice(e).map_err(|err| (c * EVAL_CHUNK + i, err))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|blinded| {
-                        let evaluated = server.evaluate_elements(&blinded);
-                        (blinded, evaluated)
-                    })
+                    .map(BlindedElement::from_slice)
+                    .collect::<Vec<_>>()
             })
         })
+        .flatten_iter()
         .collect();
-    let mut blinded = Vec::with_capacity(packed.len() / ELEMENT_LEN);
-    let mut evaluated = Vec::with_capacity(packed.len() / ELEMENT_LEN);
-    // Chunks are in order, so the first error met is the lowest bad index.
-    for chunk in chunks {
-        let (b, e) = chunk.map_err(|(i, err)| invalid(format!("blinded element {i}: {err}")))?;
-        blinded.extend(b);
-        evaluated.extend(e);
-    }
+    let blinded = decoded
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.map_err(|err| invalid(format!("blinded element {i}: {err}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let evaluated: Vec<EvaluatedElement> = blinded
+        .par_chunks(EVAL_CHUNK)
+        .map(|chunk| on_the_clock(busy_ns, || server.evaluate_elements(chunk)))
+        .flatten_iter()
+        .collect();
     let proof = on_the_clock(busy_ns, || {
         server.prove_batch(&blinded, &evaluated, &mut rand::rng())
     })
@@ -200,39 +190,9 @@ impl Discovery for DiscoveryService {
             state.max_elements() as usize,
         )?;
 
-        // Charge the account first (refunded if anything below fails), then
-        // wait for an evaluation slot or be shed.
-        let admission = state
-            .quotas
-            .admit(&account, n as u32, Instant::now())
-            .map_err(quota_status)?;
-        let (evaluated, proof) = if n == 0 {
-            (Bytes::new(), Bytes::new())
-        } else {
-            let _slot = state.gate.enter().await.map_err(|_| {
-                with_retry_after(
-                    Status::unavailable("the server is overloaded: retry shortly"),
-                    Some(state.gate.retry_after()),
-                )
-            })?;
-            let packed = req.blinded_elements;
-            let cpu_state = Arc::clone(&state);
-            let result = on_cpu_pool(move || {
-                evaluate(
-                    &cpu_state.oprf,
-                    &packed,
-                    &cpu_state.counters.evaluation_busy_ns,
-                )
-            })
-            .await??;
-            state
-                .counters
-                .evaluated_elements
-                .fetch_add(n as u64, Ordering::Relaxed);
-            result
-        };
-
-        let mut size = evaluated.len() + proof.len();
+        // Everything that can be refused cheaply is refused before any work:
+        // the response size, the account's budget, the evaluation gate.
+        let mut size = n * ELEMENT_LEN + cds_core::PROOF_LEN;
         let mut out = Vec::with_capacity(buckets.len());
         for bucket in buckets {
             let records = state.table.bucket_records(bucket);
@@ -246,7 +206,41 @@ impl Discovery for DiscoveryService {
                 state.config.max_response_bytes
             )));
         }
-        admission.commit();
+        let admission = state
+            .quotas
+            .admit(&account, n as u32, Instant::now())
+            .map_err(quota_status)?;
+        let slot = state.gate.enter().await.map_err(|_| {
+            with_retry_after(
+                Status::unavailable("the server is overloaded: retry shortly"),
+                Some(state.gate.retry_after()),
+            )
+        })?;
+        let (evaluated, proof) = if n == 0 {
+            drop(slot);
+            admission.commit();
+            (Bytes::new(), Bytes::new())
+        } else {
+            // The CPU job owns the slot and the charge: if the client goes
+            // away, the work still counts against the gate and the account,
+            // so cancelling cannot buy free evaluations. Invalid elements
+            // are found before anything is evaluated, and refunded.
+            let packed = req.blinded_elements;
+            let cpu_state = Arc::clone(&state);
+            on_cpu_pool(move || {
+                let _slot = slot;
+                let counters = &cpu_state.counters;
+                let result = evaluate(&cpu_state.oprf, &packed, &counters.evaluation_busy_ns);
+                if result.is_ok() {
+                    admission.commit();
+                    counters
+                        .evaluated_elements
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                result
+            })
+            .await??
+        };
         tracing::debug!(elements = n, buckets = out.len(), "discover served");
         Ok(Response::new(DiscoverResponse {
             epoch: state.epoch.id,

@@ -248,7 +248,7 @@ pub async fn start_observed(
         epoch,
         table,
         registry,
-        writes: tokio::sync::Mutex::new(()),
+        writes: std::sync::Mutex::new(()),
         config: config.clone(),
         table_build_ms: build_ms,
         verifier,
@@ -282,10 +282,15 @@ pub async fn start_observed(
     .max_decoding_message_size(
         config.max_elements_per_request as usize * (cds_core::ELEMENT_LEN + 5) + 4096,
     )
-    .max_encoding_message_size(config.max_response_bytes + 4096);
+    .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
     let discovery_task = tokio::spawn(
         tonic::transport::Server::builder()
             .timeout(config.request_timeout)
+            // Find and drop dead or stalled peers instead of holding their
+            // responses forever.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
             .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
             .add_service(discovery)
             .serve_with_incoming_shutdown(

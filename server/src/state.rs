@@ -22,7 +22,7 @@ pub(crate) struct State {
     pub(crate) table: RecordTable,
     pub(crate) registry: Registry,
     /// Serializes admin writes so the registry and the table change in the same order.
-    pub(crate) writes: tokio::sync::Mutex<()>,
+    pub(crate) writes: std::sync::Mutex<()>,
     pub(crate) config: ServerConfig,
     pub(crate) table_build_ms: u64,
     /// Checks credentials (the issuer's public key only).

@@ -149,7 +149,8 @@ impl RecordTable {
     }
 
     /// Apply many changes, rebuilding each touched bucket once. Within the
-    /// batch, a later change of the same user wins.
+    /// batch, a later change of the same user wins. Callers serialize
+    /// their changes (the server holds its write lock).
     pub fn apply_changes(&self, changes: Vec<Change>) {
         let mut by_bucket: HashMap<u32, Vec<Change>> = HashMap::new();
         for c in changes {
@@ -168,8 +169,10 @@ impl RecordTable {
             latest.insert(c.tag, c.record);
         }
         let slot = &self.buckets[bucket as usize];
-        let mut guard = slot.write().unwrap_or_else(PoisonError::into_inner);
-        let old = guard.clone();
+        // Build the new buffer from a snapshot, then swap it in: readers
+        // keep being served from the old one meanwhile. Writers are
+        // serialized by the caller, so no change is lost between the two.
+        let old = slot.read().unwrap_or_else(PoisonError::into_inner).clone();
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
@@ -189,7 +192,7 @@ impl RecordTable {
         self.records.fetch_sub(old_count, Ordering::Relaxed);
         self.bytes.fetch_add(buf.len(), Ordering::Relaxed);
         self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
-        *guard = buf.into();
+        *slot.write().unwrap_or_else(PoisonError::into_inner) = buf.into();
     }
 
     /// The packed records of `bucket` (which must be below `2^bits`).

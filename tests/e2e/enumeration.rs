@@ -397,6 +397,11 @@ async fn garbage_elements_are_refused_without_charging_the_account() {
     garbage.metadata_mut().insert("authorization", auth.clone());
     let err = rpc.discover(garbage).await.expect_err("garbage");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        server.stats().await.evaluated_elements,
+        0,
+        "nothing was evaluated"
+    );
 
     // The whole budget of 8 is still there.
     let book = german_mobiles(8, 0);

@@ -140,6 +140,7 @@ impl Report {
             "bucket_bits": self.bucket_bits,
             "bucket_mode": if self.contacts_only { "contacts" } else { "all" },
             "requests": self.requests(),
+            "refused": self.measured.refused,
             "contacts": self.contacts(),
             "matched": self.measured.samples.iter().map(|s| s.matched).sum::<usize>(),
             "duration_s": secs,

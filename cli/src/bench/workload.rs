@@ -62,7 +62,7 @@ async fn client_loop(
     contacts_only: bool,
     deadline: Instant,
     progress: ProgressBar,
-) -> anyhow::Result<Vec<Sample>> {
+) -> anyhow::Result<(Vec<Sample>, usize)> {
     let mut rpc = DiscoveryClient::connect(target.url.clone())
         .await
         .context("cannot connect")?
@@ -76,6 +76,9 @@ async fn client_loop(
         None => None,
     };
     let mut samples = Vec::new();
+    let mut refused = 0;
+    // A request carries at most what the server accepts.
+    let contacts = contacts.min(params.max_elements_per_request);
     while Instant::now() < deadline {
         let book = address_book(contacts, &target.registered);
         let n = book.len();
@@ -98,11 +101,25 @@ async fn client_loop(
             request.metadata_mut().insert("authorization", a.clone());
         }
         let t1 = Instant::now();
-        let response = rpc
-            .discover(request)
-            .await
-            .map_err(cds_client::ClientError::from)?
-            .into_inner();
+        let response = match rpc.discover(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => match cds_client::ClientError::from(status) {
+                // Limits and shedding are results too: count them, back off, go on.
+                cds_client::ClientError::QuotaExceeded { retry_after, .. }
+                | cds_client::ClientError::Overloaded { retry_after } => {
+                    refused += 1;
+                    let wait = retry_after
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(Duration::from_secs(1));
+                    tokio::time::sleep(
+                        wait.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                    continue;
+                }
+                other => return Err(other.into()),
+            },
+        };
         let t2 = Instant::now();
         let bytes_down = response.encoded_len();
         let result = prepared.state.finish(response)?;
@@ -125,7 +142,7 @@ async fn client_loop(
         });
         progress.inc(1);
     }
-    Ok(samples)
+    Ok((samples, refused))
 }
 
 /// The server's evaluation counters, if its Admin API is reachable.
@@ -176,8 +193,11 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         }));
     }
     let mut samples = Vec::new();
+    let mut refused = 0;
     for t in tasks {
-        samples.extend(t.await.context("a client task failed")??);
+        let (s, r) = t.await.context("a client task failed")??;
+        samples.extend(s);
+        refused += r;
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
@@ -191,6 +211,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     };
     Ok(Measured {
         samples,
+        refused,
         elapsed,
         server,
         bucket_bits: params.bucket_bits.get(),
@@ -200,8 +221,10 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
 /// What a workload run measured.
 #[derive(Debug)]
 pub struct Measured {
-    /// One sample per request.
+    /// One sample per served request.
     pub samples: Vec<Sample>,
+    /// Requests refused by a limit or shed.
+    pub refused: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// The server's CPU counters over the run, if reachable.

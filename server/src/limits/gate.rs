@@ -39,7 +39,7 @@ impl Gate {
     /// A gate for `concurrent` running and `queue` waiting evaluations.
     pub fn new(concurrent: usize, queue: usize, max_wait: Duration) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(concurrent.clamp(1, Semaphore::MAX_PERMITS))),
             waiting: AtomicUsize::new(0),
             queue,
             max_wait,

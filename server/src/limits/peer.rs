@@ -18,6 +18,22 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::token_bucket::{Rate, TokenBucket};
 
+/// The unit limits apply to: an IPv4 address, or an IPv6 /64 (one
+/// subscriber's prefix; limiting single IPv6 addresses would let one host
+/// use 2^64 of them).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 struct Peer {
     connections: u32,
     requests: TokenBucket,
@@ -58,7 +74,7 @@ impl Drop for ConnectionSlot {
             .peers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = peers.get_mut(&self.ip) {
+        if let Some(p) = peers.get_mut(&peer_key(self.ip)) {
             p.connections = p.connections.saturating_sub(1);
         }
     }
@@ -82,7 +98,7 @@ impl PeerLimits {
         ip: IpAddr,
         now: Instant,
     ) -> &'a mut Peer {
-        peers.entry(ip).or_insert_with(|| Peer {
+        peers.entry(peer_key(ip)).or_insert_with(|| Peer {
             connections: 0,
             requests: TokenBucket::full(self.inner.rate, now),
         })
@@ -234,6 +250,23 @@ mod tests {
         assert_eq!(limits.request(LOCAL, t), Err(Some(Duration::from_secs(1))));
         let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
         assert!(limits.request(other, t).is_ok());
+    }
+
+    #[test]
+    fn one_ipv6_slash_64_is_one_peer() {
+        let limits = PeerLimits::new(
+            1,
+            Rate {
+                burst: 1.0,
+                per_sec: 1.0,
+            },
+        );
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        let _slot = limits.connect(a).expect("first");
+        assert!(limits.connect(b).is_none(), "same /64");
+        assert!(limits.connect(other).is_some(), "another /64");
     }
 
     #[test]
