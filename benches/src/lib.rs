@@ -22,14 +22,13 @@ pub fn numbers(n: usize) -> Vec<E164> {
         .collect()
 }
 
-/// Blind `numbers`: the client states and the blinded elements to send.
+/// Blind `numbers` as the client library does (one batch): the client
+/// states and the blinded elements to send.
 pub fn blind_all(numbers: &[E164]) -> (Vec<VoprfClient>, Vec<BlindedElement>) {
-    let mut rng = rand::rng();
-    numbers
-        .iter()
-        .map(|n| {
-            let r = VoprfClient::blind(n.as_bytes(), &mut rng).expect("blinds");
-            (r.state, r.message)
-        })
+    let inputs: Vec<&[u8]> = numbers.iter().map(E164::as_bytes).collect();
+    VoprfClient::blind_batch(&inputs, &mut rand::rng())
+        .expect("blinds")
+        .into_iter()
+        .map(|r| (r.state, r.message))
         .unzip()
 }
