@@ -344,13 +344,7 @@ impl VoprfClient {
         public_key: &PublicKey,
     ) -> Result<Vec<Output>> {
         check_lengths(inputs.len(), states.len(), evaluated.len())?;
-        verify_batch(
-            Mode::Voprf,
-            public_key,
-            states.iter().map(|s| &s.blinded),
-            evaluated,
-            proof,
-        )?;
+        Self::verify_batch_vartime(states, evaluated, proof, public_key)?;
         for input in inputs {
             check_input(input)?;
         }

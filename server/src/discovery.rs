@@ -143,15 +143,7 @@ impl Discovery for DiscoveryService {
         request: Request<GetConfigRequest>,
     ) -> Result<Response<Config>, Status> {
         let s = &self.state;
-        if let Some(ip) = request.remote_addr().map(|a| a.ip()) {
-            s.peers.request(ip, Instant::now()).map_err(|wait| {
-                limit_status(
-                    "peer-rate",
-                    "too many requests from this address: slow down",
-                    wait,
-                )
-            })?;
-        }
+        check_peer_rate(s, &request)?;
         Ok(Response::new(Config {
             epoch: s.epoch.id,
             public_key: Bytes::copy_from_slice(s.epoch.key.public().as_bytes()),
@@ -166,16 +158,7 @@ impl Discovery for DiscoveryService {
         request: Request<DiscoverRequest>,
     ) -> Result<Response<DiscoverResponse>, Status> {
         let state = Arc::clone(&self.state);
-        let peer = request.remote_addr().map(|a| a.ip());
-        if let Some(ip) = peer {
-            state.peers.request(ip, Instant::now()).map_err(|wait| {
-                limit_status(
-                    "peer-rate",
-                    "too many requests from this address: slow down",
-                    wait,
-                )
-            })?;
-        }
+        check_peer_rate(&state, &request)?;
         let account = authenticate(&state.verifier, request.metadata())?;
         let req = request.into_inner();
         if req.epoch != state.epoch.id {
@@ -249,6 +232,20 @@ impl Discovery for DiscoveryService {
             buckets: out,
         }))
     }
+}
+
+/// Count the request against its peer's rate (both RPCs do).
+fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status> {
+    let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
+        return Ok(());
+    };
+    state.peers.request(ip, Instant::now()).map_err(|wait| {
+        limit_status(
+            "peer-rate",
+            "too many requests from this address: slow down",
+            wait,
+        )
+    })
 }
 
 /// A quota refusal as a status the client can act on.
