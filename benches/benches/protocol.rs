@@ -1,6 +1,6 @@
 //! Per-operation benchmarks. Run: `cargo bench -p cds-benches`.
 
-use cds_benches::{blind_all, numbers, server};
+use cds_benches::{blind_all, blind_all_multiplicative, numbers, server};
 use cds_core::{Label, Output, RecordKeys, VoprfClient};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use curve25519_dalek::ristretto::CompressedRistretto;
@@ -49,11 +49,40 @@ fn client(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("blind", n), &nums, |b, nums| {
             b.iter(|| blind_all(black_box(nums)))
         });
+        g.bench_with_input(
+            BenchmarkId::new("blind_rfc_multiplicative", n),
+            &nums,
+            |b, nums| b.iter(|| blind_all_multiplicative(black_box(nums))),
+        );
         let (states, blinded) = blind_all(&nums);
         let eval = server
             .blind_evaluate_batch(&blinded, &mut rand::rng())
             .expect("evaluates");
         let inputs: Vec<&[u8]> = nums.iter().map(|n| n.as_bytes()).collect();
+        let wire = cds_core::EvaluatedElement::encode_packed(&eval.messages);
+        g.bench_with_input(BenchmarkId::new("decode_evaluated", n), &wire, |b, w| {
+            b.iter(|| cds_core::EvaluatedElement::decode_packed(black_box(w)).expect("canonical"))
+        });
+        let (m_states, m_blinded) = blind_all_multiplicative(&nums);
+        let m_eval = server
+            .blind_evaluate_batch(&m_blinded, &mut rand::rng())
+            .expect("evaluates");
+        g.bench_with_input(
+            BenchmarkId::new("verify_and_finalize_rfc_multiplicative", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    VoprfClient::batch_finalize(
+                        &inputs,
+                        &m_states,
+                        &m_eval.messages,
+                        &m_eval.proof,
+                        server.public_key(),
+                    )
+                    .expect("verifies")
+                })
+            },
+        );
         g.bench_with_input(BenchmarkId::new("verify", n), &n, |b, _| {
             b.iter(|| {
                 VoprfClient::verify_batch_vartime(

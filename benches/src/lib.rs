@@ -22,9 +22,20 @@ pub fn numbers(n: usize) -> Vec<E164> {
         .collect()
 }
 
-/// Blind `numbers` as the client library does (one batch): the client
-/// states and the blinded elements to send.
+/// Blind `numbers` as the client library does (one batch, additive
+/// blinding): the client states and the blinded elements to send.
 pub fn blind_all(numbers: &[E164]) -> (Vec<VoprfClient>, Vec<BlindedElement>) {
+    let inputs: Vec<&[u8]> = numbers.iter().map(E164::as_bytes).collect();
+    VoprfClient::blind_batch_additive(&inputs, &mut rand::rng())
+        .expect("blinds")
+        .into_iter()
+        .map(|r| (r.state, r.message))
+        .unzip()
+}
+
+/// Blind `numbers` with RFC 9497's multiplicative `Blind` (one batch), for
+/// comparison with [`blind_all`].
+pub fn blind_all_multiplicative(numbers: &[E164]) -> (Vec<VoprfClient>, Vec<BlindedElement>) {
     let inputs: Vec<&[u8]> = numbers.iter().map(E164::as_bytes).collect();
     VoprfClient::blind_batch(&inputs, &mut rand::rng())
         .expect("blinds")

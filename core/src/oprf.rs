@@ -2,6 +2,7 @@
 //! finalize, servers that evaluate. Each protocol step returns the state the
 //! caller keeps and the message it sends, as `{ state, message }`.
 
+use curve25519_dalek::ristretto::RistrettoBasepointTable;
 use curve25519_dalek::traits::IsIdentity;
 use curve25519_dalek::{RistrettoPoint, Scalar};
 use rand_core::CryptoRng;
@@ -253,11 +254,26 @@ impl OprfServer {
 
 // --------------------------------------------------------------- VOPRF ---
 
+/// How a VOPRF input was blinded, which decides how it is unblinded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blinding {
+    /// RFC 9497 `Blind`: `blinded = r·P`, unblinded as `r⁻¹·Z`.
+    Multiplicative,
+    /// `blinded = P + r·G`, unblinded as `Z − r·pkS`.
+    Additive,
+}
+
+/// Below this many additively blinded elements in one batch, multiplying
+/// by the public key directly is cheaper than building its table.
+const PUBLIC_KEY_TABLE_MIN_BATCH: usize = 4;
+
 /// Client of the verifiable mode: it checks the server's proof against the
 /// server's public key before it trusts any output.
 #[derive(Clone, ZeroizeOnDrop)]
 pub struct VoprfClient {
     blind: Blind,
+    #[zeroize(skip)]
+    blinding: Blinding,
     #[zeroize(skip)]
     blinded: BlindedElement,
 }
@@ -273,6 +289,7 @@ impl VoprfClient {
         Ok(BlindResult {
             state: Self {
                 blind,
+                blinding: Blinding::Multiplicative,
                 blinded: message,
             },
             message,
@@ -303,6 +320,57 @@ impl VoprfClient {
                 BlindResult {
                     state: Self {
                         blind,
+                        blinding: Blinding::Multiplicative,
+                        blinded: message,
+                    },
+                    message,
+                }
+            })
+            .collect())
+    }
+
+    /// Blind many inputs *additively*: `blinded = P + r·G` instead of the
+    /// RFC's `r·P`, unblinded by [`VoprfClient::batch_finalize`] as
+    /// `Z − r·pkS`. Both multiplications have a fixed base (the generator
+    /// now, the server's public key at finalization, through precomputed
+    /// tables), so a contact costs about two thirds of a variable-base
+    /// multiplication less than with [`VoprfClient::blind_batch`].
+    ///
+    /// Nothing else changes: `P + r·G` with a uniformly random `r` is a
+    /// uniformly random group element, exactly as `r·P` is, so the server
+    /// learns nothing it would not learn from RFC 9497 blinding and cannot
+    /// tell the two apart; the outputs are exactly the RFC 9497 outputs.
+    /// It is sound only because this mode verifies the proof first: the
+    /// proof shows `Z = k·blinded` for the `k` of `pkS = k·G`, so
+    /// `Z − r·pkS = k·P`. (Base-mode OPRF has no such check, which is why
+    /// only [`VoprfClient`] offers this.)
+    pub fn blind_batch_additive<R: CryptoRng + ?Sized>(
+        inputs: &[&[u8]],
+        rng: &mut R,
+    ) -> Result<Vec<BlindResult<Self>>> {
+        // Hash every input first: nothing secret exists yet if one fails.
+        let points = inputs
+            .iter()
+            .map(|input| input_element(Mode::Voprf, input))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(points
+            .into_iter()
+            .map(|p| {
+                let (blind, mut point) = loop {
+                    let blind = Blind(random_nonzero_scalar(rng));
+                    let point = p + RistrettoPoint::mul_base(&blind.0);
+                    // `r = log(−P)` happens with probability 2^-252; the
+                    // server would refuse the identity, so draw again.
+                    if !point.is_identity() {
+                        break (blind, point);
+                    }
+                };
+                let message = BlindedElement::from_point(point);
+                point.zeroize();
+                BlindResult {
+                    state: Self {
+                        blind,
+                        blinding: Blinding::Additive,
                         blinded: message,
                     },
                     message,
@@ -348,12 +416,51 @@ impl VoprfClient {
         for input in inputs {
             check_input(input)?;
         }
-        let unblinded = unblind_batch(states.iter().map(|s| &s.blind), evaluated);
+        let unblinded = Self::unblind(states, evaluated, public_key);
         Ok(inputs
             .iter()
             .zip(&unblinded)
             .map(|(input, n)| finalize_hash(input, None, n))
             .collect())
+    }
+
+    /// Unblind every state by its own blinding, in input order.
+    fn unblind(
+        states: &[Self],
+        evaluated: &[EvaluatedElement],
+        public_key: &PublicKey,
+    ) -> Vec<[u8; 32]> {
+        let is = |how| move |(s, _): &(&Self, &EvaluatedElement)| s.blinding == how;
+        let pairs = || states.iter().zip(evaluated);
+        let mut multiplicative = unblind_batch(
+            pairs()
+                .filter(is(Blinding::Multiplicative))
+                .map(|(s, _)| &s.blind),
+            &pairs()
+                .filter(is(Blinding::Multiplicative))
+                .map(|(_, z)| *z)
+                .collect::<Vec<_>>(),
+        )
+        .into_iter();
+        let additive = pairs().filter(is(Blinding::Additive)).count();
+        let table = (additive >= PUBLIC_KEY_TABLE_MIN_BATCH)
+            .then(|| RistrettoBasepointTable::create(&public_key.point));
+        pairs()
+            .map(|(s, z)| match s.blinding {
+                Blinding::Multiplicative => multiplicative.next().expect("one per state"),
+                Blinding::Additive => {
+                    let mut mask = match &table {
+                        Some(t) => &s.blind.0 * t,
+                        None => s.blind.0 * public_key.point,
+                    };
+                    let mut n = z.point - mask;
+                    let bytes = n.compress().to_bytes();
+                    mask.zeroize();
+                    n.zeroize();
+                    bytes
+                }
+            })
+            .collect()
     }
 }
 

@@ -289,3 +289,101 @@ fn batch_blinding_gives_the_same_outputs_as_the_server() {
         assert_eq!(out, server.evaluate(input).expect("evaluates"));
     }
 }
+
+#[test]
+fn additive_blinding_yields_the_rfc_outputs_for_the_vector_key() {
+    let s = suite(1);
+    let kp = derive(&s, Mode::Voprf);
+    let server = VoprfServer::new(kp.clone());
+    let mut rng = rand::rng();
+    for v in &s.vectors {
+        let inputs = list(&v.input);
+        let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let blinded = VoprfClient::blind_batch_additive(&input_refs, &mut rng).expect("blinds");
+        let (states, messages): (Vec<_>, Vec<_>) =
+            blinded.into_iter().map(|b| (b.state, b.message)).unzip();
+        // Other blinded elements than the vectors' (the blinding differs)...
+        assert_ne!(
+            packed(&messages, BlindedElement::to_bytes),
+            list(&v.blinded_element)
+        );
+        let eval = server
+            .blind_evaluate_batch(&messages, &mut rng)
+            .expect("evaluates");
+        let outputs = VoprfClient::batch_finalize(
+            &input_refs,
+            &states,
+            &eval.messages,
+            &eval.proof,
+            kp.public(),
+        )
+        .expect("proof verifies");
+        // ...and exactly the vectors' outputs.
+        let got: Vec<Vec<u8>> = outputs.iter().map(|o| o.as_bytes().to_vec()).collect();
+        assert_eq!(got, list(&v.output));
+    }
+}
+
+#[test]
+fn additive_and_multiplicative_states_mix_in_one_batch_and_both_table_paths_agree() {
+    let mut rng = rand::rng();
+    let server = VoprfServer::new(KeyPair::generate(&mut rng));
+    // Sizes below and above the point where the public-key table is built.
+    for n in [1usize, 3, 4, 9] {
+        let numbers: Vec<String> = (0..n).map(|i| format!("+4915123456{i:03}")).collect();
+        let inputs: Vec<&[u8]> = numbers.iter().map(|s| s.as_bytes()).collect();
+        let half = n / 2;
+        let mut blinded = VoprfClient::blind_batch(&inputs[..half], &mut rng).expect("blinds");
+        blinded
+            .extend(VoprfClient::blind_batch_additive(&inputs[half..], &mut rng).expect("blinds"));
+        let (states, messages): (Vec<_>, Vec<_>) =
+            blinded.into_iter().map(|b| (b.state, b.message)).unzip();
+        let eval = server
+            .blind_evaluate_batch(&messages, &mut rng)
+            .expect("evaluates");
+        let outputs = VoprfClient::batch_finalize(
+            &inputs,
+            &states,
+            &eval.messages,
+            &eval.proof,
+            server.public_key(),
+        )
+        .expect("verifies");
+        for (input, out) in inputs.iter().zip(outputs) {
+            assert_eq!(out, server.evaluate(input).expect("evaluates"));
+        }
+    }
+}
+
+#[test]
+fn additive_blinding_of_the_same_input_twice_gives_unlinkable_elements() {
+    let mut rng = rand::rng();
+    let a = VoprfClient::blind_batch_additive(&[b"+14155550132"], &mut rng).expect("blinds");
+    let b = VoprfClient::blind_batch_additive(&[b"+14155550132"], &mut rng).expect("blinds");
+    assert_ne!(a[0].message, b[0].message);
+}
+
+#[test]
+fn additive_blinding_refuses_outputs_under_another_public_key() {
+    let mut rng = rand::rng();
+    let server = VoprfServer::new(KeyPair::generate(&mut rng));
+    let other = KeyPair::generate(&mut rng);
+    let inputs: Vec<&[u8]> = vec![b"+14155550132"; 5];
+    let blinded = VoprfClient::blind_batch_additive(&inputs, &mut rng).expect("blinds");
+    let (states, messages): (Vec<_>, Vec<_>) =
+        blinded.into_iter().map(|b| (b.state, b.message)).unzip();
+    let eval = server
+        .blind_evaluate_batch(&messages, &mut rng)
+        .expect("evaluates");
+    let res = VoprfClient::batch_finalize(
+        &inputs,
+        &states,
+        &eval.messages,
+        &eval.proof,
+        other.public(),
+    );
+    assert_eq!(
+        res.expect_err("a different key must fail"),
+        cds_core::Error::ProofVerification
+    );
+}
