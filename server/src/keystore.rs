@@ -1,5 +1,12 @@
 //! The OPRF key on disk: created on first start, readable by the server's
-//! user only, and the same on every restart.
+//! user only, and the same on every restart until it is rotated.
+//!
+//! Rotation is crash-safe by construction: the next epoch's key is written
+//! beside the current one ([`NEXT_KEY_FILE`]) and only becomes current by an
+//! atomic rename ([`commit_next`]), after which the old file's bytes are
+//! overwritten. A crash before the rename leaves the current key in place
+//! and a pending key that [`load_or_create`] wipes; a crash after it leaves
+//! the new key current. There is no state in between.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -13,6 +20,8 @@ use crate::error::ServerError;
 
 /// File name of the key inside the data directory.
 pub const KEY_FILE: &str = "oprf-key.v1";
+/// File name of the next epoch's key while a rotation prepares it.
+pub const NEXT_KEY_FILE: &str = "oprf-key.next.v1";
 const HEADER: &str = "cds-oprf-key v1\n";
 /// Info string of `DeriveKeyPair` for cds keys.
 pub const KEY_INFO: &[u8] = b"cds-v1 oprf key";
@@ -58,17 +67,103 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), ServerError> {
 }
 
 /// Load the OPRF key from `dir`, or create and persist a new one.
+///
+/// A pending next key left by a rotation that never switched (the process
+/// died first) is wiped: the current key is still the one clients use.
 pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
+    if discard_next(dir)? {
+        tracing::warn!(
+            "an interrupted key rotation was discarded; the current key keeps serving; \
+             run `cds admin rotate-key` again"
+        );
+    }
     let path = dir.join(KEY_FILE);
     let seed = load_or_create_seed(&path, HEADER)?;
-    let key = KeyPair::derive(Mode::Voprf, &seed, KEY_INFO).map_err(|_| ServerError::KeyFile {
-        path: path.clone(),
+    epoch_from_seed(&path, &seed)
+}
+
+fn epoch_from_seed(path: &Path, seed: &[u8; 32]) -> Result<Epoch, ServerError> {
+    let key = KeyPair::derive(Mode::Voprf, seed, KEY_INFO).map_err(|_| ServerError::KeyFile {
+        path: path.to_owned(),
         reason: "the seed does not derive a key",
     })?;
     Ok(Epoch {
         id: epoch_id(key.public()),
         key,
     })
+}
+
+/// Create the next epoch's key in [`NEXT_KEY_FILE`] (replacing a pending
+/// one), durable before this returns. It is not used until [`commit_next`].
+pub fn create_next(dir: &Path) -> Result<Epoch, ServerError> {
+    discard_next(dir)?;
+    let path = dir.join(NEXT_KEY_FILE);
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(seed.as_mut());
+    write_seed_file(dir, &path, HEADER, &seed)?;
+    epoch_from_seed(&path, &seed)
+}
+
+/// Make the pending next key the current one: one atomic rename, then the
+/// old key file's bytes are overwritten with zeros (through a handle opened
+/// before the rename, so the new key is in place before anything is wiped).
+///
+/// Overwriting cannot reach copies a copy-on-write filesystem, an SSD's
+/// wear levelling or a backup keeps: wipe those by policy.
+pub fn commit_next(dir: &Path) -> Result<(), ServerError> {
+    let current = dir.join(KEY_FILE);
+    let next = dir.join(NEXT_KEY_FILE);
+    let old = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&current)
+        .ok();
+    fs::rename(&next, &current).map_err(io("cannot move the new key file into place", &current))?;
+    sync_dir(dir);
+    if let Some(mut old) = old {
+        // Best effort: the switch has happened whatever this does.
+        if let Err(e) = zero_fill(&mut old) {
+            tracing::warn!(error = %e, "the retired key file could not be overwritten");
+        }
+    }
+    Ok(())
+}
+
+/// Wipe and remove a pending next key (and a half-written one); returns
+/// whether there was one.
+pub fn discard_next(dir: &Path) -> Result<bool, ServerError> {
+    let mut found = false;
+    for name in [NEXT_KEY_FILE.to_owned(), format!("{NEXT_KEY_FILE}.tmp")] {
+        let path = dir.join(&name);
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(mut f) => {
+                found |= name == NEXT_KEY_FILE;
+                let _ = zero_fill(&mut f);
+                fs::remove_file(&path).map_err(io("cannot remove the pending key file", &path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot open the pending key file", &path)(e)),
+        }
+    }
+    if found {
+        sync_dir(dir);
+    }
+    Ok(found)
+}
+
+/// Overwrite a file's bytes with zeros and wait for the disk.
+fn zero_fill(f: &mut fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut std::io::repeat(0).take(len), f)?;
+    f.sync_all()
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// File name of the development credential issuer key in the data directory.
@@ -166,9 +261,7 @@ fn write_seed_file(
         .and_then(|()| f.sync_all())
         .map_err(io("cannot write the key file", &tmp))?;
     fs::rename(&tmp, path).map_err(io("cannot move the key file into place", path))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    sync_dir(dir);
     Ok(())
 }
 
@@ -237,6 +330,35 @@ mod tests {
             issuer.verifier()
         );
         assert!(write_issuer(&path, &issuer).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn committed_next_key_becomes_current_and_the_old_bytes_are_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = load_or_create(dir.path()).expect("creates");
+        let old_text = fs::read_to_string(dir.path().join(KEY_FILE)).expect("reads");
+        let next = create_next(dir.path()).expect("creates next");
+        assert_ne!(next.id, old.id);
+        // Until the commit, a restart still serves the old key.
+        commit_next(dir.path()).expect("commits");
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
+        let reloaded = load_or_create(dir.path()).expect("loads");
+        assert_eq!(reloaded.id, next.id);
+        let now = fs::read_to_string(dir.path().join(KEY_FILE)).expect("reads");
+        assert_ne!(now, old_text);
+    }
+
+    #[test]
+    fn restart_before_the_switch_discards_the_pending_key_and_keeps_the_current() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = load_or_create(dir.path()).expect("creates");
+        create_next(dir.path()).expect("creates next");
+        // A half-written temporary file from a crash mid-write, too.
+        fs::write(dir.path().join(format!("{NEXT_KEY_FILE}.tmp")), "cds-oprf").expect("writes");
+        let reloaded = load_or_create(dir.path()).expect("loads");
+        assert_eq!(reloaded.id, old.id);
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
+        assert!(!dir.path().join(format!("{NEXT_KEY_FILE}.tmp")).exists());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The persistent registry of users in redb: number, label, discoverable.
 //!
-//! This is the only place the server keeps phone numbers. Every method is
+//! This is the only place the server keeps phone numbers. Every write also
+//! appends to a change log in the same transaction (the Admin API's change
+//! feed), which is pruned after a retention period. Every method is
 //! blocking (it may wait for the disk); call it from a blocking context.
 
 use std::path::Path;
@@ -18,6 +20,104 @@ pub const DB_FILE: &str = "registry.redb";
 const USERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("users_v1");
 
 const DISCOVERABLE: u8 = 0b1;
+
+/// The change log by sequence number. Value: kind byte, unix seconds (u64
+/// big-endian), the number's digits (u64 big-endian), then for
+/// [`KIND_UPSERTED`] the user's value as in [`USERS`].
+const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes_v1");
+/// Counters that must survive pruning; `next_change_seq` only grows.
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta_v1");
+const NEXT_CHANGE_SEQ: &str = "next_change_seq";
+const KIND_UPSERTED: u8 = 1;
+const KIND_REMOVED: u8 = 2;
+
+/// One change to the registry, as the change feed reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserChange {
+    /// Registered, or updated (label or discoverability): the user now.
+    Upserted(User),
+    /// Unregistered.
+    Removed(E164),
+}
+
+/// A logged change with its position and time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// Sequence number: strictly increasing, never reused.
+    pub seq: u64,
+    /// When it was committed, in seconds since the Unix epoch.
+    pub at_unix: u64,
+    /// What changed.
+    pub change: UserChange,
+}
+
+/// One page of the change log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangePage {
+    /// Changes after the requested position, oldest first.
+    pub changes: Vec<LoggedChange>,
+    /// The sequence number the next change will get.
+    pub next_seq: u64,
+    /// The oldest change still kept (`next_seq` if none is): a reader whose
+    /// position is older than this has missed pruned changes.
+    pub oldest_retained: u64,
+}
+
+impl LoggedChange {
+    fn encode_value(&self) -> Vec<u8> {
+        let (kind, number, user) = match &self.change {
+            UserChange::Upserted(u) => (KIND_UPSERTED, &u.number, Some(u)),
+            UserChange::Removed(n) => (KIND_REMOVED, n, None),
+        };
+        let mut v = Vec::with_capacity(17 + 65);
+        v.push(kind);
+        v.extend_from_slice(&self.at_unix.to_be_bytes());
+        v.extend_from_slice(&number.to_u64().to_be_bytes());
+        if let Some(u) = user {
+            v.extend_from_slice(&u.encode_value());
+        }
+        v
+    }
+
+    fn decode(seq: u64, value: &[u8]) -> Option<Self> {
+        let (&kind, rest) = value.split_first()?;
+        let at_unix = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let digits = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
+        let rest = &rest[16..];
+        let change = match kind {
+            KIND_UPSERTED => UserChange::Upserted(User::decode(digits, rest)?),
+            KIND_REMOVED if rest.is_empty() => UserChange::Removed(E164::from_u64(digits).ok()?),
+            _ => return None,
+        };
+        Some(Self {
+            seq,
+            at_unix,
+            change,
+        })
+    }
+}
+
+/// Append `changes` to the log inside the caller's write transaction.
+fn log_changes(
+    txn: &redb::WriteTransaction,
+    changes: impl IntoIterator<Item = UserChange>,
+) -> Result<(), ServerError> {
+    let mut meta = txn.open_table(META)?;
+    let mut seq = meta.get(NEXT_CHANGE_SEQ)?.map_or(1, |v| v.value());
+    let at_unix = crate::auth::unix_now();
+    let mut log = txn.open_table(CHANGES)?;
+    for change in changes {
+        let entry = LoggedChange {
+            seq,
+            at_unix,
+            change,
+        };
+        log.insert(seq, entry.encode_value().as_slice())?;
+        seq += 1;
+    }
+    meta.insert(NEXT_CHANGE_SEQ, seq)?;
+    Ok(())
+}
 
 /// One registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +169,8 @@ impl Registry {
         let db = Database::create(dir.join(DB_FILE))?;
         let txn = db.begin_write()?;
         txn.open_table(USERS)?;
+        txn.open_table(CHANGES)?;
+        txn.open_table(META)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -88,6 +190,7 @@ impl Registry {
                 });
             }
         }
+        log_changes(&txn, users.iter().cloned().map(UserChange::Upserted))?;
         txn.commit()?;
         Ok(out)
     }
@@ -96,7 +199,12 @@ impl Registry {
     pub fn remove(&self, number: &E164) -> Result<bool, ServerError> {
         let txn = self.db.begin_write()?;
         let existed = txn.open_table(USERS)?.remove(number.to_u64())?.is_some();
-        txn.commit()?;
+        if existed {
+            log_changes(&txn, [UserChange::Removed(number.clone())])?;
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
         Ok(existed)
     }
 
@@ -122,12 +230,72 @@ impl Registry {
                 None => None,
             }
         };
-        if updated.is_some() {
+        if let Some(user) = &updated {
+            log_changes(&txn, [UserChange::Upserted(user.clone())])?;
             txn.commit()?;
         } else {
             txn.abort()?;
         }
         Ok(updated)
+    }
+
+    /// The user registered under `number`, if any.
+    pub fn get(&self, number: &E164) -> Result<Option<User>, ServerError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(USERS)?;
+        Ok(table
+            .get(number.to_u64())?
+            .and_then(|v| User::decode(number.to_u64(), v.value())))
+    }
+
+    /// Up to `limit` logged changes with a sequence number above `after`.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<ChangePage, ServerError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(CHANGES)?;
+        let next_seq = txn
+            .open_table(META)?
+            .get(NEXT_CHANGE_SEQ)?
+            .map_or(1, |v| v.value());
+        let oldest_retained = log.first()?.map_or(next_seq, |(k, _)| k.value());
+        let mut changes = Vec::with_capacity(limit.min(4096));
+        for entry in log.range(after.saturating_add(1)..)?.take(limit) {
+            let (k, v) = entry?;
+            match LoggedChange::decode(k.value(), v.value()) {
+                Some(c) => changes.push(c),
+                None => tracing::warn!("a change log entry could not be decoded and was skipped"),
+            }
+        }
+        Ok(ChangePage {
+            changes,
+            next_seq,
+            oldest_retained,
+        })
+    }
+
+    /// Delete logged changes committed before `cutoff_unix`; returns how many.
+    pub fn prune_changes(&self, cutoff_unix: u64) -> Result<u64, ServerError> {
+        let txn = self.db.begin_write()?;
+        let mut pruned = 0;
+        {
+            let mut log = txn.open_table(CHANGES)?;
+            loop {
+                let old = match log.first()? {
+                    Some((k, v)) => {
+                        let at = v.value().get(1..9).and_then(|b| b.try_into().ok());
+                        match at.map(u64::from_be_bytes) {
+                            Some(at) if at >= cutoff_unix => None,
+                            _ => Some(k.value()),
+                        }
+                    }
+                    None => None,
+                };
+                let Some(seq) = old else { break };
+                log.remove(seq)?;
+                pruned += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(pruned)
     }
 
     /// Every discoverable user, for building the record table.
@@ -205,6 +373,66 @@ mod tests {
         let n = E164::parse("+12015550123").expect("valid");
         assert_eq!(r.set_discoverable(&n, true).expect("runs"), None);
         assert_eq!(r.count().expect("counts"), 0);
+    }
+
+    #[test]
+    fn every_write_is_logged_in_order_and_pages_resume_after_a_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = Registry::open(dir.path()).expect("opens");
+        let a = user("+12015550123", b"a", true);
+        let b = user("+12015550124", b"b", false);
+        r.upsert(&[a.clone(), b.clone()]).expect("writes");
+        let hidden = r
+            .set_discoverable(&a.number, false)
+            .expect("writes")
+            .expect("registered");
+        assert!(r.remove(&b.number).expect("removes"));
+        // Writes that change nothing log nothing.
+        assert!(!r.remove(&b.number).expect("removes"));
+        assert_eq!(r.set_discoverable(&b.number, true).expect("runs"), None);
+
+        let page = r.changes_after(0, 10).expect("reads");
+        let seqs: Vec<u64> = page.changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(page.next_seq, 5);
+        assert_eq!(page.oldest_retained, 1);
+        let changes: Vec<UserChange> = page.changes.into_iter().map(|c| c.change).collect();
+        assert_eq!(
+            changes,
+            vec![
+                UserChange::Upserted(a),
+                UserChange::Upserted(b.clone()),
+                UserChange::Upserted(hidden),
+                UserChange::Removed(b.number),
+            ]
+        );
+        let rest = r.changes_after(2, 1).expect("reads");
+        assert_eq!(rest.changes.len(), 1);
+        assert_eq!(rest.changes[0].seq, 3);
+    }
+
+    #[test]
+    fn pruning_drops_old_changes_but_never_reuses_their_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let r = Registry::open(dir.path()).expect("opens");
+            r.upsert(&[user("+12015550123", b"a", true)])
+                .expect("writes");
+            r.upsert(&[user("+12015550124", b"b", true)])
+                .expect("writes");
+            assert_eq!(r.prune_changes(u64::MAX).expect("prunes"), 2);
+            assert_eq!(r.prune_changes(u64::MAX).expect("prunes"), 0);
+        }
+        let r = Registry::open(dir.path()).expect("reopens");
+        let page = r.changes_after(0, 10).expect("reads");
+        assert!(page.changes.is_empty());
+        assert_eq!((page.oldest_retained, page.next_seq), (3, 3));
+        r.upsert(&[user("+12015550125", b"c", true)])
+            .expect("writes");
+        assert_eq!(r.changes_after(0, 10).expect("reads").changes[0].seq, 3);
+        // Recent changes survive a prune with an older cutoff.
+        assert_eq!(r.prune_changes(0).expect("prunes"), 0);
+        assert_eq!(r.count().expect("counts"), 3);
     }
 
     #[test]
