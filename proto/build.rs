@@ -1,9 +1,14 @@
 //! Compile `cds/v1/cds.proto` with protox (pure Rust), so building cds needs
-//! no `protoc` on the machine.
+//! no `protoc` on the machine. The encoded descriptor set is kept for gRPC
+//! reflection.
+
+use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=cds/v1/cds.proto");
     let fds = protox::compile(["cds/v1/cds.proto"], ["."])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("cds_v1_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
         // Records and packed elements are served from shared buffers without copying.

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
-    ImportRequest, RegisterRequest, SetDiscoverableRequest, StatsRequest, UnregisterRequest, User,
+    ImportRequest, ListChangesRequest, RegisterRequest, RotateKeyRequest, SetDiscoverableRequest,
+    StatsRequest, UnregisterRequest, User, registry_change,
 };
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,6 +88,21 @@ enum AdminCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Rotate the OPRF key: prepare a new epoch while the current one
+    /// serves, switch at once, wipe the old key. Waits until done (about as
+    /// long as a table build at start). Clients refresh by themselves.
+    RotateKey,
+    /// Print registry changes after a position as JSON lines (seq, time,
+    /// number, label in hex, discoverable, or removed), oldest first.
+    Changes {
+        /// Print changes with a sequence number above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many changes (the server caps a page at 10,000;
+        /// larger values fetch several pages).
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
     },
 }
 
@@ -197,6 +213,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         "bucket_bits": s.bucket_bits,
                         "record_bytes": s.record_bytes,
                         "table_build_ms": s.table_build_ms,
+                        "evaluated_elements": s.evaluated_elements,
+                        "rotations": s.rotations,
                     })
                 );
             } else {
@@ -211,13 +229,78 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 );
                 let _ = writeln!(out, "record bytes   {}", s.record_bytes);
                 let _ = writeln!(out, "table build    {} ms", s.table_build_ms);
+                let _ = writeln!(out, "evaluated      {} elements", s.evaluated_elements);
+                let _ = writeln!(out, "rotations      {}", s.rotations);
             }
         }
         AdminCommand::Import { file, chunk } => {
             out = import(&mut admin, &file, chunk.max(1)).await?
         }
+        AdminCommand::RotateKey => {
+            eprintln!("rotating the key: evaluating every discoverable user under a new key…");
+            let r = admin
+                .rotate_key(RotateKeyRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let _ = writeln!(
+                out,
+                "rotated: epoch {:016x} retired, epoch {:016x} serving {} records (took {} ms)",
+                r.retired_epoch, r.epoch, r.records, r.build_ms
+            );
+        }
+        AdminCommand::Changes { after, limit } => out = changes(&mut admin, after, limit).await?,
     }
     crate::print_out(&out)
+}
+
+/// Page through the change log; one JSON object per line.
+async fn changes(
+    admin: &mut AdminClient<Channel>,
+    mut after: u64,
+    limit: u64,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut left = limit;
+    let mut warned = false;
+    while left > 0 {
+        let page = admin
+            .list_changes(ListChangesRequest {
+                after,
+                limit: u32::try_from(left.min(10_000)).unwrap_or(10_000),
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        if !warned && after.saturating_add(1) < page.oldest_retained {
+            eprintln!(
+                "warning: changes {}..{} were pruned (past the server's retention) before they were read",
+                after + 1,
+                page.oldest_retained - 1
+            );
+            warned = true;
+        }
+        if page.changes.is_empty() {
+            break;
+        }
+        for c in page.changes {
+            let line = match c.change {
+                Some(registry_change::Change::Upserted(u)) => serde_json::json!({
+                    "seq": c.seq, "at_unix": c.at_unix, "op": "upsert", "e164": u.e164,
+                    "label_hex": hex::encode(&u.label), "discoverable": u.discoverable,
+                }),
+                Some(registry_change::Change::Removed(e164)) => serde_json::json!({
+                    "seq": c.seq, "at_unix": c.at_unix, "op": "remove", "e164": e164,
+                }),
+                None => bail!("the server sent a change without content"),
+            };
+            let _ = writeln!(out, "{line}");
+            after = c.seq;
+            left -= 1;
+        }
+    }
+    eprintln!("next: --after {after}");
+    Ok(out)
 }
 
 /// A row left out of the import: its line number and why.

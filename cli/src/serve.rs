@@ -1,57 +1,259 @@
 //! `cds serve`.
+//!
+//! Settings come from, in rising precedence: the defaults, the file of
+//! `--config`, `CDS_*` environment variables, and flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use cds_server::config::{self, ServerConfig};
+use cds_core::CredentialVerifier;
+use cds_server::config::{self, LogFormat, Settings, docs};
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 /// Options of `cds serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address of the Discovery service (for apps).
-    #[arg(long, default_value = config::DEFAULT_LISTEN, env = "CDS_LISTEN")]
-    listen: SocketAddr,
-    /// Address of the Admin service (for the messenger backend; keep it private).
-    #[arg(long, default_value = config::DEFAULT_ADMIN_LISTEN, env = "CDS_ADMIN_LISTEN")]
-    admin_listen: SocketAddr,
-    /// Directory of the registry and the OPRF key (created if missing).
-    #[arg(long, default_value = config::DEFAULT_DATA_DIR, env = "CDS_DATA_DIR")]
-    data_dir: PathBuf,
-    /// The table has 2^BITS buckets; 0 means one bucket (see docs/threat-model.md).
-    #[arg(long, default_value_t = config::DEFAULT_BUCKET_BITS, env = "CDS_BUCKET_BITS")]
-    bucket_bits: u8,
-    /// The most blinded elements one Discover request may carry.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_ELEMENTS, env = "CDS_MAX_ELEMENTS")]
-    max_elements: u32,
-    /// The messenger backend's credential public key (64 hex digits). Without
-    /// it the server runs in development mode with an issuer key in the data
-    /// directory (`cds admin token` uses it).
-    #[arg(long, env = "CDS_ISSUER_PUBLIC_KEY")]
-    issuer_public_key: Option<String>,
-    /// Evaluations (new contacts) an account may spend at once.
-    #[arg(long, default_value_t = config::DEFAULT_QUOTA_BURST, env = "CDS_QUOTA_BURST")]
-    quota_burst: u32,
-    /// Evaluations given back to each account per hour.
-    #[arg(long, default_value_t = config::DEFAULT_QUOTA_REFILL_PER_HOUR, env = "CDS_QUOTA_REFILL_PER_HOUR")]
-    quota_refill_per_hour: f64,
-    /// Open connections per client address (IPv4, or IPv6 /64). Behind a
-    /// proxy every client shares its address: raise this there.
-    #[arg(long, default_value_t = 64, env = "CDS_PEER_MAX_CONNECTIONS")]
-    peer_max_connections: u32,
-    /// Sustained requests per second per client address.
-    #[arg(long, default_value_t = 20.0, env = "CDS_PEER_REQUESTS_PER_SECOND")]
-    peer_requests_per_second: f64,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "CDS_LOG_FORMAT")]
-    log_format: LogFormat,
+    /// A TOML configuration file; flags and CDS_* environment variables win
+    /// over it. `cds serve --print-config` writes one with every setting.
+    #[arg(long, value_name = "FILE", env = "CDS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the configuration the server would run with (the defaults, the
+    /// file, the environment and the flags) as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
+    // Boxed: the settings are many, and `ServeArgs` lives in an enum.
+    #[command(flatten)]
+    flags: Box<SettingArgs>,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Human,
-    Json,
+/// One flag per setting. Every one is an `Option`: `None` keeps what the
+/// configuration file (or the default) says.
+#[derive(Args, Debug)]
+struct SettingArgs {
+    #[arg(long, env = "CDS_LISTEN", value_name = "ADDR", help = docs::LISTEN.help())]
+    listen: Option<SocketAddr>,
+    #[arg(long, env = "CDS_ADMIN_LISTEN", value_name = "ADDR", help = docs::ADMIN_LISTEN.help())]
+    admin_listen: Option<SocketAddr>,
+    #[arg(
+        long,
+        env = "CDS_METRICS_LISTEN",
+        value_name = "ADDR",
+        value_parser = parse_metrics_listen,
+        help = docs::METRICS_LISTEN.help()
+    )]
+    metrics_listen: Option<MetricsListen>,
+    #[arg(long, env = "CDS_DATA_DIR", value_name = "DIR", help = docs::DATA_DIR.help())]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "CDS_BUCKET_BITS", value_name = "BITS", help = docs::BUCKET_BITS.help())]
+    bucket_bits: Option<u8>,
+    #[arg(
+        long,
+        alias = "max-elements-per-request",
+        env = "CDS_MAX_ELEMENTS",
+        value_name = "N",
+        help = docs::MAX_ELEMENTS_PER_REQUEST.help()
+    )]
+    max_elements: Option<u32>,
+    #[arg(
+        long,
+        env = "CDS_MAX_RESPONSE_BYTES",
+        value_name = "BYTES",
+        help = docs::MAX_RESPONSE_BYTES.help()
+    )]
+    max_response_bytes: Option<usize>,
+    #[arg(
+        long,
+        env = "CDS_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = config::parse_duration,
+        help = docs::REQUEST_TIMEOUT.help()
+    )]
+    request_timeout: Option<Duration>,
+    #[arg(
+        long,
+        env = "CDS_SHUTDOWN_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = config::parse_duration,
+        help = docs::SHUTDOWN_TIMEOUT.help()
+    )]
+    shutdown_timeout: Option<Duration>,
+    #[arg(
+        long,
+        env = "CDS_CHANGE_LOG_RETENTION",
+        value_name = "DURATION",
+        value_parser = config::parse_duration,
+        help = docs::CHANGE_LOG_RETENTION.help()
+    )]
+    change_log_retention: Option<Duration>,
+    #[arg(
+        long,
+        env = "CDS_ISSUER_PUBLIC_KEY",
+        value_name = "HEX",
+        value_parser = parse_issuer_public_key,
+        help = docs::ISSUER_PUBLIC_KEY.help()
+    )]
+    issuer_public_key: Option<IssuerPublicKey>,
+    #[arg(
+        long,
+        env = "CDS_LOG_FORMAT",
+        value_name = "FORMAT",
+        value_parser = PossibleValuesParser::new(["human", "json"])
+            .map(|s| if s == "json" { LogFormat::Json } else { LogFormat::Human }),
+        help = docs::LOG_FORMAT.help()
+    )]
+    log_format: Option<LogFormat>,
+    #[arg(long, env = "CDS_QUOTA_BURST", value_name = "N", help = docs::QUOTA_BURST.help())]
+    quota_burst: Option<u32>,
+    #[arg(
+        long,
+        env = "CDS_QUOTA_REFILL_PER_HOUR",
+        value_name = "N",
+        help = docs::QUOTA_REFILL_PER_HOUR.help()
+    )]
+    quota_refill_per_hour: Option<f64>,
+    #[arg(
+        long,
+        env = "CDS_QUOTA_MAX_IN_FLIGHT",
+        value_name = "N",
+        help = docs::QUOTA_MAX_IN_FLIGHT.help()
+    )]
+    quota_max_in_flight: Option<u32>,
+    #[arg(
+        long,
+        env = "CDS_PEER_MAX_CONNECTIONS",
+        value_name = "N",
+        help = docs::PEER_MAX_CONNECTIONS.help()
+    )]
+    peer_max_connections: Option<u32>,
+    #[arg(
+        long,
+        env = "CDS_PEER_REQUESTS_PER_SECOND",
+        value_name = "N",
+        help = docs::PEER_REQUESTS_PER_SECOND.help()
+    )]
+    peer_requests_per_second: Option<f64>,
+    #[arg(
+        long,
+        env = "CDS_PEER_REQUEST_BURST",
+        value_name = "N",
+        help = docs::PEER_REQUEST_BURST.help()
+    )]
+    peer_request_burst: Option<u32>,
+    #[arg(
+        long,
+        env = "CDS_OVERLOAD_MAX_CONCURRENT",
+        value_name = "N",
+        help = docs::OVERLOAD_MAX_CONCURRENT.help()
+    )]
+    overload_max_concurrent: Option<usize>,
+    #[arg(
+        long,
+        env = "CDS_OVERLOAD_MAX_QUEUED",
+        value_name = "N",
+        help = docs::OVERLOAD_MAX_QUEUED.help()
+    )]
+    overload_max_queued: Option<usize>,
+    #[arg(
+        long,
+        env = "CDS_OVERLOAD_MAX_QUEUE_WAIT",
+        value_name = "DURATION",
+        value_parser = config::parse_duration,
+        help = docs::OVERLOAD_MAX_QUEUE_WAIT.help()
+    )]
+    overload_max_queue_wait: Option<Duration>,
+}
+
+/// `--metrics-listen`: an address, or "" for none.
+#[derive(Clone, Copy, Debug)]
+struct MetricsListen(Option<SocketAddr>);
+
+fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
+    config::parse_optional_addr(text).map(MetricsListen)
+}
+
+/// `--issuer-public-key`: a key, or "" for development mode.
+#[derive(Clone, Copy, Debug)]
+struct IssuerPublicKey(Option<CredentialVerifier>);
+
+fn parse_issuer_public_key(text: &str) -> Result<IssuerPublicKey, String> {
+    config::parse_issuer_key(text).map(IssuerPublicKey)
+}
+
+impl ServeArgs {
+    /// The defaults, then the configuration file, then the environment and
+    /// the flags (clap has already let flags win over the environment).
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        self.flags.apply(&mut settings);
+        settings
+            .server
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e} (set by {})", where_set(e.key)))?;
+        Ok(settings)
+    }
+}
+
+impl SettingArgs {
+    /// Replace in `settings` whatever a flag or an environment variable sets.
+    fn apply(&self, settings: &mut Settings) {
+        fn set<T: Clone>(setting: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *setting = v.clone();
+            }
+        }
+        let s = &mut settings.server;
+        set(&mut s.listen, &self.listen);
+        set(&mut s.admin_listen, &self.admin_listen);
+        if let Some(MetricsListen(addr)) = self.metrics_listen {
+            s.metrics_listen = addr;
+        }
+        set(&mut s.data_dir, &self.data_dir);
+        set(&mut s.bucket_bits, &self.bucket_bits);
+        set(&mut s.max_elements_per_request, &self.max_elements);
+        set(&mut s.max_response_bytes, &self.max_response_bytes);
+        set(&mut s.request_timeout, &self.request_timeout);
+        set(&mut s.shutdown_timeout, &self.shutdown_timeout);
+        set(&mut s.change_log_retention, &self.change_log_retention);
+        if let Some(IssuerPublicKey(key)) = self.issuer_public_key {
+            s.issuer = key;
+        }
+        set(&mut s.quota.burst, &self.quota_burst);
+        set(&mut s.quota.refill_per_hour, &self.quota_refill_per_hour);
+        set(&mut s.quota.max_in_flight, &self.quota_max_in_flight);
+        set(&mut s.peer.max_connections, &self.peer_max_connections);
+        set(
+            &mut s.peer.requests_per_second,
+            &self.peer_requests_per_second,
+        );
+        set(&mut s.peer.request_burst, &self.peer_request_burst);
+        set(
+            &mut s.overload.max_concurrent,
+            &self.overload_max_concurrent,
+        );
+        set(&mut s.overload.max_queued, &self.overload_max_queued);
+        set(
+            &mut s.overload.max_queue_wait,
+            &self.overload_max_queue_wait,
+        );
+        set(&mut settings.log_format, &self.log_format);
+    }
+}
+
+/// Where the setting `key` (`quota.burst`) comes from, for errors.
+fn where_set(key: &str) -> String {
+    let flag = if key == docs::MAX_ELEMENTS_PER_REQUEST.key {
+        "max-elements".to_owned()
+    } else {
+        key.replace(['.', '_'], "-")
+    };
+    let env = flag.replace('-', "_").to_uppercase();
+    format!("--{flag}, CDS_{env} or `{key}` in the configuration file")
 }
 
 fn init_logging(format: LogFormat) {
@@ -88,41 +290,40 @@ async fn shutdown_signal() {
     }
 }
 
-/// Run the server until SIGINT or SIGTERM.
+/// Run the server until SIGINT or SIGTERM (with `--print-config`, print
+/// the configuration instead).
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
-    let mut cfg = ServerConfig::new(&args.data_dir);
-    cfg.listen = args.listen;
-    cfg.admin_listen = args.admin_listen;
-    cfg.bucket_bits = args.bucket_bits;
-    cfg.max_elements_per_request = args.max_elements;
-    cfg.quota.burst = args.quota_burst;
-    cfg.quota.refill_per_hour = args.quota_refill_per_hour;
-    cfg.peer.max_connections = args.peer_max_connections;
-    cfg.peer.requests_per_second = args.peer_requests_per_second;
-    if let Some(hex_key) = &args.issuer_public_key {
-        let bytes: [u8; 32] = hex::decode(hex_key.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .context("--issuer-public-key must be 64 hex digits")?;
-        cfg.issuer = Some(
-            cds_core::CredentialVerifier::from_bytes(&bytes)
-                .context("--issuer-public-key is not a valid Ed25519 public key")?,
-        );
+    let settings = args.settings()?;
+    if args.print_config {
+        return crate::print_out(&settings.to_toml()?);
     }
-    let server = cds_server::start(cfg)
+    init_logging(settings.log_format);
+    let cfg = settings.server;
+    let data_dir = cfg.data_dir.clone();
+    let starting = cds_server::bind(cfg)
         .await
         .context("the server could not start")?;
+    let metrics = starting
+        .metrics_addr()
+        .map(|a| format!(", metrics on http://{a}/metrics"))
+        .unwrap_or_default();
     eprintln!(
-        "cds is serving: discovery on http://{}, admin on http://{}, data in {}",
+        "cds is starting: building the record table (health reports NOT_SERVING until it is done){metrics}"
+    );
+    let server = starting
+        .serve(None)
+        .await
+        .context("the server could not build its record table")?;
+    eprintln!(
+        "cds is serving: discovery on http://{}, admin on http://{}, data in {}{metrics}",
         server.discovery_addr(),
         server.admin_addr(),
-        args.data_dir.display()
+        data_dir.display()
     );
     let stop = server.stopper();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: finishing requests in flight");
         stop();
     });
     server

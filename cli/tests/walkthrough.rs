@@ -1,83 +1,9 @@
 //! The README walkthrough, run as a newcomer would: the real `cds` binary
 //! serving on 127.0.0.1, importing a CSV, discovering an address book.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-const CDS: &str = env!("CARGO_BIN_EXE_cds");
-
-struct Served {
-    child: Child,
-    discovery: String,
-    admin: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `cds serve` on ephemeral ports and read its addresses from stderr.
-fn serve(data_dir: &Path) -> Served {
-    serve_with(data_dir, &[])
-}
-
-/// [`serve`] with extra flags.
-fn serve_with(data_dir: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(CDS)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra)
-        .env("CDS_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cds serve starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = BufReader::new(stderr).lines();
-    let banner = loop {
-        let line = lines
-            .next()
-            .expect("cds serve prints a banner")
-            .expect("utf-8");
-        if line.starts_with("cds is serving") {
-            break line;
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let urls: Vec<String> = banner
-        .split_whitespace()
-        .filter(|w| w.starts_with("http://"))
-        .map(|w| w.trim_end_matches(',').to_owned())
-        .collect();
-    Served {
-        child,
-        discovery: urls[0].clone(),
-        admin: urls[1].clone(),
-    }
-}
-
-fn cds(args: &[&str]) -> Output {
-    Command::new(CDS).args(args).output().expect("cds runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{cds, path, serve, serve_with, text};
 
 #[test]
 fn import_then_discover_prints_registered_contacts_as_json() {
@@ -231,15 +157,7 @@ fn issuer_keygen_writes_a_key_whose_tokens_a_configured_server_accepts() {
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut served = serve(&dir.path().join("data"));
-    let pid = served.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs")
-            .success()
-    );
-    let status = served.child.wait().expect("server exits");
+    let status = served.terminate();
     assert!(status.success(), "exit status {status:?}");
 }
 

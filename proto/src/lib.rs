@@ -13,3 +13,7 @@
 pub mod v1 {
     tonic::include_proto!("cds.v1");
 }
+
+/// The encoded `FileDescriptorSet` of `cds.v1`, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cds_v1_descriptor.bin"));

@@ -10,19 +10,23 @@ use std::sync::{Arc, PoisonError};
 use cds_core::{E164, Label};
 use cds_proto::v1::admin_server::Admin;
 use cds_proto::v1::{
-    ImportRequest, ImportResponse, RegisterRequest, RegisterResponse, RowError,
+    ImportRequest, ImportResponse, ListChangesRequest, ListChangesResponse, RegisterRequest,
+    RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse, RowError,
     SetDiscoverableRequest, SetDiscoverableResponse, StatsRequest, StatsResponse,
-    UnregisterRequest, UnregisterResponse,
+    UnregisterRequest, UnregisterResponse, registry_change,
 };
 use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ServerError;
-use crate::registry::{Upserted, User};
-use crate::state::{State, on_blocking_pool, store_status};
+use crate::registry::{LoggedChange, Upserted, User, UserChange};
+use crate::state::{Serving, State, observed, on_blocking_pool, store_status};
 
 /// At most this many row errors are reported back from one import.
 pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
+
+/// At most this many changes are returned by one `ListChanges` call.
+pub const MAX_CHANGES_PER_PAGE: usize = 10_000;
 
 /// The Admin gRPC service.
 #[derive(Debug, Clone)]
@@ -50,23 +54,34 @@ fn parse_user(u: cds_proto::v1::User) -> Result<User, &'static str> {
 /// and writes land in order.
 fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>, ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = serving(state)?;
     let outcomes = state.registry.upsert(users)?;
     let changes = users
         .par_iter()
-        .map(|u| state.table.change_for(&state.oprf, u))
+        .map(|u| serving.table.change_for(&serving.oprf, u))
         .collect();
-    state.table.apply_changes(changes);
+    serving.table.apply_changes(changes);
+    state.note_changed(users.iter().map(|u| u.number.clone()));
     Ok(outcomes)
+}
+
+/// The serving epoch, for a writer holding the write lock. The first table
+/// build holds that lock until it is done, so this fails only if the
+/// server never finished starting.
+fn serving(state: &State) -> Result<Arc<Serving>, ServerError> {
+    state.serving().ok_or(ServerError::Starting)
 }
 
 /// Unregister `number` and drop its record (see [`write_users`]).
 fn unregister(state: &State, number: &E164) -> Result<bool, ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = serving(state)?;
     let existed = state.registry.remove(number)?;
     if existed {
-        state
+        serving
             .table
-            .apply_changes(vec![state.table.removal_for(&state.oprf, number)]);
+            .apply_changes(vec![serving.table.removal_for(&serving.oprf, number)]);
+        state.note_changed([number.clone()]);
     }
     Ok(existed)
 }
@@ -78,11 +93,28 @@ fn set_discoverable(
     discoverable: bool,
 ) -> Result<Option<()>, ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = serving(state)?;
     let Some(user) = state.registry.set_discoverable(number, discoverable)? else {
         return Ok(None);
     };
-    state.table.apply(&state.oprf, &user);
+    serving.table.apply(&serving.oprf, &user);
+    state.note_changed([user.number]);
     Ok(Some(()))
+}
+
+fn change_message(c: LoggedChange) -> RegistryChange {
+    RegistryChange {
+        seq: c.seq,
+        at_unix: c.at_unix,
+        change: Some(match c.change {
+            UserChange::Upserted(u) => registry_change::Change::Upserted(cds_proto::v1::User {
+                e164: u.number.as_str().to_owned(),
+                label: u.label.into_bytes().into(),
+                discoverable: u.discoverable,
+            }),
+            UserChange::Removed(n) => registry_change::Change::Removed(n.as_str().to_owned()),
+        }),
+    }
 }
 
 impl AdminService {
@@ -90,13 +122,108 @@ impl AdminService {
         let state = Arc::clone(&self.state);
         on_blocking_pool(move || write_users(&state, &users))
             .await?
-            .map_err(store_status)
+            .map_err(admin_status)
+    }
+}
+
+/// Errors of the Admin service, as statuses.
+fn admin_status(e: ServerError) -> Status {
+    match e {
+        ServerError::Starting => Status::unavailable(e.to_string()),
+        ServerError::RotationInProgress => Status::failed_precondition(e.to_string()),
+        other => store_status(other),
     }
 }
 
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        observed(&self.state, "Register", self.register_inner(request)).await
+    }
+
+    async fn unregister(
+        &self,
+        request: Request<UnregisterRequest>,
+    ) -> Result<Response<UnregisterResponse>, Status> {
+        observed(&self.state, "Unregister", self.unregister_inner(request)).await
+    }
+
+    async fn set_discoverable(
+        &self,
+        request: Request<SetDiscoverableRequest>,
+    ) -> Result<Response<SetDiscoverableResponse>, Status> {
+        observed(
+            &self.state,
+            "SetDiscoverable",
+            self.set_discoverable_inner(request),
+        )
+        .await
+    }
+
+    async fn import(
+        &self,
+        request: Request<Streaming<ImportRequest>>,
+    ) -> Result<Response<ImportResponse>, Status> {
+        observed(&self.state, "Import", self.import_inner(request)).await
+    }
+
+    async fn stats(
+        &self,
+        request: Request<StatsRequest>,
+    ) -> Result<Response<StatsResponse>, Status> {
+        observed(&self.state, "Stats", self.stats_inner(request)).await
+    }
+
+    async fn rotate_key(
+        &self,
+        _: Request<RotateKeyRequest>,
+    ) -> Result<Response<RotateKeyResponse>, Status> {
+        observed(&self.state, "RotateKey", async {
+            let state = Arc::clone(&self.state);
+            // On the blocking pool, where it completes even if the caller
+            // goes away.
+            let rotated = on_blocking_pool(move || crate::rotation::rotate(&state))
+                .await?
+                .map_err(admin_status)?;
+            Ok(Response::new(RotateKeyResponse {
+                retired_epoch: rotated.retired,
+                epoch: rotated.epoch,
+                records: rotated.records as u64,
+                build_ms: rotated.took_ms,
+            }))
+        })
+        .await
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<ListChangesRequest>,
+    ) -> Result<Response<ListChangesResponse>, Status> {
+        observed(&self.state, "ListChanges", async {
+            let req = request.into_inner();
+            let limit = match req.limit as usize {
+                0 => MAX_CHANGES_PER_PAGE,
+                n => n.min(MAX_CHANGES_PER_PAGE),
+            };
+            let state = Arc::clone(&self.state);
+            let page = on_blocking_pool(move || state.registry.changes_after(req.after, limit))
+                .await?
+                .map_err(store_status)?;
+            Ok(Response::new(ListChangesResponse {
+                changes: page.changes.into_iter().map(change_message).collect(),
+                next_seq: page.next_seq,
+                oldest_retained: page.oldest_retained,
+            }))
+        })
+        .await
+    }
+}
+
+impl AdminService {
+    async fn register_inner(
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
@@ -111,7 +238,7 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn unregister(
+    async fn unregister_inner(
         &self,
         request: Request<UnregisterRequest>,
     ) -> Result<Response<UnregisterResponse>, Status> {
@@ -119,11 +246,11 @@ impl Admin for AdminService {
         let state = Arc::clone(&self.state);
         let existed = on_blocking_pool(move || unregister(&state, &number))
             .await?
-            .map_err(store_status)?;
+            .map_err(admin_status)?;
         Ok(Response::new(UnregisterResponse { existed }))
     }
 
-    async fn set_discoverable(
+    async fn set_discoverable_inner(
         &self,
         request: Request<SetDiscoverableRequest>,
     ) -> Result<Response<SetDiscoverableResponse>, Status> {
@@ -132,12 +259,12 @@ impl Admin for AdminService {
         let state = Arc::clone(&self.state);
         on_blocking_pool(move || set_discoverable(&state, &number, req.discoverable))
             .await?
-            .map_err(store_status)?
+            .map_err(admin_status)?
             .ok_or_else(|| Status::not_found("that number is not registered: register it first"))?;
         Ok(Response::new(SetDiscoverableResponse {}))
     }
 
-    async fn import(
+    async fn import_inner(
         &self,
         request: Request<Streaming<ImportRequest>>,
     ) -> Result<Response<ImportResponse>, Status> {
@@ -181,21 +308,27 @@ impl Admin for AdminService {
         Ok(Response::new(summary))
     }
 
-    async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
+    async fn stats_inner(
+        &self,
+        _: Request<StatsRequest>,
+    ) -> Result<Response<StatsResponse>, Status> {
         let state = Arc::clone(&self.state);
         let registered = on_blocking_pool(move || state.registry.count())
             .await?
             .map_err(store_status)?;
         let s = &self.state;
+        let serving = s.serving_or_unavailable()?;
+        let m = &s.metrics;
         Ok(Response::new(StatsResponse {
             registered,
-            discoverable: s.table.len() as u64,
-            epoch: s.epoch.id,
-            bucket_bits: u32::from(s.table.bits().get()),
-            record_bytes: s.table.record_bytes() as u64,
-            table_build_ms: s.table_build_ms,
-            evaluated_elements: s.counters.evaluated_elements.load(Ordering::Relaxed),
-            evaluation_busy_micros: s.counters.evaluation_busy_ns.load(Ordering::Relaxed) / 1_000,
+            discoverable: serving.table.len() as u64,
+            epoch: serving.epoch,
+            bucket_bits: u32::from(serving.table.bits().get()),
+            record_bytes: serving.table.record_bytes() as u64,
+            table_build_ms: s.table_build_ms.load(Ordering::Relaxed),
+            evaluated_elements: m.evaluated_elements.get(),
+            evaluation_busy_micros: (m.evaluation_cpu_seconds.get() * 1e6) as u64,
+            rotations: m.rotations.get(),
         }))
     }
 }

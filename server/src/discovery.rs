@@ -1,7 +1,7 @@
 //! The Discovery service: configuration, and batch evaluation with records.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use cds_core::{BlindedElement, ELEMENT_LEN, EvaluatedElement, IDENTIFIER, VoprfServer};
@@ -14,7 +14,8 @@ use tonic::{Request, Response, Status};
 use crate::auth::authenticate;
 use crate::limits::quota::Refusal;
 use crate::limits::{limit_status, with_retry_after};
-use crate::state::{State, on_cpu_pool};
+use crate::state::{State, observed, on_cpu_pool};
+use prometheus_client::metrics::counter::Counter;
 use std::time::Instant;
 
 /// Elements evaluated per rayon task: large enough to amortize scheduling.
@@ -84,30 +85,29 @@ fn select_buckets(
     }
 }
 
-/// Run `f`, adding the CPU time this thread spent in it to `busy_ns`
+/// CPU seconds spent evaluating, as the metrics count them.
+type Busy = Counter<f64, AtomicU64>;
+
+/// Run `f`, adding the CPU time this thread spent in it to `busy`
 /// (wall time where the platform has no thread clock).
-fn on_the_clock<T>(busy_ns: &AtomicU64, f: impl FnOnce() -> T) -> T {
+fn on_the_clock<T>(busy: &Busy, f: impl FnOnce() -> T) -> T {
     let cpu = cpu_time::ThreadTime::try_now().ok();
     let wall = Instant::now();
     let out = f();
     let spent = cpu
         .and_then(|c| c.try_elapsed().ok())
         .unwrap_or_else(|| wall.elapsed());
-    busy_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    busy.inc_by(spent.as_secs_f64());
     out
 }
 
 /// Decode every element first (so invalid input costs no evaluation), then
-/// evaluate in parallel and prove. Adds the threads' CPU time to `busy_ns`.
-fn evaluate(
-    server: &VoprfServer,
-    packed: &[u8],
-    busy_ns: &AtomicU64,
-) -> Result<(Bytes, Bytes), Status> {
+/// evaluate in parallel and prove. Adds the threads' CPU time to `busy`.
+fn evaluate(server: &VoprfServer, packed: &[u8], busy: &Busy) -> Result<(Bytes, Bytes), Status> {
     let decoded: Vec<Result<BlindedElement, cds_core::Error>> = packed
         .par_chunks(EVAL_CHUNK * ELEMENT_LEN)
         .map(|chunk| {
-            on_the_clock(busy_ns, || {
+            on_the_clock(busy, || {
                 chunk
                     .chunks_exact(ELEMENT_LEN)
                     .map(BlindedElement::from_slice)
@@ -123,10 +123,10 @@ fn evaluate(
         .collect::<Result<Vec<_>, _>>()?;
     let evaluated: Vec<EvaluatedElement> = blinded
         .par_chunks(EVAL_CHUNK)
-        .map(|chunk| on_the_clock(busy_ns, || server.evaluate_elements(chunk)))
+        .map(|chunk| on_the_clock(busy, || server.evaluate_elements(chunk)))
         .flatten_iter()
         .collect();
-    let proof = on_the_clock(busy_ns, || {
+    let proof = on_the_clock(busy, || {
         server.prove_batch(&blinded, &evaluated, &mut rand::rng())
     })
     .map_err(|e| invalid(e.to_string()))?;
@@ -143,17 +143,44 @@ impl Discovery for DiscoveryService {
         request: Request<GetConfigRequest>,
     ) -> Result<Response<Config>, Status> {
         let s = &self.state;
-        check_peer_rate(s, &request)?;
-        Ok(Response::new(Config {
-            epoch: s.epoch.id,
-            public_key: Bytes::copy_from_slice(s.epoch.key.public().as_bytes()),
-            bucket_bits: u32::from(s.table.bits().get()),
-            max_elements_per_request: s.max_elements(),
-            suite: String::from_utf8_lossy(IDENTIFIER).into_owned(),
-        }))
+        observed(s, "GetConfig", async {
+            check_peer_rate(s, &request)?;
+            let serving = s.serving_or_unavailable()?;
+            Ok(Response::new(Config {
+                epoch: serving.epoch,
+                public_key: Bytes::copy_from_slice(serving.oprf.public_key().as_bytes()),
+                bucket_bits: u32::from(serving.table.bits().get()),
+                max_elements_per_request: s.max_elements(),
+                suite: String::from_utf8_lossy(IDENTIFIER).into_owned(),
+            }))
+        })
+        .await
     }
 
     async fn discover(
+        &self,
+        request: Request<DiscoverRequest>,
+    ) -> Result<Response<DiscoverResponse>, Status> {
+        observed(&self.state, "Discover", self.discover_inner(request)).await
+    }
+}
+
+/// FAILED_PRECONDITION for a request naming another epoch than `current`:
+/// the client library refreshes its configuration and retries.
+fn epoch_status(state: &State, requested: u64) -> Status {
+    if state.is_retired(requested) {
+        Status::failed_precondition(format!(
+            "key epoch {requested:016x} was retired by a key rotation: fetch the configuration again (GetConfig) and retry"
+        ))
+    } else {
+        Status::failed_precondition(
+            "unknown key epoch: fetch the configuration again (GetConfig) and retry",
+        )
+    }
+}
+
+impl DiscoveryService {
+    async fn discover_inner(
         &self,
         request: Request<DiscoverRequest>,
     ) -> Result<Response<DiscoverResponse>, Status> {
@@ -161,15 +188,16 @@ impl Discovery for DiscoveryService {
         check_peer_rate(&state, &request)?;
         let account = authenticate(&state.verifier, request.metadata())?;
         let req = request.into_inner();
-        if req.epoch != state.epoch.id {
-            return Err(Status::failed_precondition(
-                "unknown key epoch: fetch the configuration again (GetConfig) and retry",
-            ));
+        // The whole request is served by this one epoch, even if a rotation
+        // switches meanwhile.
+        let serving = state.serving_or_unavailable()?;
+        if req.epoch != serving.epoch {
+            return Err(epoch_status(&state, req.epoch));
         }
         let n = check_batch_size(&req.blinded_elements, state.max_elements())?;
         let buckets = select_buckets(
             req.buckets,
-            state.table.bits().count(),
+            serving.table.bits().count(),
             state.max_elements() as usize,
         )?;
 
@@ -178,7 +206,7 @@ impl Discovery for DiscoveryService {
         let mut size = n * ELEMENT_LEN + cds_core::PROOF_LEN;
         let mut out = Vec::with_capacity(buckets.len());
         for bucket in buckets {
-            let records = state.table.bucket_records(bucket);
+            let records = serving.table.bucket_records(bucket);
             // Payload plus protobuf framing (tags and varint lengths).
             size += records.len() + BUCKET_FRAMING;
             out.push(BucketRecords { bucket, records });
@@ -194,6 +222,7 @@ impl Discovery for DiscoveryService {
             .admit(&account, n as u32, Instant::now())
             .map_err(quota_status)?;
         let slot = state.gate.enter().await.map_err(|_| {
+            state.metrics.shed.inc();
             with_retry_after(
                 Status::unavailable("the server is overloaded: retry shortly"),
                 Some(state.gate.retry_after()),
@@ -210,15 +239,14 @@ impl Discovery for DiscoveryService {
             // are found before anything is evaluated, and refunded.
             let packed = req.blinded_elements;
             let cpu_state = Arc::clone(&state);
+            let cpu_serving = Arc::clone(&serving);
             on_cpu_pool(move || {
                 let _slot = slot;
-                let counters = &cpu_state.counters;
-                let result = evaluate(&cpu_state.oprf, &packed, &counters.evaluation_busy_ns);
+                let metrics = &cpu_state.metrics;
+                let result = evaluate(&cpu_serving.oprf, &packed, &metrics.evaluation_cpu_seconds);
                 if result.is_ok() {
                     admission.commit();
-                    counters
-                        .evaluated_elements
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    metrics.evaluated_elements.inc_by(n as u64);
                 }
                 result
             })
@@ -226,7 +254,7 @@ impl Discovery for DiscoveryService {
         };
         tracing::debug!(elements = n, buckets = out.len(), "discover served");
         Ok(Response::new(DiscoverResponse {
-            epoch: state.epoch.id,
+            epoch: serving.epoch,
             evaluated_elements: evaluated,
             proof,
             buckets: out,

@@ -48,6 +48,12 @@ pub enum ServerError {
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),
+    /// The server has not finished building its record table.
+    #[error("the server is still building its record table; retry shortly")]
+    Starting,
+    /// A key rotation was asked for while another one runs.
+    #[error("a key rotation is already running; wait for it to finish")]
+    RotationInProgress,
 }
 
 macro_rules! store_error_from {

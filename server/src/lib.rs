@@ -11,10 +11,20 @@
 //!   bulk import, counts. It is not authenticated: bind it to a private
 //!   interface.
 //!
-//! State lives in a data directory: `registry.redb` (users, in redb) and
-//! `oprf-key.v1` (the key seed, mode 0600). The table of sealed records is
-//! rebuilt in memory at start, in parallel, and updated on every admin
-//! change. Evaluation runs on a rayon pool, never on the async workers.
+//! Both listeners also serve gRPC health checking (`grpc.health.v1`,
+//! SERVING once the record table is built) and reflection; Prometheus
+//! metrics are served on `/metrics` when `metrics_listen` is set.
+//!
+//! State lives in a data directory: `registry.redb` (users and their change
+//! log, in redb) and `oprf-key.v1` (the key seed, mode 0600). The table of
+//! sealed records is rebuilt in memory at start, in parallel, and updated
+//! on every admin change; a key rotation builds the next epoch's table in
+//! the background and switches atomically. Evaluation runs on a rayon
+//! pool, never on the async workers.
+//!
+//! Starting is a typestate: [`bind`] opens the store and the listeners
+//! (health says NOT_SERVING), [`Starting::serve`] builds the table and
+//! returns the [`RunningServer`]; [`start`] does both.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), cds_server::ServerError> {
@@ -33,14 +43,16 @@ mod discovery;
 mod error;
 pub mod keystore;
 pub mod limits;
+mod metrics;
 pub mod registry;
+mod rotation;
 mod state;
 pub mod table;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use cds_core::{BucketBits, VoprfServer};
 use cds_proto::v1::admin_server::AdminServer;
@@ -49,6 +61,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 pub use auth::unix_now;
 pub use config::ServerConfig;
@@ -61,7 +75,7 @@ use crate::limits::peer::{LimitedConnection, PeerLimits};
 use crate::limits::quota::Quotas;
 use crate::limits::token_bucket::Rate;
 use crate::registry::Registry;
-use crate::state::{Counters, State};
+use crate::state::{Serving, State};
 use crate::table::RecordTable;
 
 /// Largest admin message accepted (an import chunk).
@@ -69,13 +83,96 @@ const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
 /// Concurrent requests one connection may have in flight.
 const PER_CONNECTION_CONCURRENCY: usize = 64;
 
+/// A task serving one listener.
+type ServeTask = JoinHandle<Result<(), String>>;
+
+/// Listeners bound and store opened, record table not built yet: health
+/// checks answer NOT_SERVING and Discover answers UNAVAILABLE. Call
+/// [`Starting::serve`] to build the table and start serving.
+#[derive(Debug)]
+#[must_use = "nothing is served until `serve` is called"]
+pub struct Starting {
+    inner: RunningServer,
+    epoch: keystore::Epoch,
+}
+
 /// A started server: its bound addresses and a handle to stop it.
 #[derive(Debug)]
 pub struct RunningServer {
     discovery_addr: SocketAddr,
     admin_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    tasks: Vec<ServeTask>,
+    health: HealthReporter,
+    state: Arc<State>,
+}
+
+impl Starting {
+    /// Where the Discovery service listens (useful with port 0).
+    pub fn discovery_addr(&self) -> SocketAddr {
+        self.inner.discovery_addr
+    }
+
+    /// Where the Admin service listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.inner.admin_addr
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.metrics_addr
+    }
+
+    /// Build the record table from the registry (counting sealed users in
+    /// `progress`, if given), then report SERVING and serve.
+    pub async fn serve(
+        self,
+        progress: Option<Arc<AtomicUsize>>,
+    ) -> Result<RunningServer, ServerError> {
+        let Starting { inner, epoch } = self;
+        let state = Arc::clone(&inner.state);
+        let built = tokio::task::spawn_blocking(move || build_first_table(&state, epoch, progress))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()));
+        if let Err(e) = built.and_then(|r| r) {
+            let _ = inner.stop.send(true);
+            return Err(e);
+        }
+        inner.set_health(ServingStatus::Serving).await;
+        tracing::info!("serving");
+        Ok(inner)
+    }
+}
+
+/// Build the first table under the write lock (admin writes wait for it)
+/// and put it in service.
+fn build_first_table(
+    state: &State,
+    epoch: keystore::Epoch,
+    progress: Option<Arc<AtomicUsize>>,
+) -> Result<(), ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let bits = BucketBits::new(state.config.bucket_bits)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let users = state.registry.discoverable_users()?;
+    let started = Instant::now();
+    let oprf = VoprfServer::new(epoch.key);
+    let table = RecordTable::build(bits, &oprf, &users, progress.as_deref());
+    let build_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        records = table.len(),
+        build_ms,
+        buckets = bits.count(),
+        "record table built"
+    );
+    state.table_build_ms.store(build_ms, Ordering::Relaxed);
+    state.switch_to(Arc::new(Serving {
+        epoch: epoch.id,
+        oprf,
+        table,
+    }));
+    Ok(())
 }
 
 impl RunningServer {
@@ -89,22 +186,88 @@ impl RunningServer {
         self.admin_addr
     }
 
-    /// Stop accepting connections, let in-flight requests finish, and
-    /// close the registry.
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    async fn set_health(&self, status: ServingStatus) {
+        for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
+            self.health.set_service_status(service, status).await;
+        }
+    }
+
+    /// Graceful shutdown: report NOT_SERVING, stop accepting connections,
+    /// let in-flight requests finish within the configured
+    /// `shutdown_timeout` (then cut them off), and close the registry.
     pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.set_health(ServingStatus::NotServing).await;
         let _ = self.stop.send(true);
         self.wait().await
     }
 
-    /// Wait until the server stops (after [`RunningServer::shutdown`] from
-    /// elsewhere, or a transport failure).
+    /// Wait until the server stops (after [`RunningServer::shutdown`] or a
+    /// [`RunningServer::stopper`] call from elsewhere, or a transport
+    /// failure), giving in-flight requests up to `shutdown_timeout` once
+    /// the stop was requested. The registry is closed when this returns.
     pub async fn wait(self) -> Result<(), ServerError> {
-        for t in self.tasks {
-            t.await
-                .map_err(|e| ServerError::Task(e.to_string()))?
-                .map_err(|e| ServerError::Task(e.to_string()))?;
+        let RunningServer {
+            tasks,
+            stop,
+            state,
+            health,
+            ..
+        } = self;
+        let deadline = state.config.shutdown_timeout;
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let mut stopped = stop.subscribe();
+        let stop_all = stop.clone();
+        // A task ending with an error (a transport failure) stops the others.
+        let joined = async move {
+            let mut first_error = None;
+            for t in tasks {
+                let error = match t.await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => e,
+                    Err(e) if e.is_cancelled() => continue,
+                    Err(e) => e.to_string(),
+                };
+                first_error.get_or_insert(error);
+                let _ = stop_all.send(true);
+            }
+            first_error
+        };
+        tokio::pin!(joined);
+        let first_error = tokio::select! {
+            first_error = &mut joined => first_error,
+            _ = stopped.wait_for(|s| *s) => {
+                for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
+                    health.set_service_status(service, ServingStatus::NotServing).await;
+                }
+                match tokio::time::timeout(deadline, &mut joined).await {
+                    Ok(first_error) => first_error,
+                    Err(_) => {
+                        tracing::warn!(
+                            timeout_ms = deadline.as_millis() as u64,
+                            "requests still running at the shutdown deadline were cut off"
+                        );
+                        for a in &aborts {
+                            a.abort();
+                        }
+                        joined.await
+                    }
+                }
+            }
+        };
+        // The services held the state; once the last holder is gone, the
+        // registry is closed (every change was already committed durably).
+        let background = Arc::strong_count(&state) - 1;
+        drop(state);
+        tracing::info!(background, "stopped; registry closed");
+        match first_error {
+            Some(e) => Err(ServerError::Task(e)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A handle that stops the server when told to (for signal handlers).
@@ -115,6 +278,9 @@ impl RunningServer {
         }
     }
 }
+
+const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
+const ADMIN_SERVICE: &str = "cds.v1.Admin";
 
 /// Accepted connections, less those over their peer's connection limit
 /// (closed at once).
@@ -129,13 +295,14 @@ fn limited_incoming(
     })
 }
 
-/// Forget idle quota and peer state every minute: it is kept only as long
-/// as it limits anything.
+/// Housekeeping every minute: forget idle quota and peer state (it is kept
+/// only as long as it limits anything) and prune the registry's change log
+/// past its retention.
 fn spawn_sweeper(state: Arc<State>) {
     let weak = Arc::downgrade(&state);
     drop(state);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else { break };
@@ -143,18 +310,33 @@ fn spawn_sweeper(state: Arc<State>) {
             let accounts = state.quotas.sweep(now);
             let peers = state.peers.sweep(now);
             tracing::debug!(accounts, peers, "idle limiter state forgotten");
+            let cutoff = unix_now().saturating_sub(state.config.change_log_retention.as_secs());
+            let pruned =
+                tokio::task::spawn_blocking(move || state.registry.prune_changes(cutoff)).await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::info!(pruned = n, "change log entries past retention deleted")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the change log could not be pruned"),
+                Err(_) => tracing::warn!("the change log pruning task failed"),
+            }
         }
     });
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
+async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { addr, source })
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, local))
 }
 
-/// Open the data directory, build the record table, bind both listeners
-/// and start serving.
+/// Open the data directory, build the record table, bind the listeners and
+/// start serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     start_observed(config, None).await
 }
@@ -165,8 +347,11 @@ pub async fn start_observed(
     config: ServerConfig,
     progress: Option<Arc<AtomicUsize>>,
 ) -> Result<RunningServer, ServerError> {
-    let bits =
-        BucketBits::new(config.bucket_bits).map_err(|e| ServerError::Config(e.to_string()))?;
+    bind(config).await?.serve(progress).await
+}
+
+fn validate(config: &ServerConfig) -> Result<(), ServerError> {
+    BucketBits::new(config.bucket_bits).map_err(|e| ServerError::Config(e.to_string()))?;
     if config.max_elements_per_request == 0
         || config.max_elements_per_request as usize > cds_core::MAX_BATCH
     {
@@ -175,7 +360,6 @@ pub async fn start_observed(
             cds_core::MAX_BATCH
         )));
     }
-
     let refill = config.quota.refill_per_hour;
     if !(refill.is_finite() && refill >= 0.0) || config.quota.burst == 0 {
         return Err(ServerError::Config(
@@ -188,9 +372,17 @@ pub async fn start_observed(
             "peer requests per second must be finite and positive".into(),
         ));
     }
+    Ok(())
+}
+
+/// Open the data directory and the key, bind every listener and start
+/// answering: health checks say NOT_SERVING until [`Starting::serve`] has
+/// built the record table.
+pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
+    validate(&config)?;
     let dir = config.data_dir.clone();
     let configured_issuer = config.issuer;
-    let (epoch, registry, table, build_ms, verifier) = tokio::task::spawn_blocking(move || {
+    let (epoch, registry, verifier) = tokio::task::spawn_blocking(move || {
         keystore::ensure_private_dir(&dir)?;
         let verifier = match configured_issuer {
             Some(v) => v,
@@ -205,36 +397,17 @@ pub async fn start_observed(
         };
         let epoch = keystore::load_or_create(&dir)?;
         let registry = Registry::open(&dir)?;
-        let users = registry.discoverable_users()?;
-        let started = Instant::now();
-        let oprf = VoprfServer::new(epoch.key.clone());
-        let table = RecordTable::build(bits, &oprf, &users, progress.as_deref());
-        let build_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(
-            records = table.len(),
-            build_ms,
-            buckets = bits.count(),
-            "record table built"
-        );
-        Ok::<_, ServerError>((epoch, registry, table, build_ms, verifier))
+        Ok::<_, ServerError>((epoch, registry, verifier))
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
 
-    let discovery_listener = bind(config.listen).await?;
-    let admin_listener = bind(config.admin_listen).await?;
-    let discovery_addr = discovery_listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: config.admin_listen,
-            source,
-        })?;
+    let (discovery_listener, discovery_addr) = bind_listener(config.listen).await?;
+    let (admin_listener, admin_addr) = bind_listener(config.admin_listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind_listener(addr).await?),
+        None => None,
+    };
 
     let peers = PeerLimits::new(
         config.peer.max_connections,
@@ -243,28 +416,34 @@ pub async fn start_observed(
             per_sec: config.peer.requests_per_second,
         },
     );
-    let state = Arc::new(State {
-        oprf: VoprfServer::new(epoch.key.clone()),
-        epoch,
-        table,
+    let state = Arc::new(State::new(
         registry,
-        writes: std::sync::Mutex::new(()),
-        config: config.clone(),
-        table_build_ms: build_ms,
+        config.clone(),
         verifier,
-        counters: Counters::default(),
-        quotas: Quotas::new(
+        Quotas::new(
             Rate::per_hour(config.quota.burst, config.quota.refill_per_hour),
             config.quota.max_in_flight,
         ),
-        peers: peers.clone(),
-        gate: Gate::new(
+        peers.clone(),
+        Gate::new(
             config.overload.max_concurrent,
             config.overload.max_queued,
             config.overload.max_queue_wait,
         ),
-    });
+    ));
     spawn_sweeper(Arc::clone(&state));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
+        health
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cds_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Config(format!("gRPC reflection: {e}")))?;
 
     let (stop, _) = watch::channel(false);
     let stopped = |stop: &watch::Sender<bool>| {
@@ -283,35 +462,58 @@ pub async fn start_observed(
         config.max_elements_per_request as usize * (cds_core::ELEMENT_LEN + 5) + 4096,
     )
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
-    let discovery_task = tokio::spawn(
-        tonic::transport::Server::builder()
+    let discovery_task = tokio::spawn({
+        let serve = tonic::transport::Server::builder()
             .timeout(config.request_timeout)
             // Find and drop dead or stalled peers instead of holding their
             // responses forever.
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
-            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
             .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
+            .add_service(health_service.clone())
+            .add_service(reflection.clone())
             .add_service(discovery)
             .serve_with_incoming_shutdown(
                 limited_incoming(discovery_listener, peers),
                 stopped(&stop),
-            ),
-    );
+            );
+        async move { serve.await.map_err(|e| e.to_string()) }
+    });
 
-    let admin =
-        AdminServer::new(AdminService { state }).max_decoding_message_size(MAX_ADMIN_MESSAGE);
-    let admin_task = tokio::spawn(
-        tonic::transport::Server::builder()
+    let admin = AdminServer::new(AdminService {
+        state: Arc::clone(&state),
+    })
+    .max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    let admin_task = tokio::spawn({
+        let serve = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
             .add_service(admin)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(admin_listener), stopped(&stop)),
-    );
+            .serve_with_incoming_shutdown(TcpListenerStream::new(admin_listener), stopped(&stop));
+        async move { serve.await.map_err(|e| e.to_string()) }
+    });
+    let mut tasks = vec![discovery_task, admin_task];
+    let mut metrics_addr = None;
+    if let Some((listener, addr)) = metrics_listener {
+        metrics_addr = Some(addr);
+        let serve = metrics::serve(listener, Arc::clone(&state), stopped(&stop));
+        tasks.push(tokio::spawn(async move {
+            serve.await.map_err(|e| e.to_string())
+        }));
+    }
 
-    tracing::info!("serving");
-    Ok(RunningServer {
-        discovery_addr,
-        admin_addr,
-        stop,
-        tasks: vec![discovery_task, admin_task],
+    tracing::info!("listening; building the record table");
+    Ok(Starting {
+        inner: RunningServer {
+            discovery_addr,
+            admin_addr,
+            metrics_addr,
+            stop,
+            tasks,
+            health,
+            state,
+        },
+        epoch,
     })
 }

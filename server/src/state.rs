@@ -1,39 +1,88 @@
-//! What the two services share, and how they run work off the async runtime.
+//! What the services share, and how they run work off the async runtime.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
-use cds_core::{CredentialVerifier, VoprfServer};
+use cds_core::{CredentialVerifier, E164, VoprfServer};
 use tonic::Status;
 
 use crate::config::ServerConfig;
-use crate::keystore::Epoch;
 use crate::limits::gate::Gate;
 use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
+use crate::metrics::{Metrics, Snapshot};
 use crate::registry::Registry;
 use crate::table::RecordTable;
+
+/// How many retired epochs are remembered, to tell their clients precisely
+/// why a request was refused (older ones get the generic message).
+const RETIRED_REMEMBERED: usize = 8;
+
+/// One key epoch as it serves: its identifier, its key and its table.
+/// Requests hold it for their whole duration, so a rotation never changes
+/// the key or the table under a request; the key is wiped when the last
+/// request of a retired epoch drops it.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    /// Identifier clients name in requests.
+    pub(crate) epoch: u64,
+    /// The epoch's key.
+    pub(crate) oprf: VoprfServer,
+    /// Every discoverable user's record under that key.
+    pub(crate) table: RecordTable,
+}
 
 /// Shared server state.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) epoch: Epoch,
-    pub(crate) oprf: VoprfServer,
-    pub(crate) table: RecordTable,
+    /// `None` until the record table is first built.
+    serving: RwLock<Option<Arc<Serving>>>,
+    /// While a rotation prepares the next epoch: the numbers changed since
+    /// it read the registry, to apply to the new table before the switch.
+    pub(crate) rotation: Mutex<Option<Vec<E164>>>,
+    retired: Mutex<Vec<u64>>,
     pub(crate) registry: Registry,
-    /// Serializes admin writes so the registry and the table change in the same order.
-    pub(crate) writes: std::sync::Mutex<()>,
+    /// Serializes admin writes, the first table build and a rotation's
+    /// switch, so the registry and the serving table change in the same order.
+    pub(crate) writes: Mutex<()>,
     pub(crate) config: ServerConfig,
-    pub(crate) table_build_ms: u64,
+    /// Milliseconds the last table build (start or rotation) took.
+    pub(crate) table_build_ms: AtomicU64,
     /// Checks credentials (the issuer's public key only).
     pub(crate) verifier: CredentialVerifier,
-    pub(crate) counters: Counters,
+    pub(crate) metrics: Metrics,
     pub(crate) quotas: Quotas,
     pub(crate) peers: PeerLimits,
     pub(crate) gate: Gate,
 }
 
 impl State {
+    pub(crate) fn new(
+        registry: Registry,
+        config: ServerConfig,
+        verifier: CredentialVerifier,
+        quotas: Quotas,
+        peers: PeerLimits,
+        gate: Gate,
+    ) -> Self {
+        Self {
+            serving: RwLock::new(None),
+            rotation: Mutex::new(None),
+            retired: Mutex::new(Vec::new()),
+            registry,
+            writes: Mutex::new(()),
+            config,
+            table_build_ms: AtomicU64::new(0),
+            verifier,
+            metrics: Metrics::default(),
+            quotas,
+            peers,
+            gate,
+        }
+    }
+
     /// The most elements a request may carry: the configured limit, or the
     /// quota burst if smaller (a larger batch could never be admitted).
     pub(crate) fn max_elements(&self) -> u32 {
@@ -41,15 +90,94 @@ impl State {
             .max_elements_per_request
             .min(self.config.quota.burst.max(1))
     }
+
+    /// The epoch serving now, if the table has been built.
+    pub(crate) fn serving(&self) -> Option<Arc<Serving>> {
+        self.serving
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// [`State::serving`], or UNAVAILABLE while the server starts.
+    pub(crate) fn serving_or_unavailable(&self) -> Result<Arc<Serving>, Status> {
+        self.serving().ok_or_else(|| {
+            crate::limits::with_retry_after(
+                Status::unavailable(
+                    "the server is starting (building its record table): retry shortly",
+                ),
+                Some(std::time::Duration::from_secs(5)),
+            )
+        })
+    }
+
+    /// Put `next` in service; returns the epoch it replaces. Callers hold
+    /// the write lock.
+    pub(crate) fn switch_to(&self, next: Arc<Serving>) -> Option<Arc<Serving>> {
+        let old = self
+            .serving
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(next);
+        if let Some(old) = &old {
+            let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+            retired.push(old.epoch);
+            let excess = retired.len().saturating_sub(RETIRED_REMEMBERED);
+            retired.drain(..excess);
+        }
+        old
+    }
+
+    /// Whether `epoch` served here before a rotation since start.
+    pub(crate) fn is_retired(&self, epoch: u64) -> bool {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&epoch)
+    }
+
+    /// Note that `numbers` changed, for a rotation preparing the next epoch.
+    /// Callers hold the write lock.
+    pub(crate) fn note_changed(&self, numbers: impl IntoIterator<Item = E164>) {
+        if let Some(journal) = self
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            journal.extend(numbers);
+        }
+    }
+
+    /// The metrics text, with the gauges read now.
+    pub(crate) fn metrics_text(&self) -> String {
+        let serving = self.serving();
+        let rotating = self
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        self.metrics.render(Snapshot {
+            records: serving.as_ref().map_or(0, |s| s.table.len()),
+            record_bytes: serving.as_ref().map_or(0, |s| s.table.record_bytes()),
+            table_build_ms: self.table_build_ms.load(Ordering::Relaxed),
+            ready: serving.is_some(),
+            rotating,
+            quota_accounts: self.quotas.tracked(),
+        })
+    }
 }
 
-/// Running totals since start (counts only, never identifiers).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Blinded elements evaluated.
-    pub(crate) evaluated_elements: AtomicU64,
-    /// Thread-busy time spent decoding, evaluating and proving, in nanoseconds.
-    pub(crate) evaluation_busy_ns: AtomicU64,
+/// Time an RPC's handler and count its outcome in the metrics.
+pub(crate) async fn observed<T>(
+    state: &State,
+    rpc: &'static str,
+    handler: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let started = Instant::now();
+    let result = handler.await;
+    state.metrics.observe(rpc, &result, started);
+    result
 }
 
 /// Run CPU-bound `f` on the rayon pool (all cores) without blocking an

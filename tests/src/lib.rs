@@ -10,7 +10,8 @@ use cds_client::{Client, ClientBuilder, Contact, Region};
 use cds_core::{AccountId, CredentialIssuer};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
-    RegisterRequest, SetDiscoverableRequest, StatsRequest, StatsResponse, UnregisterRequest, User,
+    RegisterRequest, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest, StatsRequest,
+    StatsResponse, UnregisterRequest, User,
 };
 use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
@@ -137,6 +138,48 @@ impl TestServer {
             .expect("unregister succeeds");
     }
 
+    /// Rotate the key and wait for the switch.
+    pub async fn rotate_key(&self) -> RotateKeyResponse {
+        self.admin()
+            .await
+            .rotate_key(RotateKeyRequest {})
+            .await
+            .expect("rotation succeeds")
+            .into_inner()
+    }
+
+    /// The Admin URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.running().admin_addr())
+    }
+
+    /// The body of `GET /metrics` (the server must have `metrics_listen`).
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self
+            .running()
+            .metrics_addr()
+            .expect("the server was started with metrics_listen");
+        let mut conn = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("metrics endpoint accepts");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: cds\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request sent");
+        let mut response = String::new();
+        conn.read_to_string(&mut response)
+            .await
+            .expect("response read");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "metrics answered {response:.80}"
+        );
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
     /// Current counts.
     pub async fn stats(&self) -> StatsResponse {
         self.admin()
@@ -158,6 +201,11 @@ impl TestServer {
                 .await
                 .expect("server restarts"),
         );
+    }
+
+    /// Take the running server out of the harness (to shut it down by hand).
+    pub fn take(&mut self) -> RunningServer {
+        self.server.take().expect("server is running")
     }
 
     /// Stop the server.

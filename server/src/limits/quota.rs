@@ -154,6 +154,21 @@ impl Quotas {
         before - accounts.len()
     }
 
+    /// Give every account its whole budget back, as after a key rotation:
+    /// every client must evaluate its address book again under the new key.
+    /// Requests in flight keep their slots.
+    pub fn refill_all(&self, now: Instant) {
+        let inner = &self.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        accounts.retain(|_, a| a.in_flight > 0);
+        for a in accounts.values_mut() {
+            a.bucket = TokenBucket::full(inner.rate, now);
+        }
+    }
+
     /// How many accounts have state.
     pub fn tracked(&self) -> usize {
         self.inner

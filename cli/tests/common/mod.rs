@@ -1,0 +1,131 @@
+//! Running the real `cds` binary: a server on ephemeral loopback ports
+//! whose log is kept, and one-shot commands.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub const CDS: &str = env!("CARGO_BIN_EXE_cds");
+
+/// A `cds serve` child process, killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub discovery: String,
+    pub admin: String,
+    /// Every line the server wrote to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill runs")
+                .success()
+        );
+        self.child.wait().expect("server exits")
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+}
+
+/// Start `cds serve` on ephemeral ports (logging warnings only) and read
+/// its addresses from its banner.
+pub fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, &[])
+}
+
+/// [`serve`] with extra flags.
+pub fn serve_with(data_dir: &Path, extra: &[&str]) -> Served {
+    serve_logging(data_dir, extra, "warn")
+}
+
+/// [`serve_with`] at log filter `log_filter` (`CDS_LOG`).
+pub fn serve_logging(data_dir: &Path, extra: &[&str], log_filter: &str) -> Served {
+    let mut child = Command::new(CDS)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("CDS_LOG", log_filter)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cds serve starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let banner = loop {
+        let line = lines
+            .next()
+            .expect("cds serve prints a banner")
+            .expect("utf-8");
+        log.lock().expect("log lock").push(line.clone());
+        if line.starts_with("cds is serving") {
+            break line;
+        }
+    };
+    // Keep reading stderr so the server never blocks on a full pipe.
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+    let urls: Vec<String> = banner
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://"))
+        .map(|w| w.trim_end_matches(',').to_owned())
+        .collect();
+    Served {
+        child,
+        discovery: urls[0].clone(),
+        admin: urls[1].clone(),
+        log,
+    }
+}
+
+/// Run `cds` with `args` to completion.
+pub fn cds(args: &[&str]) -> Output {
+    Command::new(CDS).args(args).output().expect("cds runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Run `cds` and insist that it succeeds; returns stdout.
+pub fn cds_ok(args: &[&str]) -> String {
+    let out = cds(args);
+    assert!(
+        out.status.success(),
+        "cds {args:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}

@@ -1,0 +1,358 @@
+//! Server settings and their defaults.
+//!
+//! [`ServerConfig`] is what the server runs with; [`Settings`] is what a
+//! `cds.toml` holds: the server's settings and how `cds serve` logs.
+//! [`Settings::from_file`] reads a file over the defaults and
+//! [`Settings::to_toml`] writes one back, each setting preceded by what it
+//! does and its default (from [`docs`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cds_core::CredentialVerifier;
+
+pub mod docs;
+mod file;
+mod render;
+
+pub use file::ConfigFileError;
+
+/// Everything `cds serve` can be told. [`ServerConfig::default`] is what a
+/// fresh machine gets: loopback listeners and `./cds-data`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where apps reach the Discovery service.
+    pub listen: SocketAddr,
+    /// Where the messenger backend reaches the Admin service. Keep it off
+    /// the public network: it is not authenticated.
+    pub admin_listen: SocketAddr,
+    /// Where Prometheus `/metrics` is served. `None`: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory of the registry database and the OPRF key file.
+    pub data_dir: PathBuf,
+    /// The table has `2^bucket_bits` buckets.
+    pub bucket_bits: u8,
+    /// The most blinded elements one Discover request may carry.
+    pub max_elements_per_request: u32,
+    /// The largest encoded response the server sends (records of many
+    /// buckets can be large).
+    pub max_response_bytes: usize,
+    /// How long one request may take before it is cancelled.
+    pub request_timeout: Duration,
+    /// How long in-flight requests may run after SIGTERM or SIGINT before
+    /// they are cut off.
+    pub shutdown_timeout: Duration,
+    /// How long entries of the registry's change feed are kept.
+    pub change_log_retention: Duration,
+    /// The messenger backend's credential public key. `None`: development
+    /// mode, with an issuer key created in the data directory.
+    pub issuer: Option<CredentialVerifier>,
+    /// Evaluation budgets per account.
+    pub quota: QuotaConfig,
+    /// Limits per peer address.
+    pub peer: PeerConfig,
+    /// Load shedding.
+    pub overload: OverloadConfig,
+}
+
+/// Evaluation budget of each account: a token bucket of evaluations.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct QuotaConfig {
+    /// Evaluations an account can spend at once (a full address book).
+    pub burst: u32,
+    /// Evaluations added back per hour.
+    pub refill_per_hour: f64,
+    /// Discover requests one account may have in flight.
+    pub max_in_flight: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            burst: DEFAULT_QUOTA_BURST,
+            refill_per_hour: DEFAULT_QUOTA_REFILL_PER_HOUR,
+            max_in_flight: DEFAULT_QUOTA_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// Default evaluation burst per account.
+pub const DEFAULT_QUOTA_BURST: u32 = 10_000;
+/// Default evaluations refilled per account and hour.
+pub const DEFAULT_QUOTA_REFILL_PER_HOUR: f64 = 6.0;
+/// Default Discover requests in flight per account.
+pub const DEFAULT_QUOTA_MAX_IN_FLIGHT: u32 = 2;
+
+/// Limits per peer IP address (held in memory only, never logged).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PeerConfig {
+    /// Open connections per address; more are closed on accept.
+    pub max_connections: u32,
+    /// Requests per second per address, sustained.
+    pub requests_per_second: f64,
+    /// Requests per address in a burst.
+    pub request_burst: u32,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_PEER_MAX_CONNECTIONS,
+            requests_per_second: DEFAULT_PEER_REQUESTS_PER_SECOND,
+            request_burst: DEFAULT_PEER_REQUEST_BURST,
+        }
+    }
+}
+
+/// Default open connections per peer address.
+pub const DEFAULT_PEER_MAX_CONNECTIONS: u32 = 64;
+/// Default sustained requests per second per peer address.
+pub const DEFAULT_PEER_REQUESTS_PER_SECOND: f64 = 20.0;
+/// Default request burst per peer address.
+pub const DEFAULT_PEER_REQUEST_BURST: u32 = 100;
+
+/// How much evaluation work may run and wait before requests are shed.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OverloadConfig {
+    /// Discover requests evaluating at once.
+    pub max_concurrent: usize,
+    /// Discover requests waiting for a slot; beyond this they are shed.
+    pub max_queued: usize,
+    /// Longest wait for a slot before the request is shed.
+    pub max_queue_wait: Duration,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            max_concurrent: DEFAULT_OVERLOAD_CONCURRENT_PER_CORE * cores,
+            max_queued: DEFAULT_OVERLOAD_QUEUED_PER_CORE * cores,
+            max_queue_wait: DEFAULT_OVERLOAD_MAX_QUEUE_WAIT,
+        }
+    }
+}
+
+/// Default concurrent evaluations per CPU core.
+pub const DEFAULT_OVERLOAD_CONCURRENT_PER_CORE: usize = 2;
+/// Default queued evaluations per CPU core.
+pub const DEFAULT_OVERLOAD_QUEUED_PER_CORE: usize = 16;
+/// Default longest wait in the evaluation queue.
+pub const DEFAULT_OVERLOAD_MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// Default Discovery listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default Admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:50052";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./cds-data";
+/// Default bucket bits: 256 buckets.
+pub const DEFAULT_BUCKET_BITS: u8 = 8;
+/// Default batch limit.
+pub const DEFAULT_MAX_ELEMENTS: u32 = 4096;
+/// Default largest response: 256 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Default time limit of one request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time in-flight requests get after SIGTERM or SIGINT.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default retention of the registry's change feed: 30 days.
+pub const DEFAULT_CHANGE_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 50052)),
+            metrics_listen: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            bucket_bits: DEFAULT_BUCKET_BITS,
+            max_elements_per_request: DEFAULT_MAX_ELEMENTS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            change_log_retention: DEFAULT_CHANGE_LOG_RETENTION,
+            issuer: None,
+            quota: QuotaConfig::default(),
+            peer: PeerConfig::default(),
+            overload: OverloadConfig::default(),
+        }
+    }
+}
+
+/// A setting with a value the server cannot run with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key} {problem}")]
+pub struct InvalidSetting {
+    /// The setting, as named in the configuration file (`quota.burst`).
+    pub key: &'static str,
+    /// What is wrong and what would be right.
+    pub problem: String,
+}
+
+impl ServerConfig {
+    /// Defaults, with the data directory set.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Check every setting is within what the server can run with, naming
+    /// the first that is not. [`crate::start`] refuses such settings too;
+    /// this tells before anything is opened.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let check = |ok: bool, key: &'static str, problem: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidSetting { key, problem })
+            }
+        };
+        check(
+            self.bucket_bits <= cds_core::MAX_BUCKET_BITS,
+            "bucket_bits",
+            format!(
+                "must be from 0 to {}, not {}",
+                cds_core::MAX_BUCKET_BITS,
+                self.bucket_bits
+            ),
+        )?;
+        check(
+            (1..=cds_core::MAX_BATCH).contains(&(self.max_elements_per_request as usize)),
+            "max_elements_per_request",
+            format!(
+                "must be from 1 to {}, not {}",
+                cds_core::MAX_BATCH,
+                self.max_elements_per_request
+            ),
+        )?;
+        check(
+            self.max_response_bytes > 0,
+            "max_response_bytes",
+            "must be at least 1".into(),
+        )?;
+        check(
+            !self.request_timeout.is_zero(),
+            "request_timeout",
+            "must be longer than 0s".into(),
+        )?;
+        check(
+            self.quota.burst > 0,
+            "quota.burst",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.quota.refill_per_hour.is_finite() && self.quota.refill_per_hour >= 0.0,
+            "quota.refill_per_hour",
+            format!(
+                "must be a finite number of at least 0, not {}",
+                self.quota.refill_per_hour
+            ),
+        )?;
+        check(
+            self.quota.max_in_flight > 0,
+            "quota.max_in_flight",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.peer.max_connections > 0,
+            "peer.max_connections",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.peer.requests_per_second.is_finite() && self.peer.requests_per_second > 0.0,
+            "peer.requests_per_second",
+            format!(
+                "must be a finite number above 0, not {}",
+                self.peer.requests_per_second
+            ),
+        )?;
+        check(
+            self.peer.request_burst > 0,
+            "peer.request_burst",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.overload.max_concurrent > 0,
+            "overload.max_concurrent",
+            "must be at least 1".into(),
+        )
+    }
+}
+
+/// How `cds serve` writes its logs (to standard error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in files, flags and environment variables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// Everything a configuration file holds: the server's settings and how
+/// `cds serve` logs. [`Settings::default`] is the defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The server's settings.
+    pub server: ServerConfig,
+    /// The log format.
+    pub log_format: LogFormat,
+}
+
+/// Parse a duration as files and flags write it: `30s`, `5min`, `30days`,
+/// `1h 30min`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; expected a duration such as \"30s\", \"5min\" or \"30days\""))
+}
+
+/// Parse the issuer public key as files and flags write it: 64 hex digits,
+/// or the empty string for none (development mode).
+pub fn parse_issuer_key(text: &str) -> Result<Option<CredentialVerifier>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bytes: [u8; 32] = hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("expected 64 hex digits (the output of `cds admin issuer-keygen`), or \"\" for development mode")?;
+    CredentialVerifier::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|_| {
+            "not a valid Ed25519 public key (64 hex digits of a key from `cds admin issuer-keygen`)"
+                .into()
+        })
+}
+
+/// Parse an optional listening address: `host:port`, or the empty string
+/// for none.
+pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        format!("expected an address such as \"127.0.0.1:9090\", or \"\" for none, not {text:?}")
+    })
+}

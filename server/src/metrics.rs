@@ -1,0 +1,266 @@
+//! Prometheus metrics, served as text on `/metrics` when
+//! `metrics_listen` is set.
+//!
+//! Every series is a count, a duration or a size. Labels name RPCs, status
+//! codes and limits: never an account, a number, a label or an address.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tonic::Status;
+
+use crate::limits::LIMIT;
+use crate::state::State;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcCodeLabels {
+    rpc: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+type Latency = Family<RpcLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RpcCodeLabels, Counter>,
+    latency: Latency,
+    refusals: Family<LimitLabels, Counter>,
+    /// Blinded elements evaluated.
+    pub(crate) evaluated_elements: Counter,
+    /// Thread CPU time spent decoding, evaluating and proving.
+    pub(crate) evaluation_cpu_seconds: Counter<f64, AtomicU64>,
+    /// Discover requests shed by the evaluation gate (overload).
+    pub(crate) shed: Counter,
+    /// Key rotations completed.
+    pub(crate) rotations: Counter,
+    table_records: Gauge,
+    table_bytes: Gauge,
+    table_build_seconds: Gauge<f64, AtomicU64>,
+    ready: Gauge,
+    rotating: Gauge,
+    quota_accounts: Gauge,
+}
+
+/// Values read from the server when the metrics are scraped.
+pub(crate) struct Snapshot {
+    pub(crate) records: usize,
+    pub(crate) record_bytes: usize,
+    pub(crate) table_build_ms: u64,
+    pub(crate) ready: bool,
+    pub(crate) rotating: bool,
+    pub(crate) quota_accounts: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Self {
+            registry: Registry::with_prefix("cds"),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            refusals: Family::default(),
+            evaluated_elements: Counter::default(),
+            evaluation_cpu_seconds: Counter::default(),
+            shed: Counter::default(),
+            rotations: Counter::default(),
+            table_records: Gauge::default(),
+            table_bytes: Gauge::default(),
+            table_build_seconds: Gauge::default(),
+            ready: Gauge::default(),
+            rotating: Gauge::default(),
+            quota_accounts: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "requests",
+            "gRPC requests answered, by RPC and status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time from receiving a request to answering it, by RPC",
+            m.latency.clone(),
+        );
+        r.register(
+            "limit_refusals",
+            "Requests refused by a limit (account-budget, account-concurrency, peer-rate)",
+            m.refusals.clone(),
+        );
+        r.register(
+            "evaluated_elements",
+            "Blinded elements evaluated",
+            m.evaluated_elements.clone(),
+        );
+        r.register(
+            "evaluation_cpu_seconds",
+            "Thread CPU time spent decoding, evaluating and proving",
+            m.evaluation_cpu_seconds.clone(),
+        );
+        r.register(
+            "shed_requests",
+            "Discover requests shed because the server was overloaded",
+            m.shed.clone(),
+        );
+        r.register(
+            "key_rotations",
+            "Key rotations completed since start",
+            m.rotations.clone(),
+        );
+        r.register(
+            "table_records",
+            "Sealed records in the serving table (discoverable users)",
+            m.table_records.clone(),
+        );
+        r.register(
+            "table_bytes",
+            "Bytes of sealed records held in memory",
+            m.table_bytes.clone(),
+        );
+        r.register(
+            "table_build_seconds",
+            "Duration of the last record table build (start or rotation)",
+            m.table_build_seconds.clone(),
+        );
+        r.register(
+            "ready",
+            "1 once the record table is built and the server is serving",
+            m.ready.clone(),
+        );
+        r.register(
+            "rotation_in_progress",
+            "1 while a key rotation prepares the next epoch",
+            m.rotating.clone(),
+        );
+        r.register(
+            "quota_accounts",
+            "Accounts whose quota state is held (not yet back to a full budget)",
+            m.quota_accounts.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    /// Count one answered request of `rpc` that started at `started`.
+    /// Refusals by a limit are also counted by the limit's name.
+    pub(crate) fn observe<T>(
+        &self,
+        rpc: &'static str,
+        result: &Result<T, Status>,
+        started: Instant,
+    ) {
+        let code = match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.requests
+            .get_or_create(&RpcCodeLabels {
+                rpc,
+                code: code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RpcLabels { rpc })
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(status) = result
+            && let Some(limit) = status.metadata().get(LIMIT).and_then(|v| v.to_str().ok())
+        {
+            self.refusals
+                .get_or_create(&LimitLabels {
+                    limit: limit.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// The text exposition of every metric, with the gauges set from `now`.
+    pub(crate) fn render(&self, now: Snapshot) -> String {
+        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.table_records.set(as_i64(now.records));
+        self.table_bytes.set(as_i64(now.record_bytes));
+        self.table_build_seconds
+            .set(now.table_build_ms as f64 / 1000.0);
+        self.ready.set(i64::from(now.ready));
+        self.rotating.set(i64::from(now.rotating));
+        self.quota_accounts.set(as_i64(now.quota_accounts));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The canonical gRPC name of a status code.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Serve `GET /metrics` on `listener` until `stopped` resolves.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let state = Arc::clone(&state);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    state.metrics_text(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+}

@@ -1,0 +1,137 @@
+//! Key rotation: prepare the next epoch in the background, then switch.
+//!
+//! 1. Claim the rotation (one at a time) and start noting which numbers
+//!    admin writes change from now on.
+//! 2. Write the next key beside the current one (durable, not yet used).
+//! 3. Read the discoverable users and seal their records under the next
+//!    key, on a pool of half the cores, while the current epoch serves.
+//! 4. Under the write lock: re-apply the numbers changed since step 1 from
+//!    the registry as it is now, make the next key current on disk (one
+//!    atomic rename, then the old file is overwritten), and swap the epoch
+//!    in memory. Requests that hold the old epoch finish on it; its key is
+//!    wiped when the last of them drops it.
+//!
+//! A crash before the rename leaves the old key current and a pending key
+//! that the next start wipes; after it, the new key is current. The
+//! registry does not depend on the key, so it is consistent either way.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use cds_core::{E164, VoprfServer};
+
+use crate::error::ServerError;
+use crate::keystore;
+use crate::state::{Serving, State};
+use crate::table::RecordTable;
+
+/// What a completed rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rotated {
+    /// The epoch that served before.
+    pub(crate) retired: u64,
+    /// The epoch serving now.
+    pub(crate) epoch: u64,
+    /// Records in the new table.
+    pub(crate) records: usize,
+    /// Milliseconds from claim to switch.
+    pub(crate) took_ms: u64,
+}
+
+/// Rotate the key (blocking; minutes for millions of users). Fails without
+/// changing anything if a rotation already runs or the server is starting.
+pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
+    let started = Instant::now();
+    {
+        let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.serving().is_none() {
+            return Err(ServerError::Starting);
+        }
+        let mut slot = state
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return Err(ServerError::RotationInProgress);
+        }
+        *slot = Some(Vec::new());
+    }
+    tracing::info!("key rotation started");
+    let result = prepare_and_switch(state, started);
+    if let Err(e) = &result {
+        *state
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        if let Err(discard) = keystore::discard_next(&state.config.data_dir) {
+            tracing::error!(error = %discard, "the pending key could not be removed");
+        }
+        tracing::error!(error = %e, "key rotation failed; the current epoch keeps serving");
+    }
+    result
+}
+
+fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, ServerError> {
+    let dir = &state.config.data_dir;
+    let next = keystore::create_next(dir)?;
+    let oprf = VoprfServer::new(next.key);
+    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
+
+    let users = state.registry.discoverable_users()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cds-rotation-{i}"))
+        .build()
+        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
+    let table = pool.install(|| RecordTable::build(bits, &oprf, &users, None));
+    drop(users);
+
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let changed: BTreeSet<E164> = state
+        .rotation
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut changes = Vec::with_capacity(changed.len());
+    for number in &changed {
+        changes.push(match state.registry.get(number)? {
+            Some(user) => table.change_for(&oprf, &user),
+            None => table.removal_for(&oprf, number),
+        });
+    }
+    table.apply_changes(changes);
+
+    // The point of no return: from here on the next key is the key.
+    keystore::commit_next(dir)?;
+    let records = table.len();
+    let old = state.switch_to(Arc::new(Serving {
+        epoch: next.id,
+        oprf,
+        table,
+    }));
+    state.quotas.refill_all(Instant::now());
+    state.metrics.rotations.inc();
+    let took_ms = started.elapsed().as_millis() as u64;
+    state.table_build_ms.store(took_ms, Ordering::Relaxed);
+    let retired = old.map_or(0, |o| o.epoch);
+    tracing::info!(
+        retired_epoch = format_args!("{retired:016x}"),
+        epoch = format_args!("{:016x}", next.id),
+        records,
+        replayed = changed.len(),
+        took_ms,
+        "key rotation switched to the new epoch"
+    );
+    Ok(Rotated {
+        retired,
+        epoch: next.id,
+        records,
+        took_ms,
+    })
+}
