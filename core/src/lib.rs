@@ -5,7 +5,9 @@
 //! values over the network.
 //!
 //! - [`oprf`]: RFC 9497 OPRF, VOPRF and POPRF for ristretto255-SHA512, checked
-//!   against the RFC's test vectors.
+//!   against the RFC's test vectors; plus additive blinding for the VOPRF
+//!   client ([`VoprfClient::blind_batch_additive`]): the same messages and
+//!   outputs for less client work.
 //! - [`record`]: from the PRF output of a number, the match tag a client looks
 //!   up and the key that seals the user's label.
 //! - [`bucket`]: the public map from a number to one of `2^b` buckets.

@@ -99,6 +99,14 @@ fn input_element(mode: Mode, input: &[u8]) -> Result<RistrettoPoint> {
     Ok(p)
 }
 
+/// [`input_element`] of every input, or the first error.
+fn input_elements(mode: Mode, inputs: &[&[u8]]) -> Result<Vec<RistrettoPoint>> {
+    inputs
+        .iter()
+        .map(|input| input_element(mode, input))
+        .collect()
+}
+
 /// `compress(s[i] · P[i])` for every `i`, as `(s[i]/2) · P[i]` doubled
 /// inside one batched compression: one shared field inversion instead of
 /// one per point. Returns the products too.
@@ -303,10 +311,7 @@ impl VoprfClient {
         rng: &mut R,
     ) -> Result<Vec<BlindResult<Self>>> {
         // Hash every input first: nothing secret exists yet if one fails.
-        let points = inputs
-            .iter()
-            .map(|input| input_element(Mode::Voprf, input))
-            .collect::<Result<Vec<_>>>()?;
+        let points = input_elements(Mode::Voprf, inputs)?;
         let blinds: Vec<Blind> = points
             .iter()
             .map(|_| Blind(random_nonzero_scalar(rng)))
@@ -349,10 +354,7 @@ impl VoprfClient {
         rng: &mut R,
     ) -> Result<Vec<BlindResult<Self>>> {
         // Hash every input first: nothing secret exists yet if one fails.
-        let points = inputs
-            .iter()
-            .map(|input| input_element(Mode::Voprf, input))
-            .collect::<Result<Vec<_>>>()?;
+        let points = input_elements(Mode::Voprf, inputs)?;
         Ok(points
             .into_iter()
             .map(|p| {

@@ -200,13 +200,7 @@ async fn a_request_for_the_retired_epoch_is_told_to_refresh() {
     server.rotate_key().await;
     let p =
         prepare(numbers, &old_params, BucketSelection::All, &mut rand::rng()).expect("prepares");
-    let mut req = tonic::Request::new(p.message);
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.token("a"))
-            .parse()
-            .expect("ascii"),
-    );
+    let req = server.authed("a", p.message);
     let err = DiscoveryClient::connect(server.url())
         .await
         .expect("connects")
@@ -246,13 +240,16 @@ async fn rotation_survives_a_restart_and_the_old_key_file_is_replaced() {
     server.stop().await;
 }
 
-async fn health(url: String, service: &str) -> ServingStatus {
-    let channel = tonic::transport::Endpoint::from_shared(url)
+async fn channel(url: String) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(url)
         .expect("valid url")
         .connect()
         .await
-        .expect("connects");
-    let status = HealthClient::new(channel)
+        .expect("connects")
+}
+
+async fn health(url: String, service: &str) -> ServingStatus {
+    let status = HealthClient::new(channel(url).await)
         .check(HealthCheckRequest {
             service: service.into(),
         })
@@ -318,12 +315,7 @@ async fn reflection_lists_the_cds_services_on_both_listeners() {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
-        let channel = tonic::transport::Endpoint::from_shared(url)
-            .expect("valid url")
-            .connect()
-            .await
-            .expect("connects");
-        let mut responses = ServerReflectionClient::new(channel)
+        let mut responses = ServerReflectionClient::new(channel(url).await)
             .server_reflection_info(tokio_stream::iter(vec![request]))
             .await
             .expect("reflection answers")
@@ -493,13 +485,7 @@ async fn shutdown_lets_an_in_flight_request_finish_then_refuses_connections() {
         &mut rand::rng(),
     )
     .expect("prepares");
-    let mut req = tonic::Request::new(p.message);
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.token("a"))
-            .parse()
-            .expect("ascii"),
-    );
+    let req = server.authed("a", p.message);
     let url = server.url();
     let mut rpc = DiscoveryClient::connect(url.clone())
         .await

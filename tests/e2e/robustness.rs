@@ -33,20 +33,6 @@ async fn raw(server: &TestServer) -> (DiscoveryClient<tonic::transport::Channel>
     (rpc, epoch)
 }
 
-/// A Discover request carrying a valid credential of `account`.
-fn authed(
-    server: &TestServer,
-    account: &str,
-    msg: DiscoverRequest,
-) -> tonic::Request<DiscoverRequest> {
-    let mut req = tonic::Request::new(msg);
-    let value = format!("Bearer {}", server.token(account))
-        .parse()
-        .expect("ascii");
-    req.metadata_mut().insert("authorization", value);
-    req
-}
-
 fn request(epoch: u64, elements: Vec<u8>, buckets: Option<Buckets>) -> DiscoverRequest {
     DiscoverRequest {
         epoch,
@@ -118,7 +104,7 @@ async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_ser
 
     for (name, req, code) in cases {
         let err = rpc
-            .discover(authed(&server, "prober", req))
+            .discover(server.authed("prober", req))
             .await
             .expect_err(name);
         assert_eq!(err.code(), code, "{name}: {}", err.message());
@@ -127,11 +113,7 @@ async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_ser
 
     // The server is unharmed and unchanged.
     let ok = rpc
-        .discover(authed(
-            &server,
-            "prober",
-            request(epoch, valid_element().repeat(8), all()),
-        ))
+        .discover(server.authed("prober", request(epoch, valid_element().repeat(8), all())))
         .await
         .expect("a well-formed maximal batch is served")
         .into_inner();
@@ -191,7 +173,7 @@ async fn a_real_response_is_refused_when_checked_against_a_wrong_public_key() {
     let prepared =
         prepare(numbers, &wrong, BucketSelection::All, &mut rand::rng()).expect("prepares");
     let response = rpc
-        .discover(authed(&server, "prober", prepared.message))
+        .discover(server.authed("prober", prepared.message))
         .await
         .expect("served")
         .into_inner();

@@ -73,6 +73,16 @@ impl TestServer {
         self.issuer.issue(&account, cds_server::unix_now() + 3600)
     }
 
+    /// `message` as a request carrying a valid credential of `account`.
+    pub fn authed<T>(&self, account: &str, message: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        let value = format!("Bearer {}", self.token(account))
+            .parse()
+            .expect("a token is ASCII");
+        req.metadata_mut().insert("authorization", value);
+        req
+    }
+
     /// A client builder for `account`, with its credential.
     pub fn client_builder(&self, account: &str) -> ClientBuilder {
         Client::builder(self.url()).credential(self.token(account))
