@@ -68,6 +68,9 @@ fn main() -> std::process::ExitCode {
             Command::Bench(a) => bench::run(a).await,
         }
     });
+    // Do not wait for blocking work still running (a key rotation that the
+    // shutdown interrupted): its pending key is discarded at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

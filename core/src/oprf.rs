@@ -354,13 +354,17 @@ impl VoprfClient {
         rng: &mut R,
     ) -> Result<Vec<BlindResult<Self>>> {
         // Hash every input first: nothing secret exists yet if one fails.
-        let points = input_elements(Mode::Voprf, inputs)?;
-        Ok(points
-            .into_iter()
+        // `P` reveals the number to a dictionary search, and so does `r·G`
+        // next to the blinded element: both are wiped after use.
+        let mut points = input_elements(Mode::Voprf, inputs)?;
+        let out = points
+            .iter()
             .map(|p| {
                 let (blind, mut point) = loop {
                     let blind = Blind(random_nonzero_scalar(rng));
-                    let point = p + RistrettoPoint::mul_base(&blind.0);
+                    let mut mask = RistrettoPoint::mul_base(&blind.0);
+                    let point = p + mask;
+                    mask.zeroize();
                     // `r = log(−P)` happens with probability 2^-252; the
                     // server would refuse the identity, so draw again.
                     if !point.is_identity() {
@@ -378,7 +382,9 @@ impl VoprfClient {
                     message,
                 }
             })
-            .collect())
+            .collect();
+        points.zeroize();
+        Ok(out)
     }
 
     /// The blinded element this state was created with.
@@ -418,12 +424,14 @@ impl VoprfClient {
         for input in inputs {
             check_input(input)?;
         }
-        let unblinded = Self::unblind(states, evaluated, public_key);
-        Ok(inputs
+        let mut unblinded = Self::unblind(states, evaluated, public_key);
+        let outputs = inputs
             .iter()
             .zip(&unblinded)
             .map(|(input, n)| finalize_hash(input, None, n))
-            .collect())
+            .collect();
+        unblinded.zeroize();
+        Ok(outputs)
     }
 
     /// Unblind every state by its own blinding, in input order.

@@ -56,12 +56,13 @@ fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>, ServerErr
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = serving(state)?;
     let outcomes = state.registry.upsert(users)?;
+    // Noted as soon as the registry has them, for a rotation in progress.
+    state.note_changed(users.iter().map(|u| u.number.clone()));
     let changes = users
         .par_iter()
         .map(|u| serving.table.change_for(&serving.oprf, u))
         .collect();
     serving.table.apply_changes(changes);
-    state.note_changed(users.iter().map(|u| u.number.clone()));
     Ok(outcomes)
 }
 
@@ -78,10 +79,10 @@ fn unregister(state: &State, number: &E164) -> Result<bool, ServerError> {
     let serving = serving(state)?;
     let existed = state.registry.remove(number)?;
     if existed {
+        state.note_changed([number.clone()]);
         serving
             .table
             .apply_changes(vec![serving.table.removal_for(&serving.oprf, number)]);
-        state.note_changed([number.clone()]);
     }
     Ok(existed)
 }
@@ -97,8 +98,8 @@ fn set_discoverable(
     let Some(user) = state.registry.set_discoverable(number, discoverable)? else {
         return Ok(None);
     };
+    state.note_changed([user.number.clone()]);
     serving.table.apply(&serving.oprf, &user);
-    state.note_changed([user.number]);
     Ok(Some(()))
 }
 
@@ -129,8 +130,12 @@ impl AdminService {
 /// Errors of the Admin service, as statuses.
 fn admin_status(e: ServerError) -> Status {
     match e {
-        ServerError::Starting => Status::unavailable(e.to_string()),
+        ServerError::Starting | ServerError::ShuttingDown => Status::unavailable(e.to_string()),
         ServerError::RotationInProgress => Status::failed_precondition(e.to_string()),
+        ServerError::CorruptChange { .. } => {
+            tracing::error!(error = %e, "the change log is damaged");
+            Status::data_loss(e.to_string())
+        }
         other => store_status(other),
     }
 }
@@ -211,7 +216,7 @@ impl Admin for AdminService {
             let state = Arc::clone(&self.state);
             let page = on_blocking_pool(move || state.registry.changes_after(req.after, limit))
                 .await?
-                .map_err(store_status)?;
+                .map_err(admin_status)?;
             Ok(Response::new(ListChangesResponse {
                 changes: page.changes.into_iter().map(change_message).collect(),
                 next_seq: page.next_seq,

@@ -51,6 +51,17 @@ pub enum ServerError {
     /// The server has not finished building its record table.
     #[error("the server is still building its record table; retry shortly")]
     Starting,
+    /// A change log entry cannot be decoded.
+    #[error(
+        "change log entry {seq} cannot be decoded; the registry file may be damaged: restore it from backup"
+    )]
+    CorruptChange {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down; nothing was changed")]
+    ShuttingDown,
     /// A key rotation was asked for while another one runs.
     #[error("a key rotation is already running; wait for it to finish")]
     RotationInProgress,

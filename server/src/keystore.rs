@@ -71,13 +71,19 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), ServerError> {
 /// A pending next key left by a rotation that never switched (the process
 /// died first) is wiped: the current key is still the one clients use.
 pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
-    if discard_next(dir)? {
+    let path = dir.join(KEY_FILE);
+    let next = dir.join(NEXT_KEY_FILE);
+    if next.exists() && read_seed(&path).is_err() && read_seed(&next).is_ok() {
+        // Only a switch whose rename never reached the disk leaves a
+        // pending key beside an unreadable current one: finish it.
+        commit_next(dir)?;
+        tracing::warn!("an interrupted key switch was completed; the new key serves");
+    } else if discard_next(dir)? {
         tracing::warn!(
             "an interrupted key rotation was discarded; the current key keeps serving; \
              run `cds admin rotate-key` again"
         );
     }
-    let path = dir.join(KEY_FILE);
     let seed = load_or_create_seed(&path, HEADER)?;
     epoch_from_seed(&path, &seed)
 }
@@ -119,7 +125,11 @@ pub fn commit_next(dir: &Path) -> Result<(), ServerError> {
         .open(&current)
         .ok();
     fs::rename(&next, &current).map_err(io("cannot move the new key file into place", &current))?;
-    sync_dir(dir);
+    // Wipe the old key only once the rename is on disk: otherwise a crash
+    // could leave the name pointing at the wiped file.
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot make the key switch durable", dir))?;
     if let Some(mut old) = old {
         // Best effort: the switch has happened whatever this does.
         if let Err(e) = zero_fill(&mut old) {
@@ -160,10 +170,19 @@ fn zero_fill(f: &mut fs::File) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Best-effort directory sync (where a failure only costs durability of a
+/// file that is about to be re-created or deleted anyway).
 fn sync_dir(dir: &Path) {
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// Read a key file's seed (the text is wiped after parsing).
+fn read_seed(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+    let text =
+        Zeroizing::new(fs::read_to_string(path).map_err(io("cannot read the key file", path))?);
+    parse(path, &text, HEADER)
 }
 
 /// File name of the development credential issuer key in the data directory.
@@ -205,7 +224,7 @@ pub fn write_issuer(path: &Path, issuer: &CredentialIssuer) -> Result<(), Server
 }
 
 fn load_or_create_seed(path: &Path, header: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
-    match fs::read_to_string(path) {
+    match fs::read_to_string(path).map(Zeroizing::new) {
         Ok(text) => parse(path, &text, header),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = Zeroizing::new([0u8; 32]);
@@ -236,6 +255,8 @@ fn parse(path: &Path, text: &str, header: &str) -> Result<Zeroizing<[u8; 32]>, S
     Ok(seed)
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Write a seed file atomically (beside the final name, then renamed), mode 0600.
 fn write_seed_file(
     dir: &Path,
@@ -243,7 +264,14 @@ fn write_seed_file(
     header: &str,
     seed: &[u8; 32],
 ) -> Result<(), ServerError> {
-    let text = Zeroizing::new(format!("{header}seed {}\n", hex::encode(seed)));
+    let mut text = Zeroizing::new(String::with_capacity(header.len() + 5 + 64 + 1));
+    text.push_str(header);
+    text.push_str("seed ");
+    for b in seed {
+        text.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
+    }
+    text.push('\n');
     let name = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -346,6 +374,18 @@ mod tests {
         assert_eq!(reloaded.id, next.id);
         let now = fs::read_to_string(dir.path().join(KEY_FILE)).expect("reads");
         assert_ne!(now, old_text);
+    }
+
+    #[test]
+    fn a_switch_whose_rename_was_lost_is_completed_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        load_or_create(dir.path()).expect("creates");
+        let next = create_next(dir.path()).expect("creates next");
+        // The old file wiped in place, the rename not on disk.
+        fs::write(dir.path().join(KEY_FILE), [0u8; 86]).expect("writes");
+        let reloaded = load_or_create(dir.path()).expect("loads");
+        assert_eq!(reloaded.id, next.id);
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
     }
 
     #[test]

@@ -59,7 +59,7 @@ use cds_proto::v1::admin_server::AdminServer;
 use cds_proto::v1::discovery_server::DiscoveryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -83,8 +83,8 @@ const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
 /// Concurrent requests one connection may have in flight.
 const PER_CONNECTION_CONCURRENCY: usize = 64;
 
-/// A task serving one listener.
-type ServeTask = JoinHandle<Result<(), String>>;
+/// The tasks serving the listeners; each ends with its transport's error, if any.
+type ServeTasks = JoinSet<Result<(), String>>;
 
 /// Listeners bound and store opened, record table not built yet: health
 /// checks answer NOT_SERVING and Discover answers UNAVAILABLE. Call
@@ -103,7 +103,7 @@ pub struct RunningServer {
     admin_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    tasks: Vec<ServeTask>,
+    tasks: ServeTasks,
     health: HealthReporter,
     state: Arc<State>,
 }
@@ -136,7 +136,8 @@ impl Starting {
             .await
             .map_err(|e| ServerError::Task(e.to_string()));
         if let Err(e) = built.and_then(|r| r) {
-            let _ = inner.stop.send(true);
+            // Stop the listeners and release the store before reporting.
+            let _ = inner.shutdown().await;
             return Err(e);
         }
         inner.set_health(ServingStatus::Serving).await;
@@ -212,58 +213,69 @@ impl RunningServer {
     /// the stop was requested. The registry is closed when this returns.
     pub async fn wait(self) -> Result<(), ServerError> {
         let RunningServer {
-            tasks,
+            mut tasks,
             stop,
             state,
             health,
             ..
         } = self;
         let deadline = state.config.shutdown_timeout;
-        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let mut stopped = stop.subscribe();
-        let stop_all = stop.clone();
-        // A task ending with an error (a transport failure) stops the others.
-        let joined = async move {
-            let mut first_error = None;
-            for t in tasks {
-                let error = match t.await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(e)) => e,
-                    Err(e) if e.is_cancelled() => continue,
-                    Err(e) => e.to_string(),
-                };
-                first_error.get_or_insert(error);
-                let _ = stop_all.send(true);
-            }
-            first_error
-        };
-        tokio::pin!(joined);
-        let first_error = tokio::select! {
-            first_error = &mut joined => first_error,
-            _ = stopped.wait_for(|s| *s) => {
-                for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
-                    health.set_service_status(service, ServingStatus::NotServing).await;
-                }
-                match tokio::time::timeout(deadline, &mut joined).await {
-                    Ok(first_error) => first_error,
-                    Err(_) => {
-                        tracing::warn!(
-                            timeout_ms = deadline.as_millis() as u64,
-                            "requests still running at the shutdown deadline were cut off"
-                        );
-                        for a in &aborts {
-                            a.abort();
+        let mut first_error = None;
+        // Until a stop is requested, a task ending with an error (a
+        // transport failure) stops the others.
+        let stop_requested = loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break false,
+                    Some(outcome) => {
+                        if let Some(e) = task_error(outcome) {
+                            tracing::error!(error = %e, "a listener failed; stopping");
+                            first_error.get_or_insert(e);
+                            let _ = stop.send(true);
                         }
-                        joined.await
+                    }
+                },
+                _ = stopped.wait_for(|s| *s) => break true,
+            }
+        };
+        if stop_requested {
+            state.stop();
+            for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            let drained = tokio::time::timeout(deadline, async {
+                while let Some(outcome) = tasks.join_next().await {
+                    if let Some(e) = task_error(outcome) {
+                        first_error.get_or_insert(e);
                     }
                 }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    timeout_ms = deadline.as_millis() as u64,
+                    "requests still running at the shutdown deadline were cut off"
+                );
+                tasks.shutdown().await;
             }
-        };
-        // The services held the state; once the last holder is gone, the
-        // registry is closed (every change was already committed durably).
-        let background = Arc::strong_count(&state) - 1;
+        }
+        // The services held the state; the registry closes when the last
+        // holder is gone (every change was already committed durably).
+        // Connections cut off at the deadline, or a rotation still
+        // preparing, may hold it a little longer.
+        let holders = Arc::strong_count(&state) - 1;
         drop(state);
-        tracing::info!(background, "stopped; registry closed");
+        if holders == 0 {
+            tracing::info!("stopped; registry closed");
+        } else {
+            tracing::info!(
+                holders,
+                "stopped; the registry closes when the last task ends"
+            );
+        }
         match first_error {
             Some(e) => Err(ServerError::Task(e)),
             None => Ok(()),
@@ -276,6 +288,16 @@ impl RunningServer {
         move || {
             let _ = stop.send(true);
         }
+    }
+}
+
+/// The error a finished serving task reports, if any (cancellation is none).
+fn task_error(joined: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+    match joined {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(e) if e.is_cancelled() => None,
+        Err(e) => Some(e.to_string()),
     }
 }
 
@@ -382,6 +404,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     validate(&config)?;
     let dir = config.data_dir.clone();
     let configured_issuer = config.issuer;
+    let change_log_retention = config.change_log_retention;
     let (epoch, registry, verifier) = tokio::task::spawn_blocking(move || {
         keystore::ensure_private_dir(&dir)?;
         let verifier = match configured_issuer {
@@ -395,8 +418,10 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
                 keystore::load_or_create_dev_issuer(&dir)?
             }
         };
+        // The registry first: its lock keeps a second server off this
+        // directory before anything in it (such as a pending key) is touched.
+        let registry = Registry::open_with(&dir, !change_log_retention.is_zero())?;
         let epoch = keystore::load_or_create(&dir)?;
-        let registry = Registry::open(&dir)?;
         Ok::<_, ServerError>((epoch, registry, verifier))
     })
     .await
@@ -462,7 +487,8 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         config.max_elements_per_request as usize * (cds_core::ELEMENT_LEN + 5) + 4096,
     )
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
-    let discovery_task = tokio::spawn({
+    let mut tasks = ServeTasks::new();
+    tasks.spawn({
         let serve = tonic::transport::Server::builder()
             .timeout(config.request_timeout)
             // Find and drop dead or stalled peers instead of holding their
@@ -485,7 +511,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         state: Arc::clone(&state),
     })
     .max_decoding_message_size(MAX_ADMIN_MESSAGE);
-    let admin_task = tokio::spawn({
+    tasks.spawn({
         let serve = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
@@ -493,14 +519,11 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             .serve_with_incoming_shutdown(TcpListenerStream::new(admin_listener), stopped(&stop));
         async move { serve.await.map_err(|e| e.to_string()) }
     });
-    let mut tasks = vec![discovery_task, admin_task];
     let mut metrics_addr = None;
     if let Some((listener, addr)) = metrics_listener {
         metrics_addr = Some(addr);
         let serve = metrics::serve(listener, Arc::clone(&state), stopped(&stop));
-        tasks.push(tokio::spawn(async move {
-            serve.await.map_err(|e| e.to_string())
-        }));
+        tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
     }
 
     tracing::info!("listening; building the record table");

@@ -161,18 +161,30 @@ pub enum Upserted {
 #[derive(Debug)]
 pub struct Registry {
     db: Database,
+    log_changes: bool,
 }
 
+/// Changes deleted per transaction when pruning, so a large prune never
+/// holds the writer for long.
+const PRUNE_BATCH: usize = 10_000;
+
 impl Registry {
-    /// Open (or create) the registry in `dir`.
+    /// Open (or create) the registry in `dir`, logging every change.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
+        Self::open_with(dir, true)
+    }
+
+    /// Open (or create) the registry in `dir`; `log_changes: false` writes
+    /// no change log (and [`Registry::changes_after`] sees only what older
+    /// runs logged).
+    pub fn open_with(dir: &Path, log_changes: bool) -> Result<Self, ServerError> {
         let db = Database::create(dir.join(DB_FILE))?;
         let txn = db.begin_write()?;
         txn.open_table(USERS)?;
         txn.open_table(CHANGES)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, log_changes })
     }
 
     /// Register or update `users` in one transaction: all land or none do.
@@ -190,7 +202,9 @@ impl Registry {
                 });
             }
         }
-        log_changes(&txn, users.iter().cloned().map(UserChange::Upserted))?;
+        if self.log_changes {
+            log_changes(&txn, users.iter().cloned().map(UserChange::Upserted))?;
+        }
         txn.commit()?;
         Ok(out)
     }
@@ -200,7 +214,9 @@ impl Registry {
         let txn = self.db.begin_write()?;
         let existed = txn.open_table(USERS)?.remove(number.to_u64())?.is_some();
         if existed {
-            log_changes(&txn, [UserChange::Removed(number.clone())])?;
+            if self.log_changes {
+                log_changes(&txn, [UserChange::Removed(number.clone())])?;
+            }
             txn.commit()?;
         } else {
             txn.abort()?;
@@ -231,7 +247,9 @@ impl Registry {
             }
         };
         if let Some(user) = &updated {
-            log_changes(&txn, [UserChange::Upserted(user.clone())])?;
+            if self.log_changes {
+                log_changes(&txn, [UserChange::Upserted(user.clone())])?;
+            }
             txn.commit()?;
         } else {
             txn.abort()?;
@@ -260,10 +278,10 @@ impl Registry {
         let mut changes = Vec::with_capacity(limit.min(4096));
         for entry in log.range(after.saturating_add(1)..)?.take(limit) {
             let (k, v) = entry?;
-            match LoggedChange::decode(k.value(), v.value()) {
-                Some(c) => changes.push(c),
-                None => tracing::warn!("a change log entry could not be decoded and was skipped"),
-            }
+            // Skipping an entry would let a follower miss a change unknowingly.
+            let change = LoggedChange::decode(k.value(), v.value())
+                .ok_or(ServerError::CorruptChange { seq: k.value() })?;
+            changes.push(change);
         }
         Ok(ChangePage {
             changes,
@@ -272,13 +290,25 @@ impl Registry {
         })
     }
 
-    /// Delete logged changes committed before `cutoff_unix`; returns how many.
+    /// Delete logged changes committed before `cutoff_unix`, in batches;
+    /// returns how many.
     pub fn prune_changes(&self, cutoff_unix: u64) -> Result<u64, ServerError> {
+        let mut pruned = 0;
+        loop {
+            let batch = self.prune_batch(cutoff_unix)?;
+            pruned += batch;
+            if batch < PRUNE_BATCH as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+
+    fn prune_batch(&self, cutoff_unix: u64) -> Result<u64, ServerError> {
         let txn = self.db.begin_write()?;
         let mut pruned = 0;
         {
             let mut log = txn.open_table(CHANGES)?;
-            loop {
+            while pruned < PRUNE_BATCH as u64 {
                 let old = match log.first()? {
                     Some((k, v)) => {
                         let at = v.value().get(1..9).and_then(|b| b.try_into().ok());
@@ -433,6 +463,41 @@ mod tests {
         // Recent changes survive a prune with an older cutoff.
         assert_eq!(r.prune_changes(0).expect("prunes"), 0);
         assert_eq!(r.count().expect("counts"), 3);
+    }
+
+    #[test]
+    fn with_the_change_log_off_writes_log_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = Registry::open_with(dir.path(), false).expect("opens");
+        let u = user("+12015550123", b"a", true);
+        r.upsert(std::slice::from_ref(&u)).expect("writes");
+        r.set_discoverable(&u.number, false).expect("writes");
+        r.remove(&u.number).expect("removes");
+        let page = r.changes_after(0, 10).expect("reads");
+        assert!(page.changes.is_empty());
+        assert_eq!(page.next_seq, 1);
+    }
+
+    #[test]
+    fn an_undecodable_change_is_an_error_not_a_silent_gap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = Registry::open(dir.path()).expect("opens");
+        r.upsert(&[user("+12015550123", b"a", true)])
+            .expect("writes");
+        let txn = r.db.begin_write().expect("txn");
+        txn.open_table(CHANGES)
+            .expect("table")
+            .insert(2, [9u8, 1, 2].as_slice())
+            .expect("inserts");
+        txn.commit().expect("commits");
+        assert_eq!(
+            r.changes_after(0, 1).expect("the good one").changes.len(),
+            1
+        );
+        assert!(matches!(
+            r.changes_after(0, 10),
+            Err(ServerError::CorruptChange { seq: 2 })
+        ));
     }
 
     #[test]

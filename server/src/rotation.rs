@@ -21,6 +21,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use cds_core::{E164, VoprfServer};
+use rayon::prelude::*;
 
 use crate::error::ServerError;
 use crate::keystore;
@@ -40,8 +41,34 @@ pub(crate) struct Rotated {
     pub(crate) took_ms: u64,
 }
 
+/// The claim on the one rotation that may run. Dropping it (on success,
+/// error or panic) releases the claim under the write lock; unless the
+/// switch happened, it first wipes the pending key, so no other rotation can
+/// start before the leftovers of this one are gone.
+struct Claim<'a> {
+    state: &'a State,
+    switched: bool,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let state = self.state;
+        let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.switched
+            && let Err(e) = keystore::discard_next(&state.config.data_dir)
+        {
+            tracing::error!(error = %e, "the pending key could not be removed");
+        }
+        *state
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 /// Rotate the key (blocking; minutes for millions of users). Fails without
-/// changing anything if a rotation already runs or the server is starting.
+/// changing anything if a rotation already runs, the server is starting or
+/// stopping, or the registry or key file fails.
 pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
     let started = Instant::now();
     {
@@ -56,20 +83,21 @@ pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
         if slot.is_some() {
             return Err(ServerError::RotationInProgress);
         }
-        *slot = Some(Vec::new());
+        *slot = Some(BTreeSet::new());
     }
+    let mut claim = Claim {
+        state,
+        switched: false,
+    };
     tracing::info!("key rotation started");
     let result = prepare_and_switch(state, started);
-    if let Err(e) = &result {
-        *state
-            .rotation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        if let Err(discard) = keystore::discard_next(&state.config.data_dir) {
-            tracing::error!(error = %discard, "the pending key could not be removed");
+    match &result {
+        Ok(_) => claim.switched = true,
+        Err(e) => {
+            tracing::error!(error = %e, "key rotation failed; the current epoch keeps serving")
         }
-        tracing::error!(error = %e, "key rotation failed; the current epoch keeps serving");
     }
+    drop(claim);
     result
 }
 
@@ -90,21 +118,31 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     drop(users);
 
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.is_stopping() {
+        return Err(ServerError::ShuttingDown);
+    }
+    // The numbers written since the registry was read, as they are now.
+    // The claim stays held (an empty journal) until the switch is done.
     let changed: BTreeSet<E164> = state
         .rotation
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let mut changes = Vec::with_capacity(changed.len());
-    for number in &changed {
-        changes.push(match state.registry.get(number)? {
-            Some(user) => table.change_for(&oprf, &user),
-            None => table.removal_for(&oprf, number),
-        });
-    }
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let current = changed
+        .iter()
+        .map(|n| Ok((n, state.registry.get(n)?)))
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    let changes = pool.install(|| {
+        current
+            .par_iter()
+            .map(|(number, user)| match user {
+                Some(user) => table.change_for(&oprf, user),
+                None => table.removal_for(&oprf, number),
+            })
+            .collect()
+    });
     table.apply_changes(changes);
 
     // The point of no return: from here on the next key is the key.

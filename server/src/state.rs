@@ -1,7 +1,8 @@
 //! What the services share, and how they run work off the async runtime.
 
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -41,7 +42,9 @@ pub(crate) struct State {
     serving: RwLock<Option<Arc<Serving>>>,
     /// While a rotation prepares the next epoch: the numbers changed since
     /// it read the registry, to apply to the new table before the switch.
-    pub(crate) rotation: Mutex<Option<Vec<E164>>>,
+    pub(crate) rotation: Mutex<Option<BTreeSet<E164>>>,
+    /// Set once shutdown starts: a rotation that has not switched yet gives up.
+    stopping: AtomicBool,
     retired: Mutex<Vec<u64>>,
     pub(crate) registry: Registry,
     /// Serializes admin writes, the first table build and a rotation's
@@ -70,6 +73,7 @@ impl State {
         Self {
             serving: RwLock::new(None),
             rotation: Mutex::new(None),
+            stopping: AtomicBool::new(false),
             retired: Mutex::new(Vec::new()),
             registry,
             writes: Mutex::new(()),
@@ -126,6 +130,16 @@ impl State {
             retired.drain(..excess);
         }
         old
+    }
+
+    /// Note that shutdown has started.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has started.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Whether `epoch` served here before a rotation since start.

@@ -506,3 +506,50 @@ async fn shutdown_lets_an_in_flight_request_finish_then_refuses_connections() {
         "no longer accepting"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_cut_short_by_shutdown_never_switches_and_leaves_no_pending_key() {
+    let mut server = TestServer::start().await;
+    populate(&server, &german_mobiles(3_000, 0)).await;
+    let before = server.stats().await.epoch;
+    let mut admin = server.admin().await;
+    let rotation = tokio::spawn(async move { admin.rotate_key(RotateKeyRequest {}).await });
+    let next_key = server.dir.path().join(cds_server::keystore::NEXT_KEY_FILE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !next_key.exists() {
+        assert!(std::time::Instant::now() < deadline, "the rotation started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.take().shutdown().await.expect("clean shutdown");
+    assert!(
+        rotation.await.expect("joins").is_err(),
+        "no rotation completed"
+    );
+    // The rotation notices the shutdown before its switch and cleans up.
+    while next_key.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending key is wiped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Once it has let go of the store, the server starts on the old epoch.
+    let restarted = loop {
+        match cds_server::start(server.config.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "restarts: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let stats = AdminClient::connect(format!("http://{}", restarted.admin_addr()))
+        .await
+        .expect("connects")
+        .stats(cds_proto::v1::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!((stats.epoch, stats.rotations), (before, 0));
+    restarted.shutdown().await.expect("stops");
+}

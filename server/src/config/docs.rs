@@ -73,7 +73,8 @@ settings! {
          they are cut off.";
     /// `change_log_retention`
     CHANGE_LOG_RETENTION = "change_log_retention", "30days",
-        "How long entries of the registry's change feed are kept.";
+        "How long entries of the registry's change feed (numbers, labels, \
+         flags of every admin write) are kept. \"0s\" logs no changes at all.";
     /// `issuer_public_key`
     ISSUER_PUBLIC_KEY = "issuer_public_key", "none (development mode)",
         "The messenger backend's credential public key, 64 hex digits (from \
