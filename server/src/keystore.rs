@@ -401,6 +401,24 @@ mod tests {
         assert!(!dir.path().join(format!("{NEXT_KEY_FILE}.tmp")).exists());
     }
 
+    mod decoders {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn key_file_text_never_panics_the_parser(text in ".{0,120}") {
+                let _ = parse(Path::new("k"), &text, HEADER);
+            }
+
+            #[test]
+            fn well_formed_key_files_parse_to_their_seed(seed in any::<[u8; 32]>()) {
+                let text = format!("{HEADER}seed {}\n", hex::encode(seed));
+                prop_assert_eq!(*parse(Path::new("k"), &text, HEADER).expect("parses"), seed);
+            }
+        }
+    }
+
     #[test]
     fn corrupt_key_file_is_refused_not_replaced() {
         let dir = tempfile::tempdir().expect("tempdir");

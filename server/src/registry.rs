@@ -500,6 +500,58 @@ mod tests {
         ));
     }
 
+    mod decoders {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_user() -> impl Strategy<Value = User> {
+            (
+                1_000_000u64..=999_999_999_999_999,
+                proptest::collection::vec(any::<u8>(), 0..=64),
+                any::<bool>(),
+            )
+                .prop_map(|(digits, label, discoverable)| User {
+                    number: E164::from_u64(digits).expect("7 to 15 digits"),
+                    label: Label::new(label).expect("at most 64 bytes"),
+                    discoverable,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn stored_users_decode_to_themselves(user in any_user()) {
+                let value = user.encode_value();
+                prop_assert_eq!(User::decode(user.number.to_u64(), &value), Some(user));
+            }
+
+            #[test]
+            fn arbitrary_user_values_never_panic(key in any::<u64>(), value in proptest::collection::vec(any::<u8>(), 0..100)) {
+                let _ = User::decode(key, &value);
+            }
+
+            #[test]
+            fn logged_changes_decode_to_themselves(
+                seq in any::<u64>(),
+                at_unix in any::<u64>(),
+                user in any_user(),
+                removed in any::<bool>(),
+            ) {
+                let change = if removed {
+                    UserChange::Removed(user.number)
+                } else {
+                    UserChange::Upserted(user)
+                };
+                let entry = LoggedChange { seq, at_unix, change };
+                prop_assert_eq!(LoggedChange::decode(seq, &entry.encode_value()), Some(entry));
+            }
+
+            #[test]
+            fn arbitrary_change_values_never_panic(seq in any::<u64>(), value in proptest::collection::vec(any::<u8>(), 0..120)) {
+                let _ = LoggedChange::decode(seq, &value);
+            }
+        }
+    }
+
     #[test]
     fn remove_reports_whether_the_number_was_registered() {
         let dir = tempfile::tempdir().expect("tempdir");
