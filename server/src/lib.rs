@@ -210,7 +210,9 @@ impl RunningServer {
     /// Wait until the server stops (after [`RunningServer::shutdown`] or a
     /// [`RunningServer::stopper`] call from elsewhere, or a transport
     /// failure), giving in-flight requests up to `shutdown_timeout` once
-    /// the stop was requested. The registry is closed when this returns.
+    /// the stop was requested. When this returns the registry is closed,
+    /// unless a connection cut off at the deadline or a rotation still
+    /// preparing holds it: then it closes when they end (the log says so).
     pub async fn wait(self) -> Result<(), ServerError> {
         let RunningServer {
             mut tasks,
