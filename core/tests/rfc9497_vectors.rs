@@ -274,11 +274,22 @@ fn batch_blinding_gives_the_same_outputs_as_the_server() {
             *m
         );
     }
+    assert_client_outputs_equal_the_servers(&server, &inputs, states, messages);
+}
+
+/// Evaluate `messages` with a proof, finalize on the client side, and check
+/// every output against the server's direct evaluation.
+fn assert_client_outputs_equal_the_servers(
+    server: &VoprfServer,
+    inputs: &[&[u8]],
+    states: Vec<VoprfClient>,
+    messages: Vec<BlindedElement>,
+) {
     let eval = server
-        .blind_evaluate_batch(&messages, &mut rng)
+        .blind_evaluate_batch(&messages, &mut rand::rng())
         .expect("evaluates");
     let outputs = VoprfClient::batch_finalize(
-        &inputs,
+        inputs,
         &states,
         &eval.messages,
         &eval.proof,
@@ -338,20 +349,7 @@ fn additive_and_multiplicative_states_mix_in_one_batch_and_both_table_paths_agre
             .extend(VoprfClient::blind_batch_additive(&inputs[half..], &mut rng).expect("blinds"));
         let (states, messages): (Vec<_>, Vec<_>) =
             blinded.into_iter().map(|b| (b.state, b.message)).unzip();
-        let eval = server
-            .blind_evaluate_batch(&messages, &mut rng)
-            .expect("evaluates");
-        let outputs = VoprfClient::batch_finalize(
-            &inputs,
-            &states,
-            &eval.messages,
-            &eval.proof,
-            server.public_key(),
-        )
-        .expect("verifies");
-        for (input, out) in inputs.iter().zip(outputs) {
-            assert_eq!(out, server.evaluate(input).expect("evaluates"));
-        }
+        assert_client_outputs_equal_the_servers(&server, &inputs, states, messages);
     }
 }
 
