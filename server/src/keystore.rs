@@ -10,7 +10,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cds_core::{CredentialIssuer, CredentialVerifier, KeyPair, Mode, PublicKey};
 use rand::Rng;
@@ -73,7 +73,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), ServerError> {
 pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
     let path = dir.join(KEY_FILE);
     let next = dir.join(NEXT_KEY_FILE);
-    if next.exists() && read_seed(&path).is_err() && read_seed(&next).is_ok() {
+    let readable = |p: &Path| read_seed(p, HEADER, "cannot read the key file").is_ok();
+    if next.exists() && !readable(&path) && readable(&next) {
         // Only a switch whose rename never reached the disk leaves a
         // pending key beside an unreadable current one: finish it.
         commit_next(dir)?;
@@ -143,11 +144,11 @@ pub fn commit_next(dir: &Path) -> Result<(), ServerError> {
 /// whether there was one.
 pub fn discard_next(dir: &Path) -> Result<bool, ServerError> {
     let mut found = false;
-    for name in [NEXT_KEY_FILE.to_owned(), format!("{NEXT_KEY_FILE}.tmp")] {
-        let path = dir.join(&name);
+    let next = dir.join(NEXT_KEY_FILE);
+    for path in [temporary(&next), next.clone()] {
         match OpenOptions::new().write(true).open(&path) {
             Ok(mut f) => {
-                found |= name == NEXT_KEY_FILE;
+                found |= path == next;
                 let _ = zero_fill(&mut f);
                 fs::remove_file(&path).map_err(io("cannot remove the pending key file", &path))?;
             }
@@ -178,11 +179,22 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Read a key file's seed (the text is wiped after parsing).
-fn read_seed(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServerError> {
-    let text =
-        Zeroizing::new(fs::read_to_string(path).map_err(io("cannot read the key file", path))?);
-    parse(path, &text, HEADER)
+/// Read the seed of a key file with `header` (the text is wiped after
+/// parsing); `what` names the failure to read it.
+fn read_seed(
+    path: &Path,
+    header: &str,
+    what: &'static str,
+) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(io(what, path))?);
+    parse(path, &text, header)
+}
+
+/// Where a key file is written before it is renamed into place.
+fn temporary(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
 }
 
 /// File name of the development credential issuer key in the data directory.
@@ -201,12 +213,8 @@ pub fn load_or_create_dev_issuer(dir: &Path) -> Result<CredentialVerifier, Serve
 /// Read an issuer key file (as written by [`write_issuer`] or created in
 /// development mode).
 pub fn read_issuer(path: &Path) -> Result<CredentialIssuer, ServerError> {
-    let text = fs::read_to_string(path).map_err(io("cannot read the issuer key file", path))?;
-    Ok(CredentialIssuer::from_seed(&*parse(
-        path,
-        &text,
-        ISSUER_HEADER,
-    )?))
+    let seed = read_seed(path, ISSUER_HEADER, "cannot read the issuer key file")?;
+    Ok(CredentialIssuer::from_seed(&seed))
 }
 
 /// Write `issuer` to a new file at `path`, readable by its owner only.
@@ -255,8 +263,6 @@ fn parse(path: &Path, text: &str, header: &str) -> Result<Zeroizing<[u8; 32]>, S
     Ok(seed)
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Write a seed file atomically (beside the final name, then renamed), mode 0600.
 fn write_seed_file(
     dir: &Path,
@@ -267,16 +273,11 @@ fn write_seed_file(
     let mut text = Zeroizing::new(String::with_capacity(header.len() + 5 + 64 + 1));
     text.push_str(header);
     text.push_str("seed ");
-    for b in seed {
-        text.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
-    }
+    let mut digits = Zeroizing::new([0u8; 64]);
+    hex::encode_to_slice(seed, digits.as_mut()).expect("64 digits for 32 bytes");
+    text.push_str(std::str::from_utf8(digits.as_ref()).expect("hex digits are ASCII"));
     text.push('\n');
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!("{name}.tmp"));
+    let tmp = temporary(path);
     let _ = fs::remove_file(&tmp);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);

@@ -193,9 +193,7 @@ impl RunningServer {
     }
 
     async fn set_health(&self, status: ServingStatus) {
-        for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
-            self.health.set_service_status(service, status).await;
-        }
+        report_health(&self.health, status).await;
     }
 
     /// Graceful shutdown: report NOT_SERVING, stop accepting connections,
@@ -243,11 +241,7 @@ impl RunningServer {
         };
         if stop_requested {
             state.stop();
-            for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
-                health
-                    .set_service_status(service, ServingStatus::NotServing)
-                    .await;
-            }
+            report_health(&health, ServingStatus::NotServing).await;
             let drained = tokio::time::timeout(deadline, async {
                 while let Some(outcome) = tasks.join_next().await {
                     if let Some(e) = task_error(outcome) {
@@ -305,6 +299,13 @@ fn task_error(joined: Result<Result<(), String>, tokio::task::JoinError>) -> Opt
 
 const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
 const ADMIN_SERVICE: &str = "cds.v1.Admin";
+
+/// Report `status` for the server as a whole and for both cds services.
+async fn report_health(health: &HealthReporter, status: ServingStatus) {
+    for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
+        health.set_service_status(service, status).await;
+    }
+}
 
 /// Accepted connections, less those over their peer's connection limit
 /// (closed at once).
@@ -374,36 +375,13 @@ pub async fn start_observed(
     bind(config).await?.serve(progress).await
 }
 
-fn validate(config: &ServerConfig) -> Result<(), ServerError> {
-    BucketBits::new(config.bucket_bits).map_err(|e| ServerError::Config(e.to_string()))?;
-    if config.max_elements_per_request == 0
-        || config.max_elements_per_request as usize > cds_core::MAX_BATCH
-    {
-        return Err(ServerError::Config(format!(
-            "max_elements_per_request must be between 1 and {}",
-            cds_core::MAX_BATCH
-        )));
-    }
-    let refill = config.quota.refill_per_hour;
-    if !(refill.is_finite() && refill >= 0.0) || config.quota.burst == 0 {
-        return Err(ServerError::Config(
-            "the quota needs a burst of at least 1 and a finite, non-negative refill per hour"
-                .into(),
-        ));
-    }
-    if !(config.peer.requests_per_second.is_finite() && config.peer.requests_per_second > 0.0) {
-        return Err(ServerError::Config(
-            "peer requests per second must be finite and positive".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Open the data directory and the key, bind every listener and start
 /// answering: health checks say NOT_SERVING until [`Starting::serve`] has
 /// built the record table.
 pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
-    validate(&config)?;
+    config
+        .validate()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let dir = config.data_dir.clone();
     let configured_issuer = config.issuer;
     let change_log_retention = config.change_log_retention;
@@ -461,11 +439,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     spawn_sweeper(Arc::clone(&state));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    for service in ["", DISCOVERY_SERVICE, ADMIN_SERVICE] {
-        health
-            .set_service_status(service, ServingStatus::NotServing)
-            .await;
-    }
+    report_health(&health, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cds_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -79,9 +79,14 @@ impl LoggedChange {
         v
     }
 
+    /// The commit time of an encoded entry, read without decoding the rest.
+    fn at_unix_of(value: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(value.get(1..9)?.try_into().ok()?))
+    }
+
     fn decode(seq: u64, value: &[u8]) -> Option<Self> {
         let (&kind, rest) = value.split_first()?;
-        let at_unix = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let at_unix = Self::at_unix_of(value)?;
         let digits = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
         let rest = &rest[16..];
         let change = match kind {
@@ -310,13 +315,10 @@ impl Registry {
             let mut log = txn.open_table(CHANGES)?;
             while pruned < PRUNE_BATCH as u64 {
                 let old = match log.first()? {
-                    Some((k, v)) => {
-                        let at = v.value().get(1..9).and_then(|b| b.try_into().ok());
-                        match at.map(u64::from_be_bytes) {
-                            Some(at) if at >= cutoff_unix => None,
-                            _ => Some(k.value()),
-                        }
-                    }
+                    Some((k, v)) => match LoggedChange::at_unix_of(v.value()) {
+                        Some(at) if at >= cutoff_unix => None,
+                        _ => Some(k.value()),
+                    },
                     None => None,
                 };
                 let Some(seq) = old else { break };
