@@ -232,6 +232,20 @@ mod tests {
         ]
     }
 
+    /// Prepare a request for [`numbers`] with `selection`, let `server`
+    /// answer it honestly, apply `tamper` to the answer, and finish.
+    fn finish_tampered(
+        server: &VoprfServer,
+        params: &ServerParams,
+        selection: BucketSelection,
+        tamper: impl FnOnce(&mut DiscoverResponse),
+    ) -> Result<BatchResult, ClientError> {
+        let p = prepare(numbers(), params, selection, &mut rand::rng()).expect("prepares");
+        let mut resp = respond(server, &p.message);
+        tamper(&mut resp);
+        p.state.finish(resp)
+    }
+
     #[test]
     fn honest_response_yields_the_server_outputs() {
         let (server, params) = setup();
@@ -262,70 +276,37 @@ mod tests {
     #[test]
     fn truncated_or_unrequested_responses_are_refused() {
         let (server, params) = setup();
-        let p = prepare(
-            numbers(),
-            &params,
-            BucketSelection::Ids(vec![1]),
-            &mut rand::rng(),
-        )
-        .expect("prepares");
-        let mut resp = respond(&server, &p.message);
-        resp.buckets.push(cds_proto::v1::BucketRecords {
-            bucket: 2,
-            records: Bytes::new(),
+        let extra_bucket = finish_tampered(&server, &params, BucketSelection::Ids(vec![1]), |r| {
+            r.buckets.push(cds_proto::v1::BucketRecords {
+                bucket: 2,
+                records: Bytes::new(),
+            })
         });
         assert!(matches!(
-            p.state.finish(resp),
+            extra_bucket,
             Err(ClientError::MalformedResponse(_))
         ));
 
-        let p =
-            prepare(numbers(), &params, BucketSelection::All, &mut rand::rng()).expect("prepares");
-        let mut resp = respond(&server, &p.message);
-        resp.evaluated_elements = resp.evaluated_elements.slice(..32);
-        assert!(matches!(
-            p.state.finish(resp),
-            Err(ClientError::MalformedResponse(_))
-        ));
+        let truncated = finish_tampered(&server, &params, BucketSelection::All, |r| {
+            r.evaluated_elements = r.evaluated_elements.slice(..32)
+        });
+        assert!(matches!(truncated, Err(ClientError::MalformedResponse(_))));
     }
 
     #[test]
     fn a_response_missing_or_reordering_requested_buckets_is_refused() {
         let (server, params) = setup();
-        let p =
-            prepare(numbers(), &params, BucketSelection::All, &mut rand::rng()).expect("prepares");
-        let mut resp = respond(&server, &p.message);
-        resp.buckets.remove(2);
-        assert!(matches!(
-            p.state.finish(resp),
-            Err(ClientError::MalformedResponse(_))
-        ));
+        let missing = finish_tampered(&server, &params, BucketSelection::All, |r| {
+            r.buckets.remove(2);
+        });
+        assert!(matches!(missing, Err(ClientError::MalformedResponse(_))));
 
-        let p = prepare(
-            numbers(),
-            &params,
-            BucketSelection::Ids(vec![3, 1]),
-            &mut rand::rng(),
-        )
-        .expect("prepares");
-        let mut resp = respond(&server, &p.message);
-        resp.buckets.reverse();
-        assert!(matches!(
-            p.state.finish(resp),
-            Err(ClientError::MalformedResponse(_))
-        ));
+        let reordered = finish_tampered(&server, &params, BucketSelection::Ids(vec![3, 1]), |r| {
+            r.buckets.reverse()
+        });
+        assert!(matches!(reordered, Err(ClientError::MalformedResponse(_))));
 
-        let p = prepare(
-            numbers(),
-            &params,
-            BucketSelection::Ids(vec![3, 1]),
-            &mut rand::rng(),
-        )
-        .expect("prepares");
-        let resp = respond(&server, &p.message);
-        assert!(
-            p.state.finish(resp).is_ok(),
-            "ascending, complete answers are accepted"
-        );
+        let honest = finish_tampered(&server, &params, BucketSelection::Ids(vec![3, 1]), |_| {});
+        assert!(honest.is_ok(), "ascending, complete answers are accepted");
     }
 }

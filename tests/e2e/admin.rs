@@ -59,12 +59,7 @@ async fn restart_keeps_users_key_and_results() {
         .expect("configured")
         .public_key;
     let book = ["(201) 555-0123", "+49 1512 3456789"];
-    let before = server
-        .client()
-        .await
-        .discover(&book, us())
-        .await
-        .expect("discovers");
+    let before = server.discover(&book).await;
 
     server.restart().await;
 
@@ -128,12 +123,7 @@ async fn bad_numbers_and_labels_are_rejected_and_change_nothing() {
 
     let stats = server.stats().await;
     assert_eq!((stats.registered, stats.discoverable), (1, 1));
-    let found = server
-        .client()
-        .await
-        .discover(&[ALICE], us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&[ALICE]).await;
     assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
     server.stop().await;
 }
@@ -174,12 +164,7 @@ async fn import_applies_good_rows_and_reports_bad_ones_by_row() {
     let stats = server.stats().await;
     assert_eq!(stats.registered, 248);
     assert_eq!(stats.discoverable, 124);
-    let found = server
-        .client()
-        .await
-        .discover(&numbers, us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&numbers).await;
     assert_eq!(label_of(&found[0]).as_deref(), Some("id-0"));
     assert_eq!(label_of(&found[1]), None);
     assert_eq!(label_of(&found[7]), None);

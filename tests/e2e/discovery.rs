@@ -10,12 +10,7 @@ async fn registered_discoverable_contacts_are_found_with_their_labels() {
     server.register("+4915123456789", "bob-id", true).await;
 
     let book = ["(201) 555-0123", "+49 1512 3456789", "201.555.0199"];
-    let found = server
-        .client()
-        .await
-        .discover(&book, us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&book).await;
 
     assert_eq!(found.len(), 3);
     assert_eq!(label_of(&found[0]).as_deref(), Some("alice-id"));
@@ -35,11 +30,8 @@ async fn hidden_and_unregistered_numbers_are_not_found() {
     let server = TestServer::start().await;
     server.register("+12015550123", "hidden", false).await;
     let found = server
-        .client()
-        .await
-        .discover(&["+1 201 555 0123", "+1 201 555 0124"], us())
-        .await
-        .expect("discovers");
+        .discover(&["+1 201 555 0123", "+1 201 555 0124"])
+        .await;
     assert!(
         found
             .iter()
@@ -60,12 +52,7 @@ async fn invalid_entries_get_a_reason_and_duplicates_are_resolved_alike() {
         "+1-201-555-0123",
         "201 555 0123",
     ];
-    let found = server
-        .client()
-        .await
-        .discover(&book, us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&book).await;
     assert!(matches!(found[0], Contact::Invalid { .. }));
     assert!(matches!(found[1], Contact::Invalid { .. }));
     for c in &found[2..] {
@@ -81,12 +68,7 @@ async fn contacts_only_bucket_mode_finds_the_same_contacts() {
     for (i, n) in numbers.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         server.register(n, &format!("user-{i}"), true).await;
     }
-    let all = server
-        .client()
-        .await
-        .discover(&numbers, us())
-        .await
-        .expect("discovers");
+    let all = server.discover(&numbers).await;
     let mut narrow = server
         .client_builder(cds_tests::TEST_ACCOUNT)
         .bucket_mode(BucketMode::ContactsOnly)
@@ -106,12 +88,7 @@ async fn address_books_larger_than_one_request_are_split_and_fully_answered() {
     for n in numbers.iter().step_by(10) {
         server.register(n, "x", true).await;
     }
-    let found = server
-        .client()
-        .await
-        .discover(&numbers, us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&numbers).await;
     assert_eq!(found.len(), 100);
     for (i, c) in found.iter().enumerate() {
         assert_eq!(label_of(c).is_some(), i % 10 == 0, "entry {i}");
@@ -141,15 +118,7 @@ async fn a_single_bucket_table_serves_every_record_to_everyone() {
 async fn an_empty_address_book_needs_no_request() {
     let server = TestServer::start().await;
     let empty: [&str; 0] = [];
-    assert!(
-        server
-            .client()
-            .await
-            .discover(&empty, us())
-            .await
-            .expect("discovers")
-            .is_empty()
-    );
+    assert!(server.discover(&empty).await.is_empty());
     server.stop().await;
 }
 

@@ -50,14 +50,7 @@ async fn rotation_under_concurrent_discovery_fails_no_request_and_changes_no_res
     // A book of registered (visible and hidden) and unregistered numbers.
     let mut book: Vec<String> = registered.iter().step_by(37).cloned().collect();
     book.extend(german_mobiles(20, 500_000));
-    let expected = labels(
-        &server
-            .client()
-            .await
-            .discover(&book, us())
-            .await
-            .expect("discovers"),
-    );
+    let expected = labels(&server.discover(&book).await);
     assert!(expected.iter().filter(|l| l.is_some()).count() > 40);
     let epoch_before = server.stats().await.epoch;
 
@@ -117,12 +110,7 @@ async fn rotation_under_concurrent_discovery_fails_no_request_and_changes_no_res
         .sum();
     assert_eq!(failed, 0.0, "no other failure");
     // A fresh client after the rotations sees the same.
-    let after = server
-        .client()
-        .await
-        .discover(&book, us())
-        .await
-        .expect("discovers");
+    let after = server.discover(&book).await;
     assert_eq!(labels(&after), expected);
     server.stop().await;
 }
@@ -230,12 +218,7 @@ async fn rotation_survives_a_restart_and_the_old_key_file_is_replaced() {
     );
     server.restart().await;
     assert_eq!(server.stats().await.epoch, rotated.epoch);
-    let found = server
-        .client()
-        .await
-        .discover(&["+12015550123"], us())
-        .await
-        .expect("discovers");
+    let found = server.discover(&["+12015550123"]).await;
     assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
     server.stop().await;
 }

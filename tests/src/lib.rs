@@ -105,6 +105,16 @@ impl TestServer {
             .expect("client connects")
     }
 
+    /// What a fresh client of [`TEST_ACCOUNT`] finds for `book` (entries
+    /// without a country code read as US numbers).
+    pub async fn discover<S: AsRef<str>>(&self, book: &[S]) -> Vec<Contact> {
+        self.client()
+            .await
+            .discover(book, us())
+            .await
+            .expect("discovers")
+    }
+
     /// A raw Admin API client.
     pub async fn admin(&self) -> AdminClient<Channel> {
         AdminClient::connect(format!("http://{}", self.running().admin_addr()))
