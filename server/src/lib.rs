@@ -51,7 +51,7 @@ pub mod table;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use cds_core::{BucketBits, VoprfServer};
@@ -124,8 +124,18 @@ impl Starting {
         self.inner.metrics_addr
     }
 
+    /// A handle that stops the server when told to, from now on: a stop
+    /// during the table build ends the build within one user per core, and
+    /// [`Starting::serve`] then returns [`ServerError::ShuttingDown`]. Take
+    /// it before `serve` so that signals cannot be missed while it builds.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        self.inner.stopper()
+    }
+
     /// Build the record table from the registry (counting sealed users in
-    /// `progress`, if given), then report SERVING and serve.
+    /// `progress`, if given), then report SERVING and serve. Fails with
+    /// [`ServerError::ShuttingDown`] if stopped before the table is built,
+    /// after the listeners have stopped and the registry is released.
     pub async fn serve(
         self,
         progress: Option<Arc<AtomicUsize>>,
@@ -159,7 +169,10 @@ fn build_first_table(
     let users = state.registry.discoverable_users()?;
     let started = Instant::now();
     let oprf = VoprfServer::new(epoch.key);
-    let table = RecordTable::build(bits, &oprf, &users, progress.as_deref());
+    let table = RecordTable::build(bits, &oprf, &users, progress.as_deref(), &|| {
+        state.is_stopping()
+    })
+    .ok_or(ServerError::ShuttingDown)?;
     let build_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         records = table.len(),
@@ -281,7 +294,15 @@ impl RunningServer {
     /// A handle that stops the server when told to (for signal handlers).
     pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
         let stop = self.stop.clone();
+        // Weak: a handle kept by a signal task must not keep the registry
+        // open after `wait` returns.
+        let state = Arc::downgrade(&self.state);
         move || {
+            // Noted at once, so that a table build or key rotation gives up
+            // before `wait` sees the request.
+            if let Some(state) = state.upgrade() {
+                state.stop();
+            }
             let _ = stop.send(true);
         }
     }
@@ -320,34 +341,38 @@ fn limited_incoming(
     })
 }
 
-/// Housekeeping every minute: forget idle quota and peer state (it is kept
-/// only as long as it limits anything) and prune the registry's change log
-/// past its retention.
-fn spawn_sweeper(state: Arc<State>) {
-    let weak = Arc::downgrade(&state);
-    drop(state);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let Some(state) = weak.upgrade() else { break };
-            let now = Instant::now();
-            let accounts = state.quotas.sweep(now);
-            let peers = state.peers.sweep(now);
-            tracing::debug!(accounts, peers, "idle limiter state forgotten");
-            let cutoff = unix_now().saturating_sub(state.config.change_log_retention.as_secs());
-            let pruned =
-                tokio::task::spawn_blocking(move || state.registry.prune_changes(cutoff)).await;
-            match pruned {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => {
-                    tracing::info!(pruned = n, "change log entries past retention deleted")
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "the change log could not be pruned"),
-                Err(_) => tracing::warn!("the change log pruning task failed"),
-            }
+/// Housekeeping every minute until `stopped`: forget idle quota and peer
+/// state (it is kept only as long as it limits anything) and prune the
+/// registry's change log past its retention. It holds the state only while
+/// it works, and it is one of the serving tasks, so [`RunningServer::wait`]
+/// waits for a prune in progress before the registry closes.
+async fn sweep(state: Weak<State>, stopped: impl Future<Output = ()>) -> Result<(), String> {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            _ = tick.tick() => {}
         }
-    });
+        let Some(state) = state.upgrade() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let accounts = state.quotas.sweep(now);
+        let peers = state.peers.sweep(now);
+        tracing::debug!(accounts, peers, "idle limiter state forgotten");
+        let cutoff = unix_now().saturating_sub(state.config.change_log_retention.as_secs());
+        let pruned =
+            tokio::task::spawn_blocking(move || state.registry.prune_changes(cutoff)).await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::info!(pruned = n, "change log entries past retention deleted")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the change log could not be pruned"),
+            Err(_) => tracing::warn!("the change log pruning task failed"),
+        }
+    }
 }
 
 async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -436,7 +461,6 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             config.overload.max_queue_wait,
         ),
     ));
-    spawn_sweeper(Arc::clone(&state));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     report_health(&health, ServingStatus::NotServing).await;
@@ -464,6 +488,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     )
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
     let mut tasks = ServeTasks::new();
+    tasks.spawn(sweep(Arc::downgrade(&state), stopped(&stop)));
     tasks.spawn({
         let serve = tonic::transport::Server::builder()
             .timeout(config.request_timeout)

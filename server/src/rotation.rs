@@ -114,7 +114,10 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         .thread_name(|i| format!("cds-rotation-{i}"))
         .build()
         .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
-    let table = pool.install(|| RecordTable::build(bits, &oprf, &users, None));
+    // A stop gives up the build at once; the claim then wipes the pending key.
+    let table = pool
+        .install(|| RecordTable::build(bits, &oprf, &users, None, &|| state.is_stopping()))
+        .ok_or(ServerError::ShuttingDown)?;
     drop(users);
 
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);

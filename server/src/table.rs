@@ -75,18 +75,25 @@ impl RecordTable {
     }
 
     /// Build the table for `users` (the discoverable ones), using every
-    /// core. `progress`, if given, counts users sealed so far.
+    /// core of the current rayon pool. `progress`, if given, counts users
+    /// sealed so far. `cancelled` is asked before each user is sealed: once
+    /// it says yes, sealing stops within one user per thread and the build
+    /// returns `None`.
     pub fn build(
         bits: BucketBits,
         server: &VoprfServer,
         users: &[User],
         progress: Option<&AtomicUsize>,
-    ) -> Self {
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Self> {
         let table = Self::new(bits);
         let mut sealed: Vec<(u32, Record)> = users
             .par_iter()
             .filter(|u| u.discoverable)
             .map(|u| {
+                if cancelled() {
+                    return None;
+                }
                 let r = (
                     bits.bucket_of(&u.number),
                     seal_record(server, &u.number, &u.label),
@@ -94,9 +101,13 @@ impl RecordTable {
                 if let Some(p) = progress {
                     p.fetch_add(1, Ordering::Relaxed);
                 }
-                r
+                Some(r)
             })
+            .while_some()
             .collect();
+        if cancelled() {
+            return None;
+        }
         sealed.par_sort_unstable_by_key(|(b, _)| *b);
         let mut start = 0;
         while start < sealed.len() {
@@ -114,7 +125,7 @@ impl RecordTable {
                 .unwrap_or_else(PoisonError::into_inner) = buf.into();
             start = end;
         }
-        table
+        Some(table)
     }
 
     /// The bucket bits the table was built with.
@@ -255,7 +266,9 @@ mod tests {
             &server,
             &users,
             Some(&progress),
-        );
+            &never,
+        )
+        .expect("not cancelled");
         assert_eq!(table.len(), 25);
         assert_eq!(progress.load(Ordering::Relaxed), 25);
         for u in &users {
@@ -263,6 +276,50 @@ mod tests {
         }
         let total: usize = (0..8).map(|b| table.bucket_records(b).len()).sum();
         assert_eq!(table.record_bytes(), total);
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    #[test]
+    fn a_build_cancelled_before_it_starts_seals_nothing() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let users: Vec<User> = (0..50).map(|i| user(12015550100 + i, true)).collect();
+        let progress = AtomicUsize::new(0);
+        let built = RecordTable::build(
+            BucketBits::new(3).expect("valid"),
+            &server,
+            &users,
+            Some(&progress),
+            &|| true,
+        );
+        assert!(built.is_none());
+        assert_eq!(progress.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_build_cancelled_midway_stops_sealing_and_returns_nothing() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let users: Vec<User> = (0..2_000).map(|i| user(12015550100 + i, true)).collect();
+        let progress = AtomicUsize::new(0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let built = pool.install(|| {
+            RecordTable::build(
+                BucketBits::new(3).expect("valid"),
+                &server,
+                &users,
+                Some(&progress),
+                &|| progress.load(Ordering::Relaxed) >= 100,
+            )
+        });
+        assert!(built.is_none());
+        let sealed = progress.load(Ordering::Relaxed);
+        // At most one more user per thread after the cut.
+        assert!((100..=102).contains(&sealed), "sealed {sealed}");
     }
 
     #[test]
@@ -305,7 +362,14 @@ mod tests {
     fn removal_drops_only_that_user() {
         let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
         let users: Vec<User> = (0..10).map(|i| user(12015550100 + i, true)).collect();
-        let table = RecordTable::build(BucketBits::new(0).expect("valid"), &server, &users, None);
+        let table = RecordTable::build(
+            BucketBits::new(0).expect("valid"),
+            &server,
+            &users,
+            None,
+            &never,
+        )
+        .expect("not cancelled");
         table.apply_changes(vec![table.removal_for(&server, &users[3].number)]);
         assert_eq!(table.len(), 9);
         assert_eq!(find(&table, &server, &users[3]), None);
