@@ -5,7 +5,8 @@
 //! - `cds discover`: look up an address book file, as an app would.
 //!
 //! Exit codes: 0 success, 1 the operation failed (the message says why),
-//! 2 the command line is wrong.
+//! 2 the command line is wrong, 3 `cds serve` was stopped by a second
+//! SIGTERM or SIGINT without waiting for requests in flight.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 

@@ -268,25 +268,45 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
+/// The exit code after a second stop signal cut the graceful stop short.
+const EXIT_FORCED: i32 = 3;
+
+/// SIGTERM and SIGINT, listened for from creation on: a signal that comes
+/// while the server binds or builds its table is kept, not lost to the
+/// default action (which would kill the process uncleanly).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| signal(kind).context("cannot listen for SIGTERM and SIGINT");
+            Ok(Self {
+                terminate: listen(SignalKind::terminate())?,
+                interrupt: listen(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -298,11 +318,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         return crate::print_out(&settings.to_toml()?);
     }
     init_logging(settings.log_format);
+    let mut signals = StopSignals::listen()?;
     let cfg = settings.server;
     let data_dir = cfg.data_dir.clone();
     let starting = cds_server::bind(cfg)
         .await
         .context("the server could not start")?;
+    let stop = starting.stopper();
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        stop();
+        signals.next().await;
+        tracing::warn!("second stop signal: exiting without waiting for requests in flight");
+        std::process::exit(EXIT_FORCED);
+    });
     let metrics = starting
         .metrics_addr()
         .map(|a| format!(", metrics on http://{a}/metrics"))
@@ -310,22 +340,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!(
         "cds is starting: building the record table (health reports NOT_SERVING until it is done){metrics}"
     );
-    let server = starting
-        .serve(None)
-        .await
-        .context("the server could not build its record table")?;
+    let server = match starting.serve(None).await {
+        Ok(server) => server,
+        Err(cds_server::ServerError::ShuttingDown) => {
+            tracing::info!("stopped before the record table was built");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("the server could not build its record table"),
+    };
     eprintln!(
         "cds is serving: discovery on http://{}, admin on http://{}, data in {}{metrics}",
         server.discovery_addr(),
         server.admin_addr(),
         data_dir.display()
     );
-    let stop = server.stopper();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        stop();
-    });
     server
         .wait()
         .await

@@ -116,6 +116,67 @@ fn killed_mid_rotation_the_server_restarts_on_the_old_epoch_and_rotates_again() 
     assert_eq!(discover(&served, &data, &book), expected);
 }
 
+#[cfg(unix)]
+#[test]
+fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let book = dir.path().join("book.txt");
+    std::fs::write(&book, "+4915100000007\n+4915199999999\n").expect("writes");
+    let mut served = serve(&data);
+    cds_ok(&[
+        "admin",
+        "import",
+        "--admin",
+        &served.admin,
+        path(&users_csv(dir.path(), 20_000, 0)),
+    ]);
+    assert!(served.terminate().success());
+
+    // Start again and send SIGTERM as soon as the table build begins.
+    let mut child = std::process::Command::new(common::CDS)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("CDS_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cds serve starts");
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8");
+        let starting = line.starts_with("cds is starting");
+        log.push(line);
+        if starting {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    log.extend(lines.map_while(Result::ok));
+    let status = child.wait().expect("exits");
+    let log = log.join("\n");
+    assert!(status.success(), "exit status {status:?}\n{log}");
+    assert!(
+        log.contains("stopped before the record table was built"),
+        "{log}"
+    );
+    assert!(!log.contains("cds is serving"), "{log}");
+
+    // Nothing was harmed: the next start serves every user.
+    let served = serve(&data);
+    assert_eq!(
+        discover(&served, &data, &book),
+        ["registered", "not_registered"]
+    );
+}
+
 #[test]
 fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
