@@ -293,7 +293,9 @@ impl StopSignals {
             })
         }
         #[cfg(not(unix))]
-        Ok(Self {})
+        {
+            Ok(Self {})
+        }
     }
 
     /// The next SIGTERM or SIGINT.
