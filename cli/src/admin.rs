@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cds_proto::v1::admin_client::AdminClient;
@@ -12,7 +12,11 @@ use cds_proto::v1::{
 };
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use zeroize::Zeroizing;
 
 /// Options of `cds admin`.
 #[derive(Args, Debug)]
@@ -25,6 +29,10 @@ pub struct AdminArgs {
         env = "CDS_ADMIN"
     )]
     admin: String,
+    /// File holding the Admin token, for a server started with
+    /// `--admin-token-file` (the same file).
+    #[arg(long, global = true, value_name = "FILE", env = "CDS_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -83,6 +91,14 @@ enum AdminCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Create an Admin token file (64 hex digits, readable by its owner
+    /// only). Give it to `cds serve --admin-token-file` and to the messenger
+    /// backend, which sends it as `authorization: Bearer <token>`.
+    NewAdminToken {
+        /// Where to write the token (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show counts: registered, discoverable, table size.
     Stats {
         /// Print JSON.
@@ -106,13 +122,59 @@ enum AdminCommand {
     },
 }
 
-async fn connect(url: &str) -> anyhow::Result<AdminClient<Channel>> {
+/// An Admin client that sends the Admin token with every call, if it has
+/// one.
+pub type Admin = AdminClient<InterceptedService<Channel, SendAdminToken>>;
+
+/// Adds `authorization: Bearer <token>` (marked sensitive, so it is never
+/// logged) to every call.
+#[derive(Clone)]
+pub struct SendAdminToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for SendAdminToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(cds_server::AUTHORIZATION, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl SendAdminToken {
+    /// The token of `file`, or none.
+    fn from_file(file: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(file) = file else {
+            return Ok(Self(None));
+        };
+        let text = std::fs::read_to_string(file)
+            .map(Zeroizing::new)
+            .with_context(|| format!("cannot read the admin token file {}", file.display()))?;
+        cds_server::admin_token::AdminToken::parse(&text).map_err(|reason| {
+            anyhow::anyhow!("the admin token file {} {reason}", file.display())
+        })?;
+        let header = Zeroizing::new(format!("Bearer {}", text.trim()));
+        let mut value = MetadataValue::try_from(header.as_str())
+            .context("the admin token is not a valid header value")?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+}
+
+/// Connect to the Admin service at `url`, sending the token of
+/// `token_file` (if given) with every call.
+pub async fn connect(url: &str, token_file: Option<&Path>) -> anyhow::Result<Admin> {
+    let token = SendAdminToken::from_file(token_file)?;
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .context("invalid --admin URL: expected something like http://127.0.0.1:50052")?;
     let channel = endpoint.connect().await.with_context(|| {
         format!("cannot connect to the admin service at {url}; is `cds serve` running?")
     })?;
-    Ok(AdminClient::new(channel))
+    Ok(AdminClient::with_interceptor(channel, token))
 }
 
 fn status(s: tonic::Status) -> anyhow::Error {
@@ -142,11 +204,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let _ = writeln!(out, "{}", hex::encode(issuer.verifier().to_bytes()));
             return crate::print_out(&out);
         }
+        AdminCommand::NewAdminToken { out: path } => {
+            cds_server::admin_token::create(&path).context("cannot write the admin token file")?;
+            let _ = writeln!(
+                out,
+                "wrote a new admin token to {}; start the server with --admin-token-file {0} and give the backend the same token",
+                path.display()
+            );
+            return crate::print_out(&out);
+        }
         _ => {}
     }
-    let mut admin = connect(&args.admin).await?;
+    let mut admin = connect(&args.admin, args.admin_token_file.as_deref()).await?;
     match args.command {
-        AdminCommand::Token { .. } | AdminCommand::IssuerKeygen { .. } => {}
+        AdminCommand::Token { .. }
+        | AdminCommand::IssuerKeygen { .. }
+        | AdminCommand::NewAdminToken { .. } => {}
         AdminCommand::Register {
             e164,
             label,
@@ -255,11 +328,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 }
 
 /// Page through the change log; one JSON object per line.
-async fn changes(
-    admin: &mut AdminClient<Channel>,
-    mut after: u64,
-    limit: u64,
-) -> anyhow::Result<String> {
+async fn changes(admin: &mut Admin, mut after: u64, limit: u64) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut left = limit;
     let mut warned = false;
@@ -374,11 +443,7 @@ fn read_csv(file: &PathBuf) -> anyhow::Result<(Vec<Row>, Vec<Skipped>)> {
 }
 
 /// Stream the file's rows to the server; returns the summary line.
-async fn import(
-    admin: &mut AdminClient<Channel>,
-    file: &PathBuf,
-    chunk: usize,
-) -> anyhow::Result<String> {
+async fn import(admin: &mut Admin, file: &PathBuf, chunk: usize) -> anyhow::Result<String> {
     let (rows, mut problems) = read_csv(file)?;
     let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
     let total = rows.len() as u64;

@@ -39,6 +39,14 @@ struct SettingArgs {
     admin_listen: Option<SocketAddr>,
     #[arg(
         long,
+        env = "CDS_ADMIN_TOKEN_FILE",
+        value_name = "FILE",
+        value_parser = parse_admin_token_file,
+        help = docs::ADMIN_TOKEN_FILE.help()
+    )]
+    admin_token_file: Option<AdminTokenFile>,
+    #[arg(
+        long,
         env = "CDS_METRICS_LISTEN",
         value_name = "ADDR",
         value_parser = parse_metrics_listen,
@@ -174,6 +182,16 @@ fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
     config::parse_optional_addr(text).map(MetricsListen)
 }
 
+/// `--admin-token-file`: a file, or "" for none.
+#[derive(Clone, Debug)]
+struct AdminTokenFile(Option<PathBuf>);
+
+fn parse_admin_token_file(text: &str) -> Result<AdminTokenFile, String> {
+    Ok(AdminTokenFile(
+        (!text.is_empty()).then(|| PathBuf::from(text)),
+    ))
+}
+
 /// `--issuer-public-key`: a key, or "" for development mode.
 #[derive(Clone, Copy, Debug)]
 struct IssuerPublicKey(Option<CredentialVerifier>);
@@ -210,6 +228,9 @@ impl SettingArgs {
         let s = &mut settings.server;
         set(&mut s.listen, &self.listen);
         set(&mut s.admin_listen, &self.admin_listen);
+        if let Some(AdminTokenFile(path)) = &self.admin_token_file {
+            s.admin_token_file = path.clone();
+        }
         if let Some(MetricsListen(addr)) = self.metrics_listen {
             s.metrics_listen = addr;
         }

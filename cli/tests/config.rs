@@ -14,6 +14,7 @@ use cds_server::config::{self, ConfigFileError, LogFormat, Settings, docs};
 const KEYS: &[&str] = &[
     "listen",
     "admin_listen",
+    "admin_token_file",
     "metrics_listen",
     "data_dir",
     "bucket_bits",
@@ -98,7 +99,7 @@ fn print_config_of_the_defaults_is_toml_with_every_setting_after_a_comment() {
         value_of(&printed, "change_log_retention").as_str(),
         Some("30days")
     );
-    assert_eq!(table.len(), 15, "12 settings and 3 sections at the top");
+    assert_eq!(table.len(), 16, "13 settings and 3 sections at the top");
 
     let lines: Vec<&str> = printed.lines().collect();
     for key in KEYS {
@@ -262,6 +263,64 @@ fn out_of_range_setting_from_the_environment_fails_before_starting() {
 }
 
 #[test]
+fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = serve_fails(dir.path(), &["--admin-listen", "0.0.0.0:0"], &[]);
+    assert!(
+        stderr.contains("admin_token_file must be set when admin_listen (0.0.0.0:0)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cds admin new-admin-token"), "{stderr}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "the server started"
+    );
+    // With a token file it is accepted; "" in a file or the environment
+    // means none again.
+    let printed = print_config(
+        dir.path(),
+        &["--admin-listen", "0.0.0.0:0"],
+        &[("CDS_ADMIN_TOKEN_FILE", "admin.token")],
+    );
+    assert_eq!(
+        value_of(&printed, "admin_token_file").as_str(),
+        Some("admin.token")
+    );
+    let stderr = serve_fails(
+        dir.path(),
+        &["--admin-listen", "0.0.0.0:0"],
+        &[("CDS_ADMIN_TOKEN_FILE", "")],
+    );
+    assert!(stderr.contains("admin_token_file must be set"), "{stderr}");
+}
+
+#[test]
+fn an_unusable_admin_token_file_stops_the_start_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short.token"), "tooshort\n").unwrap();
+    let stderr = serve_fails(
+        dir.path(),
+        &["--admin-token-file", "short.token", "--data-dir", "data"],
+        &[],
+    );
+    assert!(
+        stderr.contains("the admin token file short.token holds fewer than 32 characters"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tooshort"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+    let stderr = serve_fails(
+        dir.path(),
+        &["--admin-token-file", "missing.token", "--data-dir", "data"],
+        &[],
+    );
+    assert!(
+        stderr.contains("cannot read the admin token file at missing.token"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn missing_config_file_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = serve_fails(dir.path(), &["--config", "nowhere.toml"], &[]);
@@ -343,6 +402,7 @@ fn every_setting_survives_printing_and_reading_back() {
     let s = &mut settings.server;
     s.listen = "[::1]:1".parse().unwrap();
     s.admin_listen = "0.0.0.0:2".parse().unwrap();
+    s.admin_token_file = Some("/etc/cds/admin token".into());
     s.metrics_listen = Some("127.0.0.1:3".parse().unwrap());
     s.data_dir = "C:\\data\\cds 'x'".into();
     s.bucket_bits = 0;

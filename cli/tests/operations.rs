@@ -181,9 +181,14 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
 fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    let admin_token_file = dir.path().join("admin.token");
+    cds_ok(&["admin", "new-admin-token", "--out", path(&admin_token_file)]);
+    let admin_secret = std::fs::read_to_string(&admin_token_file).expect("reads");
     let mut served = serve_logging(
         &data,
         &[
+            "--admin-token-file",
+            path(&admin_token_file),
             "--log-format",
             "json",
             "--quota-burst",
@@ -195,6 +200,9 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
     );
     let admin = served.admin.clone();
     let discovery = served.discovery.clone();
+    let admin_token = path(&admin_token_file);
+    // Refused for want of the Admin token; the refusal is logged too.
+    assert!(!cds(&["admin", "stats", "--admin", &admin]).status.success());
 
     // Users with recognizable numbers and labels.
     let users = dir.path().join("users.csv");
@@ -204,12 +212,22 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
          +447400123456,label-gamma,false\nnot-a-number,label-delta,true\n",
     )
     .expect("writes");
-    cds(&["admin", "import", "--admin", &admin, path(&users)]);
+    cds(&[
+        "admin",
+        "import",
+        "--admin",
+        &admin,
+        "--admin-token-file",
+        admin_token,
+        path(&users),
+    ]);
     cds_ok(&[
         "admin",
         "register",
         "--admin",
         &admin,
+        "--admin-token-file",
+        admin_token,
         "+33612345678",
         "--label",
         "label-epsilon",
@@ -219,6 +237,8 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
         "set-discoverable",
         "--admin",
         &admin,
+        "--admin-token-file",
+        admin_token,
         "+447400123456",
         "true",
     ]);
@@ -227,6 +247,8 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
         "register",
         "--admin",
         &admin,
+        "--admin-token-file",
+        admin_token,
         "+0000",
         "--label",
         "label-zeta",
@@ -273,14 +295,43 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
     assert!(discover(&token, &book).status.success(), "from the cache");
     assert!(!discover(&token, &big_book).status.success(), "over budget");
     assert!(!discover("forged-credential-kappa", &book).status.success());
-    cds_ok(&["admin", "rotate-key", "--admin", &admin]);
+    cds_ok(&[
+        "admin",
+        "rotate-key",
+        "--admin",
+        &admin,
+        "--admin-token-file",
+        admin_token,
+    ]);
     assert!(
         discover(&token, &book).status.success(),
         "after the rotation"
     );
-    cds_ok(&["admin", "changes", "--admin", &admin]);
-    cds_ok(&["admin", "unregister", "--admin", &admin, "+33612345678"]);
-    cds_ok(&["admin", "stats", "--admin", &admin]);
+    cds_ok(&[
+        "admin",
+        "changes",
+        "--admin",
+        &admin,
+        "--admin-token-file",
+        admin_token,
+    ]);
+    cds_ok(&[
+        "admin",
+        "unregister",
+        "--admin",
+        &admin,
+        "--admin-token-file",
+        admin_token,
+        "+33612345678",
+    ]);
+    cds_ok(&[
+        "admin",
+        "stats",
+        "--admin",
+        &admin,
+        "--admin-token-file",
+        admin_token,
+    ]);
 
     let status = served.terminate();
     assert!(status.success(), "graceful exit, got {status:?}");
@@ -303,6 +354,7 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
         "forged-credential".into(),
         "Bearer".into(),
         token[..24].to_owned(),
+        admin_secret[..24].to_owned(),
     ];
     forbidden.push("not-a-number".into());
     // Listening addresses may be logged; a peer's address (another port) never.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cds, path, serve, serve_with, text};
+use common::{cds, cds_ok, path, serve, serve_with, text};
 
 #[test]
 fn import_then_discover_prints_registered_contacts_as_json() {
@@ -205,4 +205,51 @@ fn unknown_region_is_refused_before_any_network_call() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn a_server_with_an_admin_token_obeys_only_admin_commands_that_send_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("admin.token");
+    let out = cds_ok(&["admin", "new-admin-token", "--out", path(&token)]);
+    assert!(out.contains("wrote a new admin token"), "{out}");
+    let again = cds(&["admin", "new-admin-token", "--out", path(&token)]);
+    assert_eq!(again.status.code(), Some(1), "never overwrites a token");
+
+    let served = serve_with(
+        &dir.path().join("data"),
+        &["--admin-token-file", path(&token)],
+    );
+    let without = cds(&[
+        "admin",
+        "register",
+        "+12015550123",
+        "--admin",
+        &served.admin,
+    ]);
+    assert_eq!(without.status.code(), Some(1));
+    let stderr = text(&without.stderr);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(stderr.contains("--admin-token-file"), "{stderr}");
+
+    let with = cds_ok(&[
+        "admin",
+        "register",
+        "+12015550123",
+        "--admin",
+        &served.admin,
+        "--admin-token-file",
+        path(&token),
+    ]);
+    assert_eq!(with.trim(), "registered");
+    let stats = cds_ok(&[
+        "admin",
+        "stats",
+        "--json",
+        "--admin",
+        &served.admin,
+        "--admin-token-file",
+        path(&token),
+    ]);
+    assert!(stats.contains("\"registered\":1"), "{stats}");
 }

@@ -30,6 +30,16 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The admin token file does not hold a usable token.
+    #[error(
+        "the admin token file {path} {reason}; a token is 32 to 256 visible ASCII characters on one line (`cds admin new-admin-token --out FILE` writes one)"
+    )]
+    AdminTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The registry database failed.
     #[error("registry database: {0}; check the data directory's disk and permissions")]
     Store(#[from] redb::Error),

@@ -8,8 +8,9 @@
 //!   buckets. It never sees a phone number.
 //! - **Admin** (`cds.v1.Admin`, default `127.0.0.1:50052`) for the
 //!   messenger's backend: register, unregister, change discoverability,
-//!   bulk import, counts. It is not authenticated: bind it to a private
-//!   interface.
+//!   bulk import, counts, key rotation, the change feed. Bind it to a
+//!   private interface; beyond loopback it requires a shared token
+//!   ([`admin_token`], `admin_token_file`).
 //!
 //! Both listeners also serve gRPC health checking (`grpc.health.v1`,
 //! SERVING once the record table is built) and reflection; Prometheus
@@ -37,6 +38,7 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+pub mod admin_token;
 mod auth;
 pub mod config;
 mod discovery;
@@ -61,10 +63,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use auth::unix_now;
+pub use auth::{AUTHORIZATION, unix_now};
 pub use config::ServerConfig;
 pub use error::ServerError;
 
@@ -410,7 +413,12 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     let dir = config.data_dir.clone();
     let configured_issuer = config.issuer;
     let change_log_retention = config.change_log_retention;
-    let (epoch, registry, verifier) = tokio::task::spawn_blocking(move || {
+    let token_file = config.admin_token_file.clone();
+    let (epoch, registry, verifier, admin_token) = tokio::task::spawn_blocking(move || {
+        let admin_token = token_file
+            .as_deref()
+            .map(admin_token::AdminToken::read)
+            .transpose()?;
         keystore::ensure_private_dir(&dir)?;
         let verifier = match configured_issuer {
             Some(v) => v,
@@ -427,7 +435,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         // directory before anything in it (such as a pending key) is touched.
         let registry = Registry::open_with(&dir, !change_log_retention.is_zero())?;
         let epoch = keystore::load_or_create(&dir)?;
-        Ok::<_, ServerError>((epoch, registry, verifier))
+        Ok::<_, ServerError>((epoch, registry, verifier, admin_token))
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
@@ -508,10 +516,21 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         async move { serve.await.map_err(|e| e.to_string()) }
     });
 
-    let admin = AdminServer::new(AdminService {
-        state: Arc::clone(&state),
-    })
-    .max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    if admin_token.is_none() {
+        tracing::warn!(
+            "Admin calls are not authenticated (no admin_token_file): any process that reaches the Admin listener can read and change the registry"
+        );
+    }
+    let admin = InterceptedService::new(
+        AdminServer::new(AdminService {
+            state: Arc::clone(&state),
+        })
+        .max_decoding_message_size(MAX_ADMIN_MESSAGE),
+        move |request: tonic::Request<()>| match &admin_token {
+            Some(token) => token.check(request.metadata()).map(|()| request),
+            None => Ok(request),
+        },
+    );
     tasks.spawn({
         let serve = tonic::transport::Server::builder()
             .add_service(health_service)

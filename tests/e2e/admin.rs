@@ -178,3 +178,74 @@ fn tokio_stream_iter(
 ) -> impl tonic::IntoStreamingRequest<Message = ImportRequest> {
     tokio_stream::iter(items)
 }
+
+#[tokio::test]
+async fn with_an_admin_token_admin_calls_without_it_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("admin.token");
+    cds_server::admin_token::create(&token_file).expect("writes a token");
+    let token = std::fs::read_to_string(&token_file).expect("reads");
+    let server = TestServer::start_with(|c| c.admin_token_file = Some(token_file.clone())).await;
+    let mut admin = server.admin().await;
+    let register = |value: Option<String>| {
+        let mut request = tonic::Request::new(RegisterRequest {
+            user: Some(User {
+                e164: ALICE.into(),
+                label: b"alice".to_vec().into(),
+                discoverable: true,
+            }),
+        });
+        if let Some(v) = value {
+            request
+                .metadata_mut()
+                .insert("authorization", v.parse().expect("ASCII"));
+        }
+        request
+    };
+
+    let refused = [
+        None,
+        Some("Bearer not-the-token-but-long-enough-to-look-like-one".to_owned()),
+        Some(format!("Bearer {}x", token.trim())),
+        Some(token.trim().to_owned()),
+    ];
+    for value in refused {
+        let status = admin.register(register(value)).await.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(!status.message().contains(token.trim()));
+    }
+    let stats = admin
+        .stats(cds_proto::v1::StatsRequest {})
+        .await
+        .expect_err("reading needs the token too");
+    assert_eq!(stats.code(), tonic::Code::Unauthenticated);
+    assert_eq!(label_of(&server.discover(&[ALICE]).await[0]), None);
+
+    admin
+        .register(register(Some(format!("Bearer {}", token.trim()))))
+        .await
+        .expect("the token lets the call through");
+    assert_eq!(
+        label_of(&server.discover(&[ALICE]).await[0]).as_deref(),
+        Some("alice")
+    );
+
+    // Probes need no token: health answers on the Admin listener.
+    let health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Channel::from_shared(server.admin_url())
+            .expect("valid URL")
+            .connect()
+            .await
+            .expect("connects"),
+    )
+    .check(tonic_health::pb::HealthCheckRequest {
+        service: "cds.v1.Admin".into(),
+    })
+    .await
+    .expect("health answers without the token")
+    .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

@@ -5,6 +5,7 @@ mod local;
 mod report;
 mod workload;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -25,6 +26,9 @@ pub struct BenchArgs {
     /// Admin URL of the running server, to report its CPU time per element.
     #[arg(long)]
     admin: Option<String>,
+    /// The Admin token file of the running server, if it requires one.
+    #[arg(long, value_name = "FILE", env = "CDS_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Registered (discoverable) synthetic users of the local server.
     #[arg(long, default_value_t = 100_000)]
     users: usize,

@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::ops::Range;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,7 +13,6 @@ use cds_client::matching::RecordIndex;
 use cds_client::session::{BucketSelection, ServerParams, prepare};
 use cds_core::E164;
 use cds_proto::v1::StatsRequest;
-use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
@@ -146,8 +146,10 @@ async fn client_loop(
 }
 
 /// The server's evaluation counters, if its Admin API is reachable.
-async fn server_counters(admin: &Option<String>) -> Option<(u64, u64)> {
-    let mut client = AdminClient::connect(admin.clone()?).await.ok()?;
+async fn server_counters(admin: &Option<String>, token_file: Option<&Path>) -> Option<(u64, u64)> {
+    let mut client = crate::admin::connect(admin.as_deref()?, token_file)
+        .await
+        .ok()?;
     let s = client.stats(StatsRequest {}).await.ok()?.into_inner();
     Some((s.evaluated_elements, s.evaluation_busy_micros))
 }
@@ -165,7 +167,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         .params()
         .cloned()
         .context("the server sent no configuration")?;
-    let before = server_counters(&target.admin).await;
+    let before = server_counters(&target.admin, args.admin_token_file.as_deref()).await;
 
     let bar = if std::io::stderr().is_terminal() && !args.json {
         ProgressBar::new(args.duration.as_secs().max(1))
@@ -202,7 +204,10 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
 
-    let server = match (before, server_counters(&target.admin).await) {
+    let server = match (
+        before,
+        server_counters(&target.admin, args.admin_token_file.as_deref()).await,
+    ) {
         (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
             evaluated: e1 - e0,
             busy: Duration::from_micros(b1 - b0),

@@ -45,7 +45,12 @@ settings! {
     /// `admin_listen`
     ADMIN_LISTEN = "admin_listen", "127.0.0.1:50052",
         "Address of the Admin service, for the messenger backend. Keep it \
-         private: it is not authenticated.";
+         private; an address other than loopback needs admin_token_file.";
+    /// `admin_token_file`
+    ADMIN_TOKEN_FILE = "admin_token_file", "none",
+        "File holding the token every Admin call must send as \
+         `authorization: Bearer <token>` (from `cds admin new-admin-token`). \
+         \"\" for none: Admin is then unauthenticated, allowed on loopback only.";
     /// `metrics_listen`
     METRICS_LISTEN = "metrics_listen", "none",
         "Address where Prometheus /metrics is served; \"\" for none.";

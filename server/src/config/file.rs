@@ -114,6 +114,7 @@ impl Settings {
 struct FileSettings {
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
+    admin_token_file: Option<PathBuf>,
     metrics_listen: Option<Spanned<String>>,
     data_dir: Option<PathBuf>,
     bucket_bits: Option<u8>,
@@ -171,6 +172,9 @@ impl FileSettings {
         let s = &mut settings.server;
         set(&mut s.listen, self.listen);
         set(&mut s.admin_listen, self.admin_listen);
+        if let Some(path) = self.admin_token_file {
+            s.admin_token_file = (!path.as_os_str().is_empty()).then_some(path);
+        }
         if let Some(addr) = self.metrics_listen {
             s.metrics_listen = parse_optional_addr(addr.get_ref()).map_err(|e| {
                 (
@@ -263,6 +267,7 @@ fn expects(key: &str) -> Option<&'static str> {
     Some(match key {
         "listen" | "admin_listen" => "an address such as \"127.0.0.1:50051\"",
         "data_dir" => "a directory such as \"./cds-data\"",
+        "admin_token_file" => "a file such as \"/etc/cds/admin.token\", or \"\" for none",
         "bucket_bits" => "a whole number from 0 to 24",
         "max_elements_per_request" => "a whole number from 1 to 65535",
         "request_timeout"

@@ -26,8 +26,13 @@ pub struct ServerConfig {
     /// Where apps reach the Discovery service.
     pub listen: SocketAddr,
     /// Where the messenger backend reaches the Admin service. Keep it off
-    /// the public network: it is not authenticated.
+    /// the public network.
     pub admin_listen: SocketAddr,
+    /// A file holding the token every Admin call must present
+    /// (`authorization: Bearer <token>`). `None`: Admin calls are not
+    /// authenticated, which [`ServerConfig::validate`] allows only on a
+    /// loopback `admin_listen`.
+    pub admin_token_file: Option<PathBuf>,
     /// Where Prometheus `/metrics` is served. `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// Directory of the registry database and the OPRF key file.
@@ -169,6 +174,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 50052)),
+            admin_token_file: None,
             metrics_listen: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             bucket_bits: DEFAULT_BUCKET_BITS,
@@ -215,6 +221,16 @@ impl ServerConfig {
                 Err(InvalidSetting { key, problem })
             }
         };
+        check(
+            self.admin_token_file.is_some() || self.admin_listen.ip().is_loopback(),
+            "admin_token_file",
+            format!(
+                "must be set when admin_listen ({}) is not a loopback address: \
+                 without it anyone who reaches that address can read and change \
+                 the registry (`cds admin new-admin-token --out FILE` writes one)",
+                self.admin_listen
+            ),
+        )?;
         check(
             self.bucket_bits <= cds_core::MAX_BUCKET_BITS,
             "bucket_bits",

@@ -27,16 +27,23 @@ impl Settings {
     /// default.
     pub fn to_toml(&self) -> Result<String, ConfigFileError> {
         let s = &self.server;
-        let data_dir = s
-            .data_dir
-            .to_str()
-            .ok_or_else(|| ConfigFileError::Unprintable {
-                key: docs::DATA_DIR.key,
-                reason: "the path is not valid UTF-8".into(),
-            })?;
+        let path = |key: &'static str, path: &std::path::Path| {
+            path.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ConfigFileError::Unprintable {
+                    key,
+                    reason: "the path is not valid UTF-8".into(),
+                })
+        };
+        let data_dir = path(docs::DATA_DIR.key, &s.data_dir)?;
+        let admin_token_file = match &s.admin_token_file {
+            Some(file) => path(docs::ADMIN_TOKEN_FILE.key, file)?,
+            None => String::new(),
+        };
         let top = [
             (docs::LISTEN, text(s.listen)),
             (docs::ADMIN_LISTEN, text(s.admin_listen)),
+            (docs::ADMIN_TOKEN_FILE, text(admin_token_file)),
             (
                 docs::METRICS_LISTEN,
                 text(s.metrics_listen.map(|a| a.to_string()).unwrap_or_default()),
