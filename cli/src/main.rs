@@ -75,8 +75,44 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `e` and its causes, joined by ": ", leaving out a cause whose text an
+/// outer message already quotes (many errors name their cause).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_message_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists");
+        let quoting = cds_server::ServerError::Io {
+            what: "cannot create",
+            path: "x".into(),
+            source: io,
+        };
+        let e = anyhow::Error::new(quoting).context("cannot write");
+        assert_eq!(message(&e), "cannot write: cannot create at x: File exists");
+        let plain = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot save");
+        assert_eq!(message(&plain), "cannot save: disk full");
     }
 }
