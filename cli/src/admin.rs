@@ -31,8 +31,14 @@ pub struct AdminArgs {
     admin: String,
     /// File holding the Admin token, for a server started with
     /// `--admin-token-file` (the same file).
-    #[arg(long, global = true, value_name = "FILE", env = "CDS_ADMIN_TOKEN_FILE")]
-    admin_token_file: Option<PathBuf>,
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "CDS_ADMIN_TOKEN_FILE",
+        value_parser = parse_token_file
+    )]
+    admin_token_file: Option<TokenFile>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -122,6 +128,23 @@ enum AdminCommand {
     },
 }
 
+/// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`): a file, or "" for
+/// none.
+#[derive(Clone, Debug)]
+pub struct TokenFile(pub Option<PathBuf>);
+
+impl TokenFile {
+    /// The file, if one was named.
+    pub fn path(&self) -> Option<&Path> {
+        self.0.as_deref()
+    }
+}
+
+/// Parse `--admin-token-file`: "" is none, as in the configuration file.
+pub fn parse_token_file(text: &str) -> Result<TokenFile, String> {
+    Ok(TokenFile((!text.is_empty()).then(|| PathBuf::from(text))))
+}
+
 /// An Admin client that sends the Admin token with every call, if it has
 /// one.
 pub type Admin = AdminClient<InterceptedService<Channel, SendAdminToken>>;
@@ -146,8 +169,10 @@ impl Interceptor for SendAdminToken {
 }
 
 impl SendAdminToken {
-    /// The token of `file`, or none.
-    fn from_file(file: Option<&Path>) -> anyhow::Result<Self> {
+    /// The token of `file`, or none. tonic keeps header values in
+    /// `Bytes`, which cannot be wiped: the token stays in this process's
+    /// memory until it exits (the text read from the file is wiped).
+    pub fn from_file(file: Option<&Path>) -> anyhow::Result<Self> {
         let Some(file) = file else {
             return Ok(Self(None));
         };
@@ -165,10 +190,8 @@ impl SendAdminToken {
     }
 }
 
-/// Connect to the Admin service at `url`, sending the token of
-/// `token_file` (if given) with every call.
-pub async fn connect(url: &str, token_file: Option<&Path>) -> anyhow::Result<Admin> {
-    let token = SendAdminToken::from_file(token_file)?;
+/// Connect to the Admin service at `url`, sending `token` with every call.
+pub async fn connect(url: &str, token: SendAdminToken) -> anyhow::Result<Admin> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .context("invalid --admin URL: expected something like http://127.0.0.1:50052")?;
     let channel = endpoint.connect().await.with_context(|| {
@@ -215,7 +238,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let mut admin = connect(&args.admin, args.admin_token_file.as_deref()).await?;
+    let token =
+        SendAdminToken::from_file(args.admin_token_file.as_ref().and_then(TokenFile::path))?;
+    let mut admin = connect(&args.admin, token).await?;
     match args.command {
         AdminCommand::Token { .. }
         | AdminCommand::IssuerKeygen { .. }

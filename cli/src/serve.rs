@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::admin::TokenFile;
 use anyhow::Context;
 use cds_core::CredentialVerifier;
 use cds_server::config::{self, LogFormat, Settings, docs};
@@ -41,10 +42,10 @@ struct SettingArgs {
         long,
         env = "CDS_ADMIN_TOKEN_FILE",
         value_name = "FILE",
-        value_parser = parse_admin_token_file,
+        value_parser = crate::admin::parse_token_file,
         help = docs::ADMIN_TOKEN_FILE.help()
     )]
-    admin_token_file: Option<AdminTokenFile>,
+    admin_token_file: Option<TokenFile>,
     #[arg(
         long,
         env = "CDS_METRICS_LISTEN",
@@ -182,16 +183,6 @@ fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
     config::parse_optional_addr(text).map(MetricsListen)
 }
 
-/// `--admin-token-file`: a file, or "" for none.
-#[derive(Clone, Debug)]
-struct AdminTokenFile(Option<PathBuf>);
-
-fn parse_admin_token_file(text: &str) -> Result<AdminTokenFile, String> {
-    Ok(AdminTokenFile(
-        (!text.is_empty()).then(|| PathBuf::from(text)),
-    ))
-}
-
 /// `--issuer-public-key`: a key, or "" for development mode.
 #[derive(Clone, Copy, Debug)]
 struct IssuerPublicKey(Option<CredentialVerifier>);
@@ -228,7 +219,7 @@ impl SettingArgs {
         let s = &mut settings.server;
         set(&mut s.listen, &self.listen);
         set(&mut s.admin_listen, &self.admin_listen);
-        if let Some(AdminTokenFile(path)) = &self.admin_token_file {
+        if let Some(TokenFile(path)) = &self.admin_token_file {
             s.admin_token_file = path.clone();
         }
         if let Some(MetricsListen(addr)) = self.metrics_listen {
@@ -292,9 +283,10 @@ fn init_logging(format: LogFormat) {
 /// The exit code after a second stop signal cut the graceful stop short.
 const EXIT_FORCED: i32 = 3;
 
-/// SIGTERM and SIGINT, listened for from creation on: a signal that comes
-/// while the server binds or builds its table is kept, not lost to the
-/// default action (which would kill the process uncleanly).
+/// SIGTERM and SIGINT. On Unix they are listened for from creation on: a
+/// signal that comes while the server binds or builds its table is kept,
+/// not left to the default action (which would kill the process
+/// uncleanly). Elsewhere Ctrl-C is listened for once first awaited.
 struct StopSignals {
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
@@ -341,7 +333,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         return crate::print_out(&settings.to_toml()?);
     }
     init_logging(settings.log_format);
+    // Signals are acted on from here on: the first one is kept until the
+    // server can be told (opening a large registry can take a while), a
+    // second one exits at once, whenever it comes.
     let mut signals = StopSignals::listen()?;
+    let (signalled, mut stop_requested) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = signalled.send(true);
+        signals.next().await;
+        tracing::warn!(
+            "second stop signal: exiting without waiting for requests in flight or closing the registry"
+        );
+        std::process::exit(EXIT_FORCED);
+    });
     let cfg = settings.server;
     let data_dir = cfg.data_dir.clone();
     let starting = cds_server::bind(cfg)
@@ -349,12 +355,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("the server could not start")?;
     let stop = starting.stopper();
     tokio::spawn(async move {
-        signals.next().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        stop();
-        signals.next().await;
-        tracing::warn!("second stop signal: exiting without waiting for requests in flight");
-        std::process::exit(EXIT_FORCED);
+        if stop_requested.wait_for(|s| *s).await.is_ok() {
+            stop();
+        }
     });
     let metrics = starting
         .metrics_addr()

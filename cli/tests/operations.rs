@@ -129,7 +129,7 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
         "import",
         "--admin",
         &served.admin,
-        path(&users_csv(dir.path(), 20_000, 0)),
+        path(&users_csv(dir.path(), 30_000, 0)),
     ]);
     assert!(served.terminate().success());
 
@@ -340,6 +340,10 @@ fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses(
     assert!(
         log.iter().any(|l| l.contains("key rotation switched")),
         "debug logs were on"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("an Admin call was refused")),
+        "the refused Admin call was logged"
     );
 
     let mut forbidden: Vec<String> = vec![

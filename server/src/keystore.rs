@@ -277,16 +277,6 @@ fn write_seed_file(
     hex::encode_to_slice(seed, digits.as_mut()).expect("64 digits for 32 bytes");
     text.push_str(std::str::from_utf8(digits.as_ref()).expect("hex digits are ASCII"));
     text.push('\n');
-    write_private_file(dir, path, text.as_bytes())
-}
-
-/// Write `contents` to `path` in `dir` durably and atomically (a temporary
-/// file, synced, then renamed), readable by the server's user only.
-pub(crate) fn write_private_file(
-    dir: &Path,
-    path: &Path,
-    contents: &[u8],
-) -> Result<(), ServerError> {
     let tmp = temporary(path);
     let _ = fs::remove_file(&tmp);
     let mut opts = OpenOptions::new();
@@ -296,7 +286,7 @@ pub(crate) fn write_private_file(
     let mut f = opts
         .open(&tmp)
         .map_err(io("cannot create the key file", &tmp))?;
-    f.write_all(contents)
+    f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(io("cannot write the key file", &tmp))?;
     fs::rename(&tmp, path).map_err(io("cannot move the key file into place", path))?;

@@ -521,13 +521,20 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             "Admin calls are not authenticated (no admin_token_file): any process that reaches the Admin listener can read and change the registry"
         );
     }
+    let auth_refusals = state.metrics.admin_auth_refusals.clone();
     let admin = InterceptedService::new(
         AdminServer::new(AdminService {
             state: Arc::clone(&state),
         })
         .max_decoding_message_size(MAX_ADMIN_MESSAGE),
         move |request: tonic::Request<()>| match &admin_token {
-            Some(token) => token.check(request.metadata()).map(|()| request),
+            Some(token) => token
+                .check(request.metadata())
+                .map(|()| request)
+                .inspect_err(|_| {
+                    auth_refusals.inc();
+                    tracing::warn!("an Admin call was refused: missing or wrong admin token");
+                }),
             None => Ok(request),
         },
     );

@@ -58,6 +58,8 @@ pub(crate) struct Metrics {
     pub(crate) shed: Counter,
     /// Key rotations completed.
     pub(crate) rotations: Counter,
+    /// Admin calls refused for a missing or wrong admin token.
+    pub(crate) admin_auth_refusals: Counter,
     table_records: Gauge,
     table_bytes: Gauge,
     table_build_seconds: Gauge<f64, AtomicU64>,
@@ -87,6 +89,7 @@ impl Default for Metrics {
             evaluation_cpu_seconds: Counter::default(),
             shed: Counter::default(),
             rotations: Counter::default(),
+            admin_auth_refusals: Counter::default(),
             table_records: Gauge::default(),
             table_bytes: Gauge::default(),
             table_build_seconds: Gauge::default(),
@@ -129,6 +132,11 @@ impl Default for Metrics {
             "key_rotations",
             "Key rotations completed since start",
             m.rotations.clone(),
+        );
+        r.register(
+            "admin_auth_refusals",
+            "Admin calls refused for a missing or wrong admin token",
+            m.admin_auth_refusals.clone(),
         );
         r.register(
             "table_records",

@@ -93,6 +93,9 @@ pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
     let result = prepare_and_switch(state, started);
     match &result {
         Ok(_) => claim.switched = true,
+        Err(ServerError::ShuttingDown) => {
+            tracing::info!("key rotation abandoned: the server is shutting down")
+        }
         Err(e) => {
             tracing::error!(error = %e, "key rotation failed; the current epoch keeps serving")
         }

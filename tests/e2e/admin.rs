@@ -185,7 +185,11 @@ async fn with_an_admin_token_admin_calls_without_it_are_refused_and_change_nothi
     let token_file = dir.path().join("admin.token");
     cds_server::admin_token::create(&token_file).expect("writes a token");
     let token = std::fs::read_to_string(&token_file).expect("reads");
-    let server = TestServer::start_with(|c| c.admin_token_file = Some(token_file.clone())).await;
+    let server = TestServer::start_with(|c| {
+        c.admin_token_file = Some(token_file.clone());
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("valid"));
+    })
+    .await;
     let mut admin = server.admin().await;
     let register = |value: Option<String>| {
         let mut request = tonic::Request::new(RegisterRequest {
@@ -220,6 +224,13 @@ async fn with_an_admin_token_admin_calls_without_it_are_refused_and_change_nothi
         .expect_err("reading needs the token too");
     assert_eq!(stats.code(), tonic::Code::Unauthenticated);
     assert_eq!(label_of(&server.discover(&[ALICE]).await[0]), None);
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("cds_admin_auth_refusals_total 5\n"),
+        "every refusal is counted"
+    );
 
     admin
         .register(register(Some(format!("Bearer {}", token.trim()))))

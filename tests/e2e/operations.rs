@@ -525,7 +525,8 @@ async fn shutdown_lets_an_in_flight_request_finish_then_refuses_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rotation_cut_short_by_shutdown_stops_building_at_once_and_never_switches() {
     let mut server = TestServer::start().await;
-    populate(&server, &german_mobiles(3_000, 0)).await;
+    // Enough users that sealing them dominates the fsyncs of the stop.
+    populate(&server, &german_mobiles(10_000, 0)).await;
     // How long a whole rotation takes here, to compare the stop against.
     let started = std::time::Instant::now();
     let before = server.rotate_key().await.epoch;

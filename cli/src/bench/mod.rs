@@ -5,7 +5,6 @@ mod local;
 mod report;
 mod workload;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -27,8 +26,13 @@ pub struct BenchArgs {
     #[arg(long)]
     admin: Option<String>,
     /// The Admin token file of the running server, if it requires one.
-    #[arg(long, value_name = "FILE", env = "CDS_ADMIN_TOKEN_FILE")]
-    admin_token_file: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CDS_ADMIN_TOKEN_FILE",
+        value_parser = crate::admin::parse_token_file
+    )]
+    admin_token_file: Option<crate::admin::TokenFile>,
     /// Registered (discoverable) synthetic users of the local server.
     #[arg(long, default_value_t = 100_000)]
     users: usize,

@@ -2,9 +2,9 @@
 //! address book of fresh numbers per request through the real protocol
 //! (blind, Discover, verify, unblind, match), measuring every request.
 
+use crate::admin::SendAdminToken;
 use std::io::IsTerminal;
 use std::ops::Range;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -145,13 +145,26 @@ async fn client_loop(
     Ok((samples, refused))
 }
 
-/// The server's evaluation counters, if its Admin API is reachable.
-async fn server_counters(admin: &Option<String>, token_file: Option<&Path>) -> Option<(u64, u64)> {
-    let mut client = crate::admin::connect(admin.as_deref()?, token_file)
+/// The server's evaluation counters, if its Admin API is reachable (a
+/// refusal is reported on stderr).
+async fn server_counters(admin: &Option<String>, token: &SendAdminToken) -> Option<(u64, u64)> {
+    let mut client = crate::admin::connect(admin.as_deref()?, token.clone())
         .await
         .ok()?;
-    let s = client.stats(StatsRequest {}).await.ok()?.into_inner();
-    Some((s.evaluated_elements, s.evaluation_busy_micros))
+    match client.stats(StatsRequest {}).await {
+        Ok(s) => {
+            let s = s.into_inner();
+            Some((s.evaluated_elements, s.evaluation_busy_micros))
+        }
+        Err(status) => {
+            eprintln!(
+                "warning: cannot read the server's counters ({:?}: {}); server CPU is not reported",
+                status.code(),
+                status.message()
+            );
+            None
+        }
+    }
 }
 
 /// Run the workload with `args.clients` concurrent clients for `args.duration`.
@@ -167,7 +180,12 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         .params()
         .cloned()
         .context("the server sent no configuration")?;
-    let before = server_counters(&target.admin, args.admin_token_file.as_deref()).await;
+    let admin_token = SendAdminToken::from_file(
+        args.admin_token_file
+            .as_ref()
+            .and_then(crate::admin::TokenFile::path),
+    )?;
+    let before = server_counters(&target.admin, &admin_token).await;
 
     let bar = if std::io::stderr().is_terminal() && !args.json {
         ProgressBar::new(args.duration.as_secs().max(1))
@@ -204,10 +222,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
 
-    let server = match (
-        before,
-        server_counters(&target.admin, args.admin_token_file.as_deref()).await,
-    ) {
+    let server = match (before, server_counters(&target.admin, &admin_token).await) {
         (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
             evaluated: e1 - e0,
             busy: Duration::from_micros(b1 - b0),
