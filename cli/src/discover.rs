@@ -141,8 +141,15 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     }
     let report = client.last_report();
     eprintln!(
-        "{} contacts looked up: {} evaluated by the server, {} from the cache",
-        report.contacts, report.evaluated, report.cached
+        "{} contacts looked up: {} evaluated by the server, {} from the cache; \
+         {} buckets, {} unchanged since the cache; {} bytes sent, {} received",
+        report.contacts,
+        report.evaluated,
+        report.cached,
+        report.buckets,
+        report.unchanged_buckets,
+        report.bytes_sent,
+        report.bytes_received
     );
 
     if args.json {

@@ -1,24 +1,31 @@
 //! The client's cache of PRF outputs, so re-discovering a known contact
-//! costs no evaluation (and no quota).
+//! costs no evaluation (and no quota), and of the records of its contacts'
+//! buckets, so that a re-sync downloads only the buckets that changed.
 //!
-//! The cache belongs to one key epoch: outputs under another key are
-//! useless, so a cache whose epoch or public key differs from the server's
-//! is emptied before use. It holds contact numbers and their outputs: keep
-//! it where the address book itself is kept (the app's private storage).
+//! The cache belongs to one key epoch: outputs and records under another
+//! key are useless, so a cache whose epoch or public key differs from the
+//! server's is emptied before use. It holds contact numbers and their
+//! outputs: keep it where the address book itself is kept (the app's
+//! private storage).
 //!
 //! Encoding ([`DiscoveryCache::to_bytes`]), all integers big-endian:
 //!
 //! ```text
-//! "CDSC" || version (1 byte, 1) || epoch (8) || public key (32) || count (4)
+//! "CDSC" || version (1 byte, 2) || epoch (8) || public key (32) || count (4)
 //! || count × ( number digits as u64 (8) || output (64) )
+//! || bucket count (4) || bucket count × ( bucket id (4) || length (4) || records (length) )
 //! ```
+//!
+//! Version 1 (written by earlier clients) is the same without the buckets;
+//! it is still read.
 
 use std::collections::HashMap;
 
-use cds_core::{E164, OUTPUT_LEN, Output, PublicKey};
+use bytes::Bytes;
+use cds_core::{E164, OUTPUT_LEN, Output, PublicKey, RecordRef};
 
 const MAGIC: &[u8; 4] = b"CDSC";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER_LEN: usize = 4 + 1 + 8 + 32 + 4;
 const ENTRY_LEN: usize = 8 + OUTPUT_LEN;
 
@@ -42,11 +49,17 @@ pub enum CacheError {
 pub struct DiscoveryCache {
     owner: Option<(u64, PublicKey)>,
     outputs: HashMap<E164, Output>,
+    buckets: HashMap<u32, Bytes>,
 }
 
 impl std::fmt::Debug for DiscoveryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DiscoveryCache(<{} entries>)", self.outputs.len())
+        write!(
+            f,
+            "DiscoveryCache(<{} entries, {} buckets>)",
+            self.outputs.len(),
+            self.buckets.len()
+        )
     }
 }
 
@@ -71,8 +84,24 @@ impl DiscoveryCache {
     pub(crate) fn bind(&mut self, epoch: u64, public_key: PublicKey) {
         if self.owner != Some((epoch, public_key)) {
             self.outputs.clear();
+            self.buckets.clear();
             self.owner = Some((epoch, public_key));
         }
+    }
+
+    /// The records of each bucket held, as last received.
+    pub(crate) fn buckets(&self) -> &HashMap<u32, Bytes> {
+        &self.buckets
+    }
+
+    /// Keep `records` as the current copy of `bucket`.
+    pub(crate) fn put_bucket(&mut self, bucket: u32, records: Bytes) {
+        self.buckets.insert(bucket, records);
+    }
+
+    /// Forget the buckets `keep` rejects (no contact needs them any more).
+    pub(crate) fn retain_buckets(&mut self, keep: impl Fn(u32) -> bool) {
+        self.buckets.retain(|&b, _| keep(b));
     }
 
     pub(crate) fn get(&self, number: &E164) -> Option<&Output> {
@@ -95,7 +124,9 @@ impl DiscoveryCache {
             Some((e, k)) => (*e, k.to_bytes()),
             None => return Vec::new(),
         };
-        let mut out = Vec::with_capacity(HEADER_LEN + ENTRY_LEN * self.outputs.len());
+        let bucket_bytes: usize = self.buckets.values().map(|r| 8 + r.len()).sum();
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + ENTRY_LEN * self.outputs.len() + 4 + bucket_bytes);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.extend_from_slice(&epoch.to_be_bytes());
@@ -106,6 +137,14 @@ impl DiscoveryCache {
         for (n, o) in entries {
             out.extend_from_slice(&n.to_u64().to_be_bytes());
             out.extend_from_slice(o.as_bytes());
+        }
+        out.extend_from_slice(&(self.buckets.len() as u32).to_be_bytes());
+        let mut buckets: Vec<_> = self.buckets.iter().collect();
+        buckets.sort_by_key(|(b, _)| **b);
+        for (b, records) in buckets {
+            out.extend_from_slice(&b.to_be_bytes());
+            out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+            out.extend_from_slice(records);
         }
         out
     }
@@ -119,7 +158,8 @@ impl DiscoveryCache {
         if bytes.len() < HEADER_LEN {
             return Err(CacheError::Length);
         }
-        if &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        let version = bytes[4];
+        if &bytes[..4] != MAGIC || !(1..=VERSION).contains(&version) {
             return Err(CacheError::Format);
         }
         let epoch = u64::from_be_bytes(bytes[5..13].try_into().map_err(|_| CacheError::Length)?);
@@ -127,11 +167,18 @@ impl DiscoveryCache {
         let count =
             u32::from_be_bytes(bytes[45..49].try_into().map_err(|_| CacheError::Length)?) as usize;
         let body = &bytes[HEADER_LEN..];
-        if body.len() != count.checked_mul(ENTRY_LEN).ok_or(CacheError::Length)? {
+        let entries_len = count.checked_mul(ENTRY_LEN).ok_or(CacheError::Length)?;
+        if body.len() < entries_len || (version == 1 && body.len() != entries_len) {
             return Err(CacheError::Length);
         }
+        let (entries, rest) = body.split_at(entries_len);
+        let buckets = if version == 1 {
+            HashMap::new()
+        } else {
+            read_buckets(rest)?
+        };
         let mut outputs = HashMap::with_capacity(count);
-        for entry in body.chunks_exact(ENTRY_LEN) {
+        for entry in entries.chunks_exact(ENTRY_LEN) {
             let digits = u64::from_be_bytes(entry[..8].try_into().map_err(|_| CacheError::Length)?);
             let number = E164::from_u64(digits).map_err(|_| CacheError::Entry)?;
             let mut out = [0u8; OUTPUT_LEN];
@@ -141,8 +188,40 @@ impl DiscoveryCache {
         Ok(Self {
             owner: Some((epoch, key)),
             outputs,
+            buckets,
         })
     }
+}
+
+/// The bucket section of a version 2 cache: every byte must belong to it,
+/// each bucket once, each holding well-formed packed records.
+fn read_buckets(section: &[u8]) -> Result<HashMap<u32, Bytes>, CacheError> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Result<&[u8], CacheError> {
+        let end = at.checked_add(n).ok_or(CacheError::Length)?;
+        let part = section.get(at..end).ok_or(CacheError::Length)?;
+        at = end;
+        Ok(part)
+    };
+    let u32_of = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let count = u32_of(take(4)?);
+    let mut buckets = HashMap::new();
+    for _ in 0..count {
+        let id = u32_of(take(4)?);
+        let len = u32_of(take(4)?) as usize;
+        let records = take(len)?;
+        RecordRef::decode_packed(records).map_err(|_| CacheError::Entry)?;
+        if buckets
+            .insert(id, Bytes::copy_from_slice(records))
+            .is_some()
+        {
+            return Err(CacheError::Entry);
+        }
+    }
+    if at != section.len() {
+        return Err(CacheError::Length);
+    }
+    Ok(buckets)
 }
 
 #[cfg(test)]
@@ -163,11 +242,64 @@ mod tests {
         c
     }
 
+    fn some_records() -> Bytes {
+        let keys = cds_core::RecordKeys::derive(&Output::from_bytes([3; 64]));
+        let label = cds_core::Label::new(b"label".to_vec()).expect("short");
+        let mut packed = keys.seal(&label, &mut rand::rng()).as_bytes().to_vec();
+        packed.extend_from_slice(keys.seal(&label, &mut rand::rng()).as_bytes());
+        packed.into()
+    }
+
     #[test]
     fn cache_round_trips_through_bytes() {
-        let c = cache_with(5);
+        let mut c = cache_with(5);
+        assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c.clone()));
+        c.put_bucket(9, some_records());
+        c.put_bucket(2, Bytes::new());
         assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c));
         assert_eq!(DiscoveryCache::from_bytes(&[]), Ok(DiscoveryCache::new()));
+    }
+
+    #[test]
+    fn a_version_1_cache_still_reads_with_no_buckets() {
+        let c = cache_with(3);
+        let mut v1 = c.to_bytes();
+        v1[4] = 1;
+        v1.truncate(v1.len() - 4); // the empty bucket section
+        assert_eq!(DiscoveryCache::from_bytes(&v1), Ok(c));
+    }
+
+    #[test]
+    fn buckets_go_with_the_epoch_and_with_the_contacts_that_need_them() {
+        let mut c = cache_with(1);
+        let key = c.owner.expect("bound").1;
+        c.put_bucket(1, some_records());
+        c.put_bucket(2, some_records());
+        c.retain_buckets(|b| b == 2);
+        assert_eq!(c.buckets().keys().copied().collect::<Vec<_>>(), vec![2]);
+        c.bind(8, key);
+        assert!(c.buckets().is_empty());
+    }
+
+    #[test]
+    fn malformed_bucket_sections_are_refused() {
+        let mut c = cache_with(1);
+        c.put_bucket(4, some_records());
+        let bytes = c.to_bytes();
+        // Records cut short inside the bucket.
+        let mut short = bytes.clone();
+        let at = short.len() - 5;
+        short.remove(at);
+        assert!(DiscoveryCache::from_bytes(&short).is_err());
+        // Trailing bytes after the buckets.
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(DiscoveryCache::from_bytes(&long), Err(CacheError::Length));
+        // Records that are not records (a length byte beyond the limit).
+        let mut garbage = bytes.clone();
+        let records_at = bytes.len() - some_records().len();
+        garbage[records_at + 28] = 0xff;
+        assert!(DiscoveryCache::from_bytes(&garbage).is_err());
     }
 
     #[test]

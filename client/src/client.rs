@@ -6,6 +6,7 @@ use std::time::Duration;
 use cds_core::{BucketBits, E164, Label, PublicKey};
 use cds_proto::v1::GetConfigRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
+use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -14,7 +15,7 @@ use crate::cache::DiscoveryCache;
 use crate::error::ClientError;
 use crate::matching::RecordIndex;
 use crate::normalize::{InvalidReason, Region, normalize};
-use crate::session::{BucketSelection, ServerParams, prepare};
+use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
 
 /// Largest response the client accepts (the records of many buckets).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
@@ -132,6 +133,16 @@ pub struct DiscoveryReport {
     pub cached: usize,
     /// Discover requests sent.
     pub requests: usize,
+    /// Buckets whose records were needed.
+    pub buckets: usize,
+    /// Of those, how many the server reported unchanged since this client
+    /// last received them (their records were not sent again).
+    pub unchanged_buckets: usize,
+    /// Encoded size of the Discover requests sent (protobuf, without gRPC
+    /// and HTTP/2 framing).
+    pub bytes_sent: usize,
+    /// Encoded size of the Discover responses received.
+    pub bytes_received: usize,
 }
 
 /// A connection to a cds Discovery service.
@@ -298,6 +309,16 @@ impl Client {
             }
         };
         let requests = batches.len().max(bucket_plan.len()).max(1);
+        // In contacts-only mode the records of each bucket are kept, so the
+        // next round only downloads the buckets that changed.
+        let keep_buckets = self.bucket_mode == BucketMode::ContactsOnly;
+        let mut report = DiscoveryReport {
+            contacts: numbers.len(),
+            evaluated: fresh.len(),
+            cached: numbers.len() - fresh.len(),
+            requests,
+            ..DiscoveryReport::default()
+        };
 
         let mut index = RecordIndex::new();
         for i in 0..requests {
@@ -306,26 +327,41 @@ impl Client {
                 .get(i)
                 .cloned()
                 .unwrap_or(BucketSelection::Ids(vec![]));
-            let prepared = prepare(batch, &params, selection, &mut rand::rng())?;
+            let prepared = prepare_revalidating(
+                batch,
+                &params,
+                selection,
+                self.cache.buckets(),
+                &mut rand::rng(),
+            )?;
+            report.bytes_sent += prepared.message.encoded_len();
             let mut request = tonic::Request::new(prepared.message);
             if let Some(auth) = &self.authorization {
                 request.metadata_mut().insert("authorization", auth.clone());
             }
             let response = self.rpc.discover(request).await?.into_inner();
+            report.bytes_received += response.encoded_len();
             let result = prepared.state.finish(response)?;
             for (number, output) in result.outputs {
                 self.cache.insert(number, output);
             }
-            for (_, packed) in result.records {
-                index.add(packed)?;
+            report.buckets += result.records.len();
+            report.unchanged_buckets += result.unchanged;
+            for (bucket, packed) in result.records {
+                index.add(packed.clone())?;
+                if keep_buckets {
+                    self.cache.put_bucket(bucket, packed);
+                }
             }
         }
-        self.last_report = DiscoveryReport {
-            contacts: numbers.len(),
-            evaluated: fresh.len(),
-            cached: numbers.len() - fresh.len(),
-            requests,
-        };
+        if keep_buckets {
+            let needed: BTreeSet<u32> = numbers
+                .iter()
+                .map(|n| params.bucket_bits.bucket_of(n))
+                .collect();
+            self.cache.retain_buckets(|b| needed.contains(&b));
+        }
+        self.last_report = report;
         tracing::debug!(
             contacts = numbers.len(),
             evaluated = fresh.len(),

@@ -3,8 +3,13 @@
 //! `{ state, message }`; the state is consumed by [`PendingBatch::finish`],
 //! so a response can be processed at most once.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
-use cds_core::{BucketBits, E164, EvaluatedElement, Output, Proof, PublicKey, VoprfClient};
+use cds_core::{
+    BUCKET_DIGEST_LEN, BucketBits, BucketDigest, E164, EvaluatedElement, Output, Proof, PublicKey,
+    VoprfClient,
+};
 use cds_proto::v1::discover_request::Buckets;
 use cds_proto::v1::{BucketIds, DiscoverRequest, DiscoverResponse};
 use rand::CryptoRng;
@@ -51,6 +56,8 @@ pub struct PendingBatch {
     public_key: PublicKey,
     selection: BucketSelection,
     bucket_count: u32,
+    /// The held records of requested buckets whose digest was sent.
+    held: HashMap<u32, Bytes>,
 }
 
 /// What one verified response yields.
@@ -58,8 +65,11 @@ pub struct PendingBatch {
 pub struct BatchResult {
     /// The PRF output of each number of the batch.
     pub outputs: Vec<(E164, Output)>,
-    /// Packed records by bucket.
+    /// Packed records by bucket: every requested bucket, with the held
+    /// copy for those the server reported unchanged.
     pub records: Vec<(u32, Bytes)>,
+    /// How many buckets the server reported unchanged.
+    pub unchanged: usize,
 }
 
 /// Blind `numbers` and build the request for them.
@@ -67,6 +77,20 @@ pub fn prepare<R: CryptoRng + ?Sized>(
     numbers: Vec<E164>,
     params: &ServerParams,
     selection: BucketSelection,
+    rng: &mut R,
+) -> Result<PreparedBatch, ClientError> {
+    prepare_revalidating(numbers, params, selection, &HashMap::new(), rng)
+}
+
+/// [`prepare`], also sending the digest of each requested bucket found in
+/// `held` (records received earlier under the same epoch): the server
+/// leaves out those still current, and [`PendingBatch::finish`] returns the
+/// held copy for them. Only [`BucketSelection::Ids`] can revalidate.
+pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
+    numbers: Vec<E164>,
+    params: &ServerParams,
+    selection: BucketSelection,
+    held: &HashMap<u32, Bytes>,
     rng: &mut R,
 ) -> Result<PreparedBatch, ClientError> {
     if numbers.len() > params.max_elements_per_request {
@@ -86,9 +110,28 @@ pub fn prepare<R: CryptoRng + ?Sized>(
         packed.extend_from_slice(b.message.as_bytes());
         states.push(b.state);
     }
+    let mut held_requested = HashMap::new();
     let buckets = match &selection {
         BucketSelection::All => Buckets::All(Default::default()),
-        BucketSelection::Ids(ids) => Buckets::Ids(BucketIds { ids: ids.clone() }),
+        BucketSelection::Ids(ids) => {
+            let mut digests = Vec::new();
+            if ids.iter().any(|id| held.contains_key(id)) {
+                digests.reserve(ids.len() * BUCKET_DIGEST_LEN);
+                for id in ids {
+                    match held.get(id) {
+                        Some(records) => {
+                            digests.extend_from_slice(BucketDigest::of(records).as_bytes());
+                            held_requested.insert(*id, records.clone());
+                        }
+                        None => digests.extend_from_slice(&[0; BUCKET_DIGEST_LEN]),
+                    }
+                }
+            }
+            Buckets::Ids(BucketIds {
+                ids: ids.clone(),
+                known_digests: digests.into(),
+            })
+        }
     };
     Ok(PreparedBatch {
         message: DiscoverRequest {
@@ -103,6 +146,7 @@ pub fn prepare<R: CryptoRng + ?Sized>(
             public_key: params.public_key,
             selection,
             bucket_count: params.bucket_bits.count(),
+            held: held_requested,
         },
     })
 }
@@ -170,14 +214,27 @@ impl PendingBatch {
                 "the response does not hold exactly the requested buckets",
             ));
         }
-        let records = response
-            .buckets
-            .into_iter()
-            .map(|b| (b.bucket, b.records))
-            .collect();
+        let mut unchanged = 0;
+        let mut records = Vec::with_capacity(response.buckets.len());
+        for b in response.buckets {
+            if !b.unchanged {
+                records.push((b.bucket, b.records));
+                continue;
+            }
+            // Only a bucket whose digest was sent can be unchanged.
+            let held = self.held.get(&b.bucket).filter(|_| b.records.is_empty());
+            let Some(held) = held else {
+                return Err(ClientError::MalformedResponse(
+                    "the response calls a bucket unchanged that the client does not hold",
+                ));
+            };
+            records.push((b.bucket, held.clone()));
+            unchanged += 1;
+        }
         Ok(BatchResult {
             outputs: self.numbers.into_iter().zip(outputs).collect(),
             records,
+            unchanged,
         })
     }
 }
@@ -198,31 +255,132 @@ mod tests {
         (server, params)
     }
 
-    /// An honest server's answer, with every requested bucket empty.
+    /// An honest server's answer, with every requested bucket empty (and
+    /// unchanged where the request holds the empty bucket's digest).
     fn respond(server: &VoprfServer, req: &DiscoverRequest) -> DiscoverResponse {
         let blinded = BlindedElement::decode_packed(&req.blinded_elements).expect("canonical");
         let eval = server
             .blind_evaluate_batch(&blinded, &mut rand::rng())
             .expect("evaluates");
-        let mut buckets = match &req.buckets {
-            Some(Buckets::All(_)) => (0..4).collect(),
-            Some(Buckets::Ids(ids)) => ids.ids.clone(),
+        let empty = BucketDigest::of(b"");
+        let mut buckets: Vec<(u32, bool)> = match &req.buckets {
+            Some(Buckets::All(_)) => (0..4).map(|b| (b, false)).collect(),
+            Some(Buckets::Ids(ids)) => ids
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    let known = ids.known_digests.get(i * 16..(i + 1) * 16);
+                    (b, known == Some(empty.as_bytes().as_slice()))
+                })
+                .collect(),
             None => vec![],
         };
-        buckets.sort_unstable();
-        buckets.dedup();
+        buckets.sort_by_key(|&(b, _)| b);
+        buckets.dedup_by_key(|&mut (b, _)| b);
         DiscoverResponse {
             epoch: req.epoch,
             evaluated_elements: EvaluatedElement::encode_packed(&eval.messages).into(),
             proof: eval.proof.to_bytes().to_vec().into(),
             buckets: buckets
                 .into_iter()
-                .map(|bucket| cds_proto::v1::BucketRecords {
+                .map(|(bucket, unchanged)| cds_proto::v1::BucketRecords {
                     bucket,
                     records: Bytes::new(),
+                    unchanged,
                 })
                 .collect(),
         }
+    }
+
+    fn held(entries: &[(u32, Bytes)]) -> HashMap<u32, Bytes> {
+        entries.iter().cloned().collect()
+    }
+
+    /// Some well-formed packed records.
+    fn some_records() -> Bytes {
+        let keys = cds_core::RecordKeys::derive(&Output::from_bytes([9; 64]));
+        let label = cds_core::Label::new(b"x".to_vec()).expect("short");
+        keys.seal(&label, &mut rand::rng())
+            .as_bytes()
+            .to_vec()
+            .into()
+    }
+
+    #[test]
+    fn a_held_bucket_reported_unchanged_yields_the_held_copy() {
+        let (server, params) = setup();
+        let held = held(&[(1, Bytes::new()), (2, some_records())]);
+        let p = prepare_revalidating(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![2, 1, 3]),
+            &held,
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let Some(Buckets::Ids(ids)) = &p.message.buckets else {
+            panic!("ids requested");
+        };
+        assert_eq!(
+            ids.known_digests.len(),
+            48,
+            "one digest per id, zero for none"
+        );
+        assert_eq!(&ids.known_digests[32..], &[0; 16]);
+        let res = p
+            .state
+            .finish(respond(&server, &p.message))
+            .expect("verifies");
+        // Bucket 1 is still empty: unchanged. Bucket 2 changed (the server's
+        // copy is empty now): its new records came.
+        assert_eq!(res.unchanged, 1);
+        assert_eq!(
+            res.records,
+            vec![(1, Bytes::new()), (2, Bytes::new()), (3, Bytes::new())]
+        );
+    }
+
+    #[test]
+    fn unchanged_for_a_bucket_not_held_or_with_records_is_refused() {
+        let (server, params) = setup();
+        let not_held = finish_tampered(&server, &params, BucketSelection::Ids(vec![1]), |r| {
+            r.buckets[0].unchanged = true;
+        });
+        assert!(matches!(not_held, Err(ClientError::MalformedResponse(_))));
+
+        let p = prepare_revalidating(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![1]),
+            &held(&[(1, Bytes::new())]),
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let mut resp = respond(&server, &p.message);
+        assert!(resp.buckets[0].unchanged);
+        resp.buckets[0].records = some_records();
+        assert!(matches!(
+            p.state.finish(resp),
+            Err(ClientError::MalformedResponse(_))
+        ));
+    }
+
+    #[test]
+    fn without_held_buckets_no_digests_are_sent() {
+        let (_, params) = setup();
+        let p = prepare_revalidating(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![1, 2]),
+            &held(&[(3, Bytes::new())]),
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let Some(Buckets::Ids(ids)) = &p.message.buckets else {
+            panic!("ids requested");
+        };
+        assert!(ids.known_digests.is_empty());
     }
 
     fn numbers() -> Vec<E164> {
@@ -280,6 +438,7 @@ mod tests {
             r.buckets.push(cds_proto::v1::BucketRecords {
                 bucket: 2,
                 records: Bytes::new(),
+                unchanged: false,
             })
         });
         assert!(matches!(

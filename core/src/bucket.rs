@@ -50,6 +50,40 @@ impl BucketBits {
     }
 }
 
+/// Size of a [`BucketDigest`].
+pub const BUCKET_DIGEST_LEN: usize = 16;
+
+/// A digest of one bucket's packed records, exactly as a response carried
+/// them: `SHA-512("cds-v1-bucket-digest" || records)[..16]`. A client that
+/// kept a bucket's records sends their digest, and the server leaves out
+/// the records if the bucket still holds exactly those bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BucketDigest([u8; BUCKET_DIGEST_LEN]);
+
+impl BucketDigest {
+    /// The digest of `records` (packed, as sent).
+    pub fn of(records: &[u8]) -> Self {
+        let h = sha512(&[b"cds-v1-bucket-digest", records]);
+        let mut d = [0u8; BUCKET_DIGEST_LEN];
+        d.copy_from_slice(&h[..BUCKET_DIGEST_LEN]);
+        Self(d)
+    }
+
+    /// Parse a digest of exactly 16 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        bytes.try_into().map(Self).map_err(|_| Error::Length {
+            what: "a bucket digest",
+            expected: BUCKET_DIGEST_LEN,
+            actual: bytes.len(),
+        })
+    }
+
+    /// The 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; BUCKET_DIGEST_LEN] {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,4 +123,20 @@ mod tests {
     }
     // python3: hashlib.sha512(b"cds-v1-bucket+14155550132").digest()[0]
     const KNOWN_BUCKET: u32 = 183;
+
+    #[test]
+    fn bucket_digest_is_pinned_and_follows_every_byte() {
+        // python3: hashlib.sha512(b"cds-v1-bucket-digest").hexdigest()[:32]
+        assert_eq!(
+            hex::encode(BucketDigest::of(b"").as_bytes()),
+            KNOWN_EMPTY_DIGEST
+        );
+        let a = BucketDigest::of(&[1, 2, 3]);
+        assert_ne!(a, BucketDigest::of(&[1, 2, 4]));
+        assert_ne!(a, BucketDigest::of(&[1, 2, 3, 0]));
+        assert_eq!(BucketDigest::from_slice(a.as_bytes()), Ok(a));
+        assert!(BucketDigest::from_slice(&[0; 15]).is_err());
+        assert!(BucketDigest::from_slice(&[0; 17]).is_err());
+    }
+    const KNOWN_EMPTY_DIGEST: &str = "e1e56c087c72c05fb368743ef243b727";
 }

@@ -71,7 +71,7 @@ pub mod oprf;
 pub mod record;
 mod suite;
 
-pub use bucket::{BucketBits, MAX_BUCKET_BITS};
+pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
 pub use credential::{
     AccountId, Credential, CredentialError, CredentialIssuer, CredentialVerifier,
 };

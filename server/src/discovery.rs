@@ -4,10 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
-use cds_core::{BlindedElement, ELEMENT_LEN, EvaluatedElement, IDENTIFIER, VoprfServer};
+use cds_core::{
+    BUCKET_DIGEST_LEN, BlindedElement, BucketDigest, ELEMENT_LEN, EvaluatedElement, IDENTIFIER,
+    VoprfServer,
+};
 use cds_proto::v1::discover_request::Buckets;
 use cds_proto::v1::discovery_server::Discovery;
-use cds_proto::v1::{BucketRecords, Config, DiscoverRequest, DiscoverResponse, GetConfigRequest};
+use cds_proto::v1::{
+    BucketIds, BucketRecords, Config, DiscoverRequest, DiscoverResponse, GetConfigRequest,
+};
 use rayon::prelude::*;
 use tonic::{Request, Response, Status};
 
@@ -54,19 +59,19 @@ fn check_batch_size(packed: &[u8], max: u32) -> Result<usize, Status> {
 
 /// The sorted, distinct bucket ids a request asks for. A batch of `n`
 /// contacts needs at most `n` buckets; a longer list is refused (a client
-/// that wants more asks for `all`).
+/// that wants more asks for `all`). Each comes with the digest the client
+/// holds for it, if it sent one (the first, for a bucket listed twice).
 fn select_buckets(
     selection: Option<Buckets>,
     count: u32,
     max_ids: usize,
-) -> Result<Vec<u32>, Status> {
+) -> Result<Vec<(u32, Option<BucketDigest>)>, Status> {
     match selection {
         None => Err(invalid(
             "choose buckets: set `all`, or `ids` with the buckets wanted",
         )),
-        Some(Buckets::All(_)) => Ok((0..count).collect()),
-        Some(Buckets::Ids(ids)) => {
-            let mut ids = ids.ids;
+        Some(Buckets::All(_)) => Ok((0..count).map(|b| (b, None)).collect()),
+        Some(Buckets::Ids(BucketIds { ids, known_digests })) => {
             if ids.len() > max_ids {
                 return Err(invalid(format!(
                     "{} bucket ids exceed the limit of {max_ids} per request: ask for all buckets instead",
@@ -78,9 +83,29 @@ fn select_buckets(
                     "bucket id {bad} is out of range: this server has {count} buckets"
                 )));
             }
-            ids.sort_unstable();
-            ids.dedup();
-            Ok(ids)
+            let digests: Vec<Option<BucketDigest>> = if known_digests.is_empty() {
+                vec![None; ids.len()]
+            } else if known_digests.len() == ids.len() * BUCKET_DIGEST_LEN {
+                known_digests
+                    .chunks_exact(BUCKET_DIGEST_LEN)
+                    .map(|d| {
+                        let held = d.iter().any(|&b| b != 0);
+                        held.then(|| BucketDigest::from_slice(d).expect("16 bytes"))
+                    })
+                    .collect()
+            } else {
+                return Err(invalid(format!(
+                    "known_digests is {} bytes: send none, or 16 bytes for each of the {} bucket ids",
+                    known_digests.len(),
+                    ids.len()
+                )));
+            };
+            let mut selected: Vec<(u32, Option<BucketDigest>)> =
+                ids.into_iter().zip(digests).collect();
+            // Stable: the first listing of a bucket stays first, and is kept.
+            selected.sort_by_key(|&(b, _)| b);
+            selected.dedup_by_key(|&mut (b, _)| b);
+            Ok(selected)
         }
     }
 }
@@ -205,11 +230,21 @@ impl DiscoveryService {
         // the response size, the account's budget, the evaluation gate.
         let mut size = n * ELEMENT_LEN + cds_core::PROOF_LEN;
         let mut out = Vec::with_capacity(buckets.len());
-        for bucket in buckets {
-            let records = serving.table.bucket_records(bucket);
+        for (bucket, known) in buckets {
+            let current = serving.table.bucket(bucket);
+            let unchanged = known == Some(current.digest);
+            let records = if unchanged {
+                Bytes::new()
+            } else {
+                current.records
+            };
             // Payload plus protobuf framing (tags and varint lengths).
             size += records.len() + BUCKET_FRAMING;
-            out.push(BucketRecords { bucket, records });
+            out.push(BucketRecords {
+                bucket,
+                records,
+                unchanged,
+            });
         }
         if size > state.config.max_response_bytes {
             return Err(Status::resource_exhausted(format!(
@@ -327,18 +362,55 @@ mod tests {
         assert_eq!(check_batch_size(&[0; 64], 2).expect("fits"), 2);
     }
 
+    fn ids(v: Vec<u32>) -> Option<Buckets> {
+        Some(Buckets::Ids(BucketIds {
+            ids: v,
+            known_digests: Bytes::new(),
+        }))
+    }
+
     #[test]
     fn bucket_selection_is_sorted_deduplicated_and_bounded() {
-        let ids = |v: Vec<u32>| Some(Buckets::Ids(BucketIds { ids: v }));
         let all = Some(Buckets::All(AllBuckets {}));
         assert_eq!(
             select_buckets(ids(vec![3, 1, 3]), 4, 8).expect("valid"),
-            vec![1, 3]
+            vec![(1, None), (3, None)]
         );
         assert!(select_buckets(ids(vec![4]), 4, 8).is_err());
         assert!(select_buckets(ids(vec![0, 1, 2]), 4, 2).is_err());
         assert!(select_buckets(None, 4, 8).is_err());
-        assert_eq!(select_buckets(all, 2, 1).expect("valid"), vec![0, 1]);
+        assert_eq!(
+            select_buckets(all, 2, 1).expect("valid"),
+            vec![(0, None), (1, None)]
+        );
         assert!(select_buckets(ids(vec![]), 4, 8).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn known_digests_pair_with_ids_zero_means_none_and_the_first_listing_counts() {
+        let a = BucketDigest::of(b"a");
+        let b = BucketDigest::of(b"b");
+        let mut packed = Vec::new();
+        for d in [a.as_bytes(), &[0; 16], b.as_bytes()] {
+            packed.extend_from_slice(d);
+        }
+        let with = |v: Vec<u32>, digests: &[u8]| {
+            Some(Buckets::Ids(BucketIds {
+                ids: v,
+                known_digests: Bytes::copy_from_slice(digests),
+            }))
+        };
+        assert_eq!(
+            select_buckets(with(vec![3, 1, 3], &packed), 4, 8).expect("valid"),
+            vec![(1, None), (3, Some(a))]
+        );
+        for bad in [
+            &packed[..32],
+            &packed[..47],
+            &[packed.clone(), packed.clone()].concat()[..],
+        ] {
+            let status = select_buckets(with(vec![3, 1, 3], bad), 4, 8).expect_err("refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        }
     }
 }

@@ -490,9 +490,11 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         state: Arc::clone(&state),
     })
     // Each element is 32 bytes and may come with one bucket id (a varint of
-    // at most 5 bytes); the rest is framing.
+    // at most 5 bytes) and its 16-byte digest; the rest is framing.
     .max_decoding_message_size(
-        config.max_elements_per_request as usize * (cds_core::ELEMENT_LEN + 5) + 4096,
+        config.max_elements_per_request as usize
+            * (cds_core::ELEMENT_LEN + 5 + cds_core::BUCKET_DIGEST_LEN)
+            + 4096,
     )
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
     let mut tasks = ServeTasks::new();

@@ -4,7 +4,8 @@
 //! Each bucket is one buffer holding its records back to back in their wire
 //! encoding, so the table costs the records' own bytes and nothing per
 //! user besides (no index: a user's record is found by its match tag, which
-//! the server can derive). Serving a bucket clones a reference-counted
+//! the server can derive), plus a 16-byte digest per bucket, computed when
+//! the bucket changes, for clients that revalidate their copy. Serving a bucket clones a reference-counted
 //! handle; a change builds the bucket's new buffer and swaps it in, so
 //! readers never wait for a writer's copy.
 
@@ -13,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
-use cds_core::{BucketBits, E164, Label, MatchTag, Record, RecordKeys, RecordRef, VoprfServer};
+use cds_core::{
+    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, VoprfServer,
+};
 use rayon::prelude::*;
 
 use crate::registry::User;
@@ -21,7 +24,7 @@ use crate::registry::User;
 /// Sealed records of every discoverable user under one key.
 pub struct RecordTable {
     bits: BucketBits,
-    buckets: Vec<RwLock<Bytes>>,
+    buckets: Vec<RwLock<Bucket>>,
     records: AtomicUsize,
     bytes: AtomicUsize,
 }
@@ -32,6 +35,24 @@ impl std::fmt::Debug for RecordTable {
             .field("bits", &self.bits)
             .field("records", &self.len())
             .finish()
+    }
+}
+
+/// One bucket as served: its packed records and their digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// The records back to back, in their wire encoding.
+    pub records: Bytes,
+    /// [`BucketDigest::of`] the records.
+    pub digest: BucketDigest,
+}
+
+impl Bucket {
+    fn new(records: Bytes) -> Self {
+        Self {
+            digest: BucketDigest::of(&records),
+            records,
+        }
     }
 }
 
@@ -67,7 +88,7 @@ impl RecordTable {
         Self {
             bits,
             buckets: (0..bits.count())
-                .map(|_| RwLock::new(Bytes::new()))
+                .map(|_| RwLock::new(Bucket::new(Bytes::new())))
                 .collect(),
             records: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -122,7 +143,7 @@ impl RecordTable {
             table.bytes.fetch_add(buf.len(), Ordering::Relaxed);
             *table.buckets[bucket as usize]
                 .write()
-                .unwrap_or_else(PoisonError::into_inner) = buf.into();
+                .unwrap_or_else(PoisonError::into_inner) = Bucket::new(buf.into());
             start = end;
         }
         Some(table)
@@ -183,7 +204,11 @@ impl RecordTable {
         // Build the new buffer from a snapshot, then swap it in: readers
         // keep being served from the old one meanwhile. Writers are
         // serialized by the caller, so no change is lost between the two.
-        let old = slot.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let old = slot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .records
+            .clone();
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
@@ -203,15 +228,20 @@ impl RecordTable {
         self.records.fetch_sub(old_count, Ordering::Relaxed);
         self.bytes.fetch_add(buf.len(), Ordering::Relaxed);
         self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
-        *slot.write().unwrap_or_else(PoisonError::into_inner) = buf.into();
+        *slot.write().unwrap_or_else(PoisonError::into_inner) = Bucket::new(buf.into());
     }
 
-    /// The packed records of `bucket` (which must be below `2^bits`).
-    pub fn bucket_records(&self, bucket: u32) -> Bytes {
+    /// `bucket` (which must be below `2^bits`): its records and digest.
+    pub fn bucket(&self, bucket: u32) -> Bucket {
         self.buckets[bucket as usize]
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The packed records of `bucket` (which must be below `2^bits`).
+    pub fn bucket_records(&self, bucket: u32) -> Bytes {
+        self.bucket(bucket).records
     }
 
     /// How many records the table holds.
@@ -356,6 +386,22 @@ mod tests {
         table.apply_changes(vec![first, other, second]);
         assert_eq!(find(&table, &server, &a), Some(b"second".to_vec()));
         assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn a_bucket_digest_is_that_of_its_records_and_changes_with_them() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let table = RecordTable::new(BucketBits::new(0).expect("valid"));
+        let empty = table.bucket(0);
+        assert_eq!(empty.digest, BucketDigest::of(b""));
+        let mut u = user(12015550100, true);
+        table.apply(&server, &u);
+        let one = table.bucket(0);
+        assert_eq!(one.digest, BucketDigest::of(&one.records));
+        assert_ne!(one.digest, empty.digest);
+        u.discoverable = false;
+        table.apply(&server, &u);
+        assert_eq!(table.bucket(0), empty);
     }
 
     #[test]

@@ -140,3 +140,80 @@ async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
     assert_eq!(found.iter().filter(|c| label_of(c).is_some()).count(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_resync_downloads_only_the_buckets_that_changed_and_still_sees_opt_outs() {
+    use cds_proto::v1::{ImportRequest, User};
+    let server = TestServer::start_with(|c| {
+        c.bucket_bits = 10;
+        c.quota.burst = 100_000;
+    })
+    .await;
+    let numbers = german_mobiles(600, 0);
+    // Every other number is registered and discoverable.
+    let users = numbers
+        .iter()
+        .step_by(2)
+        .map(|e164| User {
+            e164: e164.clone(),
+            label: format!("label-{e164}").into_bytes().into(),
+            discoverable: true,
+        })
+        .collect();
+    server
+        .admin()
+        .await
+        .import(tokio_stream::iter(vec![ImportRequest { users }]))
+        .await
+        .expect("imports");
+    let mut client = server
+        .client_builder("resync")
+        .bucket_mode(BucketMode::ContactsOnly)
+        .connect()
+        .await
+        .expect("connects");
+    let labels = |found: Vec<Contact>| found.iter().map(label_of).collect::<Vec<_>>();
+
+    let first = labels(client.discover(&numbers, us()).await.expect("discovers"));
+    let cold = client.last_report();
+    assert_eq!((cold.evaluated, cold.unchanged_buckets), (600, 0));
+    assert!(cold.buckets > 400, "{cold:?}");
+    assert_eq!(first.iter().filter(|l| l.is_some()).count(), 300);
+
+    // Nothing changed: every bucket is confirmed, none is sent again.
+    let again = labels(client.discover(&numbers, us()).await.expect("discovers"));
+    let warm = client.last_report();
+    assert_eq!(again, first);
+    assert_eq!(warm.evaluated, 0);
+    assert_eq!(warm.unchanged_buckets, warm.buckets);
+    // Framing only: a bucket id and the `unchanged` flag per bucket.
+    assert!(
+        warm.bytes_received <= 8 * warm.buckets + 32,
+        "{warm:?} against {cold:?}"
+    );
+
+    // One user opts out: exactly their bucket comes again, and shows it.
+    server.set_discoverable(&numbers[0], false).await;
+    let after = labels(client.discover(&numbers, us()).await.expect("discovers"));
+    let report = client.last_report();
+    assert_eq!(report.unchanged_buckets, report.buckets - 1);
+    assert_eq!(after[0], None);
+    assert_eq!(after[1..], first[1..]);
+
+    // The kept buckets survive serialization with the outputs.
+    let saved = client.cache().to_bytes();
+    let mut restored = server
+        .client_builder("resync")
+        .bucket_mode(BucketMode::ContactsOnly)
+        .cache(cds_client::DiscoveryCache::from_bytes(&saved).expect("reads"))
+        .connect()
+        .await
+        .expect("connects");
+    let restored_labels = labels(restored.discover(&numbers, us()).await.expect("discovers"));
+    assert_eq!(restored_labels, after);
+    let report = restored.last_report();
+    assert_eq!(
+        (report.evaluated, report.unchanged_buckets),
+        (0, report.buckets)
+    );
+}

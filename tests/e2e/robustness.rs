@@ -84,7 +84,22 @@ async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_ser
             request(
                 epoch,
                 valid_element(),
-                Some(Buckets::Ids(BucketIds { ids: vec![16] })),
+                Some(Buckets::Ids(BucketIds {
+                    ids: vec![16],
+                    ..Default::default()
+                })),
+            ),
+            Code::InvalidArgument,
+        ),
+        (
+            "known digests not 16 bytes per bucket id",
+            request(
+                epoch,
+                valid_element(),
+                Some(Buckets::Ids(BucketIds {
+                    ids: vec![1, 2],
+                    known_digests: vec![7u8; 31].into(),
+                })),
             ),
             Code::InvalidArgument,
         ),
