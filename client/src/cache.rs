@@ -89,6 +89,11 @@ impl DiscoveryCache {
         }
     }
 
+    /// The numbers with a cached output.
+    pub(crate) fn numbers(&self) -> impl Iterator<Item = &E164> {
+        self.outputs.keys()
+    }
+
     /// The records of each bucket held, as last received.
     pub(crate) fn buckets(&self) -> &HashMap<u32, Bytes> {
         &self.buckets

@@ -354,13 +354,17 @@ impl Client {
                 }
             }
         }
-        if keep_buckets {
-            let needed: BTreeSet<u32> = numbers
-                .iter()
+        // Keep the buckets of every contact the cache knows (not only this
+        // call's): a call for one new contact must not discard the rest.
+        let needed: BTreeSet<u32> = if keep_buckets {
+            self.cache
+                .numbers()
                 .map(|n| params.bucket_bits.bucket_of(n))
-                .collect();
-            self.cache.retain_buckets(|b| needed.contains(&b));
-        }
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        self.cache.retain_buckets(|b| needed.contains(&b));
         self.last_report = report;
         tracing::debug!(
             contacts = numbers.len(),

@@ -85,7 +85,10 @@ pub fn prepare<R: CryptoRng + ?Sized>(
 /// [`prepare`], also sending the digest of each requested bucket found in
 /// `held` (records received earlier under the same epoch): the server
 /// leaves out those still current, and [`PendingBatch::finish`] returns the
-/// held copy for them. Only [`BucketSelection::Ids`] can revalidate.
+/// held copy for them. Only [`BucketSelection::Ids`] can revalidate, and
+/// only when the request with its digests stays within the size every
+/// cds v1 server accepts ([`fits_every_server`]); otherwise no digest is
+/// sent and every bucket comes with its records.
 pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
     numbers: Vec<E164>,
     params: &ServerParams,
@@ -115,7 +118,9 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
         BucketSelection::All => Buckets::All(Default::default()),
         BucketSelection::Ids(ids) => {
             let mut digests = Vec::new();
-            if ids.iter().any(|id| held.contains_key(id)) {
+            let revalidate = ids.iter().any(|id| held.contains_key(id))
+                && fits_every_server(numbers.len(), ids.len(), params.max_elements_per_request);
+            if revalidate {
                 digests.reserve(ids.len() * BUCKET_DIGEST_LEN);
                 for id in ids {
                     match held.get(id) {
@@ -149,6 +154,16 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
             held: held_requested,
         },
     })
+}
+
+/// Whether a request of `elements` blinded elements and `ids` bucket ids,
+/// each with a digest, stays within `37 · max + 4096` bytes: the request
+/// limit of servers that predate bucket digests (they ignore the digests;
+/// current servers accept `53 · max + 4096`). Each id is counted at its
+/// largest (5 bytes), the framing of the fields at 64 bytes.
+pub fn fits_every_server(elements: usize, ids: usize, max: usize) -> bool {
+    let size = elements * cds_core::ELEMENT_LEN + ids * (5 + BUCKET_DIGEST_LEN) + 64;
+    size <= 37 * max + 4096
 }
 
 impl PendingBatch {
@@ -339,6 +354,58 @@ mod tests {
             res.records,
             vec![(1, Bytes::new()), (2, Bytes::new()), (3, Bytes::new())]
         );
+    }
+
+    #[test]
+    fn an_unchanged_bucket_yields_exactly_the_held_records() {
+        let (server, params) = setup();
+        let kept = some_records();
+        let p = prepare_revalidating(
+            numbers(),
+            &params,
+            BucketSelection::Ids(vec![2]),
+            &held(&[(2, kept.clone())]),
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        // A server still holding `kept` in bucket 2 answers `unchanged`.
+        let mut resp = respond(&server, &p.message);
+        resp.buckets[0].unchanged = true;
+        let res = p.state.finish(resp).expect("verifies");
+        assert_eq!(res.records, vec![(2, kept)]);
+        assert_eq!(res.unchanged, 1);
+    }
+
+    #[test]
+    fn digests_are_sent_only_when_the_request_fits_every_server() {
+        let (_, mut params) = setup();
+        params.max_elements_per_request = 4096;
+        let ids: Vec<u32> = (0..2000).collect();
+        let held: HashMap<u32, Bytes> = ids.iter().map(|&i| (i, Bytes::new())).collect();
+        let digests_sent = |n: usize, ids: Vec<u32>| {
+            let numbers: Vec<E164> = (0..n as u64)
+                .map(|i| E164::from_u64(4915120000000 + i).expect("valid"))
+                .collect();
+            let p = prepare_revalidating(
+                numbers,
+                &params,
+                BucketSelection::Ids(ids),
+                &held,
+                &mut rand::rng(),
+            )
+            .expect("prepares");
+            let Some(Buckets::Ids(b)) = p.message.buckets else {
+                panic!("ids requested");
+            };
+            !b.known_digests.is_empty()
+        };
+        // A re-sync (no elements) of 2,000 buckets fits; so does a full
+        // batch with a few buckets; a full batch with 2,000 does not.
+        assert!(digests_sent(0, ids.clone()));
+        assert!(digests_sent(4096, ids[..100].to_vec()));
+        assert!(!digests_sent(4096, ids.clone()));
+        assert!(fits_every_server(4096, 1167, 4096));
+        assert!(!fits_every_server(4096, 1168, 4096));
     }
 
     #[test]

@@ -88,7 +88,10 @@ impl RecordTable {
         Self {
             bits,
             buckets: (0..bits.count())
-                .map(|_| RwLock::new(Bucket::new(Bytes::new())))
+                .map({
+                    let empty = Bucket::new(Bytes::new());
+                    move |_| RwLock::new(empty.clone())
+                })
                 .collect(),
             records: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),

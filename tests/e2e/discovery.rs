@@ -216,4 +216,13 @@ async fn a_resync_downloads_only_the_buckets_that_changed_and_still_sees_opt_out
         (report.evaluated, report.unchanged_buckets),
         (0, report.buckets)
     );
+
+    // Looking up one new contact keeps the buckets of all the others.
+    restored
+        .discover(&german_mobiles(1, 5_000), us())
+        .await
+        .expect("discovers");
+    restored.discover(&numbers, us()).await.expect("discovers");
+    let report = restored.last_report();
+    assert_eq!(report.unchanged_buckets, report.buckets);
 }
