@@ -62,22 +62,31 @@ fn discover(served: &Served, data: &Path, book: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The data directory and a two-number book (one registered by
+/// [`users_csv`], one not) in `dir`.
+fn data_and_book(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let book = dir.join("book.txt");
+    std::fs::write(&book, "+4915100000007\n+4915199999999\n").expect("writes");
+    (dir.join("data"), book)
+}
+
+/// Import `n` users of [`users_csv`] through `cds admin import`.
+fn import_users(served: &Served, dir: &Path, n: usize) {
+    let csv = users_csv(dir, n, 0);
+    cds_ok(&["admin", "import", "--admin", &served.admin, path(&csv)]);
+}
+
+/// What [`discover`] finds for the book of [`data_and_book`].
+const EXPECTED: [&str; 2] = ["registered", "not_registered"];
+
 #[test]
 fn killed_mid_rotation_the_server_restarts_on_the_old_epoch_and_rotates_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let book = dir.path().join("book.txt");
-    std::fs::write(&book, "+4915100000007\n+4915199999999\n").expect("writes");
-    let expected = ["registered", "not_registered"];
+    let (data, book) = data_and_book(dir.path());
+    let expected = EXPECTED;
 
     let mut served = serve(&data);
-    cds_ok(&[
-        "admin",
-        "import",
-        "--admin",
-        &served.admin,
-        path(&users_csv(dir.path(), 20_000, 0)),
-    ]);
+    import_users(&served, dir.path(), 20_000);
     let before = epoch(&served);
 
     // Start a rotation and kill the server while the next key is pending.
@@ -120,17 +129,9 @@ fn killed_mid_rotation_the_server_restarts_on_the_old_epoch_and_rotates_again() 
 #[test]
 fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let book = dir.path().join("book.txt");
-    std::fs::write(&book, "+4915100000007\n+4915199999999\n").expect("writes");
+    let (data, book) = data_and_book(dir.path());
     let mut served = serve(&data);
-    cds_ok(&[
-        "admin",
-        "import",
-        "--admin",
-        &served.admin,
-        path(&users_csv(dir.path(), 30_000, 0)),
-    ]);
+    import_users(&served, dir.path(), 30_000);
     assert!(served.terminate().success());
 
     // Start again and send SIGTERM as soon as the table build begins.
@@ -153,12 +154,7 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
             break;
         }
     }
-    let pid = child.id().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
+    common::sigterm(&child);
     log.extend(lines.map_while(Result::ok));
     let status = child.wait().expect("exits");
     let log = log.join("\n");
@@ -171,10 +167,7 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
 
     // Nothing was harmed: the next start serves every user.
     let served = serve(&data);
-    assert_eq!(
-        discover(&served, &data, &book),
-        ["registered", "not_registered"]
-    );
+    assert_eq!(discover(&served, &data, &book), EXPECTED);
 }
 
 #[test]

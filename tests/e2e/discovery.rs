@@ -143,7 +143,7 @@ async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
 
 #[tokio::test]
 async fn a_resync_downloads_only_the_buckets_that_changed_and_still_sees_opt_outs() {
-    use cds_proto::v1::{ImportRequest, User};
+    use cds_proto::v1::User;
     let server = TestServer::start_with(|c| {
         c.bucket_bits = 10;
         c.quota.burst = 100_000;
@@ -160,12 +160,7 @@ async fn a_resync_downloads_only_the_buckets_that_changed_and_still_sees_opt_out
             discoverable: true,
         })
         .collect();
-    server
-        .admin()
-        .await
-        .import(tokio_stream::iter(vec![ImportRequest { users }]))
-        .await
-        .expect("imports");
+    server.import(users).await;
     let mut client = server
         .client_builder("resync")
         .bucket_mode(BucketMode::ContactsOnly)

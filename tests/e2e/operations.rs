@@ -8,7 +8,7 @@ use cds_client::session::{BucketSelection, prepare};
 use cds_core::E164;
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::discovery_client::DiscoveryClient;
-use cds_proto::v1::{ImportRequest, ListChangesRequest, RotateKeyRequest, User, registry_change};
+use cds_proto::v1::{ListChangesRequest, RotateKeyRequest, User, registry_change};
 use cds_tests::{TestServer, german_mobiles, label_of, test_config, us};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -25,12 +25,7 @@ async fn populate(server: &TestServer, numbers: &[String]) {
             discoverable: i % 3 != 0,
         })
         .collect();
-    server
-        .admin()
-        .await
-        .import(tokio_stream::iter(vec![ImportRequest { users }]))
-        .await
-        .expect("imports");
+    server.import(users).await;
 }
 
 /// What a client sees for `book`: each entry's label, or `None`.

@@ -137,6 +137,17 @@ impl TestServer {
             .expect("register succeeds");
     }
 
+    /// Import `users` in one Admin `Import` call.
+    pub async fn import(&self, users: Vec<cds_proto::v1::User>) {
+        self.admin()
+            .await
+            .import(tokio_stream::iter(vec![cds_proto::v1::ImportRequest {
+                users,
+            }]))
+            .await
+            .expect("imports");
+    }
+
     /// Change discoverability.
     pub async fn set_discoverable(&self, e164: &str, discoverable: bool) {
         self.admin()

@@ -28,14 +28,7 @@ impl Drop for Served {
 impl Served {
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .expect("kill runs")
-                .success()
-        );
+        sigterm(&self.child);
         self.child.wait().expect("server exits")
     }
 
@@ -43,6 +36,16 @@ impl Served {
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().expect("log lock").clone()
     }
+}
+
+/// Send SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM delivered");
 }
 
 /// Start `cds serve` on ephemeral ports (logging warnings only) and read
