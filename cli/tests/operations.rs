@@ -170,6 +170,81 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
     assert_eq!(discover(&served, &data, &book), EXPECTED);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_second_sigterm_exits_at_once_with_code_3_while_a_request_holds_the_stop() {
+    use cds_proto::v1::admin_client::AdminClient;
+    use cds_proto::v1::{ImportRequest, User};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut served = serve_logging(&data, &["--shutdown-timeout", "60s"], "info");
+    let registered = |served: &Served| {
+        let stats: serde_json::Value = serde_json::from_str(&cds_ok(&[
+            "admin",
+            "stats",
+            "--admin",
+            &served.admin,
+            "--json",
+        ]))
+        .expect("JSON stats");
+        stats["registered"].as_u64().expect("a count")
+    };
+
+    // An Import stream that the test never ends keeps a request in flight,
+    // so the graceful stop waits for it (up to the 60 s deadline).
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (rows, stream) = tokio::sync::mpsc::channel::<ImportRequest>(1);
+    let admin = served.admin.clone();
+    let _call = runtime.spawn(async move {
+        let mut client = AdminClient::connect(admin).await.expect("connects");
+        client
+            .import(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await
+    });
+    runtime
+        .block_on(rows.send(ImportRequest {
+            users: vec![User {
+                e164: "+12015550123".into(),
+                label: b"first".to_vec().into(),
+                discoverable: true,
+            }],
+        }))
+        .expect("sent");
+    // The server applies each message as it arrives: once the user shows,
+    // the Import call is certainly running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while registered(&served) == 0 {
+        assert!(Instant::now() < deadline, "the import never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    common::sigterm(&served.child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !served
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("shutting down"))
+    {
+        assert!(Instant::now() < deadline, "the first signal was not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        served.child.try_wait().expect("status").is_none(),
+        "the graceful stop waits for the import in flight"
+    );
+
+    common::sigterm(&served.child);
+    let status = served.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(3), "{:?}", served.log_lines());
+    drop(rows);
+
+    // The store survives the forced exit: the committed user is there.
+    let served = serve(&data);
+    assert_eq!(registered(&served), 1);
+}
+
 #[test]
 fn logs_of_a_full_workload_hold_no_numbers_labels_credentials_or_peer_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
