@@ -19,16 +19,14 @@ fn users_csv(dir: &Path, n: usize, first: u64) -> std::path::PathBuf {
     file
 }
 
+/// `cds admin stats --json` of `served`.
+fn stats(served: &Served) -> serde_json::Value {
+    let json = cds_ok(&["admin", "stats", "--admin", &served.admin, "--json"]);
+    serde_json::from_str(&json).expect("JSON stats")
+}
+
 fn epoch(served: &Served) -> String {
-    let stats: serde_json::Value = serde_json::from_str(&cds_ok(&[
-        "admin",
-        "stats",
-        "--admin",
-        &served.admin,
-        "--json",
-    ]))
-    .expect("JSON stats");
-    stats["epoch"].as_str().expect("epoch").to_owned()
+    stats(served)["epoch"].as_str().expect("epoch").to_owned()
 }
 
 /// Discover `book` (one number per line) with a fresh credential; returns
@@ -179,17 +177,7 @@ fn a_second_sigterm_exits_at_once_with_code_3_while_a_request_holds_the_stop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut served = serve_logging(&data, &["--shutdown-timeout", "60s"], "info");
-    let registered = |served: &Served| {
-        let stats: serde_json::Value = serde_json::from_str(&cds_ok(&[
-            "admin",
-            "stats",
-            "--admin",
-            &served.admin,
-            "--json",
-        ]))
-        .expect("JSON stats");
-        stats["registered"].as_u64().expect("a count")
-    };
+    let registered = |served: &Served| stats(served)["registered"].as_u64().expect("a count");
 
     // An Import stream that the test never ends keeps a request in flight,
     // so the graceful stop waits for it (up to the 60 s deadline).

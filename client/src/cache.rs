@@ -232,6 +232,7 @@ fn read_buckets(section: &[u8]) -> Result<HashMap<u32, Bytes>, CacheError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::sealed_records;
     use cds_core::KeyPair;
     use proptest::prelude::*;
 
@@ -247,19 +248,11 @@ mod tests {
         c
     }
 
-    fn some_records() -> Bytes {
-        let keys = cds_core::RecordKeys::derive(&Output::from_bytes([3; 64]));
-        let label = cds_core::Label::new(b"label".to_vec()).expect("short");
-        let mut packed = keys.seal(&label, &mut rand::rng()).as_bytes().to_vec();
-        packed.extend_from_slice(keys.seal(&label, &mut rand::rng()).as_bytes());
-        packed.into()
-    }
-
     #[test]
     fn cache_round_trips_through_bytes() {
         let mut c = cache_with(5);
         assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c.clone()));
-        c.put_bucket(9, some_records());
+        c.put_bucket(9, sealed_records());
         c.put_bucket(2, Bytes::new());
         assert_eq!(DiscoveryCache::from_bytes(&c.to_bytes()), Ok(c));
         assert_eq!(DiscoveryCache::from_bytes(&[]), Ok(DiscoveryCache::new()));
@@ -278,8 +271,8 @@ mod tests {
     fn buckets_go_with_the_epoch_and_with_the_contacts_that_need_them() {
         let mut c = cache_with(1);
         let key = c.owner.expect("bound").1;
-        c.put_bucket(1, some_records());
-        c.put_bucket(2, some_records());
+        c.put_bucket(1, sealed_records());
+        c.put_bucket(2, sealed_records());
         c.retain_buckets(|b| b == 2);
         assert_eq!(c.buckets().keys().copied().collect::<Vec<_>>(), vec![2]);
         c.bind(8, key);
@@ -289,7 +282,7 @@ mod tests {
     #[test]
     fn malformed_bucket_sections_are_refused() {
         let mut c = cache_with(1);
-        c.put_bucket(4, some_records());
+        c.put_bucket(4, sealed_records());
         let bytes = c.to_bytes();
         // Records cut short inside the bucket.
         let mut short = bytes.clone();
@@ -302,7 +295,7 @@ mod tests {
         assert_eq!(DiscoveryCache::from_bytes(&long), Err(CacheError::Length));
         // Records that are not records (a length byte beyond the limit).
         let mut garbage = bytes.clone();
-        let records_at = bytes.len() - some_records().len();
+        let records_at = bytes.len() - sealed_records().len();
         garbage[records_at + 28] = 0xff;
         assert!(DiscoveryCache::from_bytes(&garbage).is_err());
     }

@@ -35,6 +35,8 @@ mod error;
 pub mod matching;
 pub mod normalize;
 pub mod session;
+#[cfg(test)]
+mod test_support;
 
 pub use cache::DiscoveryCache;
 pub use client::{BucketMode, Client, ClientBuilder, Contact, DiscoveryReport};

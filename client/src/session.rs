@@ -257,6 +257,7 @@ impl PendingBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::sealed_records;
     use cds_core::{BlindedElement, KeyPair, VoprfServer};
 
     fn setup() -> (VoprfServer, ServerParams) {
@@ -312,20 +313,10 @@ mod tests {
         entries.iter().cloned().collect()
     }
 
-    /// Some well-formed packed records.
-    fn some_records() -> Bytes {
-        let keys = cds_core::RecordKeys::derive(&Output::from_bytes([9; 64]));
-        let label = cds_core::Label::new(b"x".to_vec()).expect("short");
-        keys.seal(&label, &mut rand::rng())
-            .as_bytes()
-            .to_vec()
-            .into()
-    }
-
     #[test]
     fn a_held_bucket_reported_unchanged_yields_the_held_copy() {
         let (server, params) = setup();
-        let held = held(&[(1, Bytes::new()), (2, some_records())]);
+        let held = held(&[(1, Bytes::new()), (2, sealed_records())]);
         let p = prepare_revalidating(
             numbers(),
             &params,
@@ -359,7 +350,7 @@ mod tests {
     #[test]
     fn an_unchanged_bucket_yields_exactly_the_held_records() {
         let (server, params) = setup();
-        let kept = some_records();
+        let kept = sealed_records();
         let p = prepare_revalidating(
             numbers(),
             &params,
@@ -426,7 +417,7 @@ mod tests {
         .expect("prepares");
         let mut resp = respond(&server, &p.message);
         assert!(resp.buckets[0].unchanged);
-        resp.buckets[0].records = some_records();
+        resp.buckets[0].records = sealed_records();
         assert!(matches!(
             p.state.finish(resp),
             Err(ClientError::MalformedResponse(_))

@@ -242,11 +242,6 @@ impl RecordTable {
             .clone()
     }
 
-    /// The packed records of `bucket` (which must be below `2^bits`).
-    pub fn bucket_records(&self, bucket: u32) -> Bytes {
-        self.bucket(bucket).records
-    }
-
     /// How many records the table holds.
     pub fn len(&self) -> usize {
         self.records.load(Ordering::Relaxed)
@@ -279,7 +274,7 @@ mod tests {
 
     fn find(table: &RecordTable, server: &VoprfServer, u: &User) -> Option<Vec<u8>> {
         let keys = RecordKeys::derive(&server.evaluate(u.number.as_bytes()).expect("evaluates"));
-        let bytes = table.bucket_records(table.bits().bucket_of(&u.number));
+        let bytes = table.bucket(table.bits().bucket_of(&u.number)).records;
         let records = RecordRef::decode_packed(&bytes).expect("well-formed");
         let found: Vec<_> = records
             .into_iter()
@@ -307,7 +302,7 @@ mod tests {
         for u in &users {
             assert_eq!(find(&table, &server, u).is_some(), u.discoverable);
         }
-        let total: usize = (0..8).map(|b| table.bucket_records(b).len()).sum();
+        let total: usize = (0..8).map(|b| table.bucket(b).records.len()).sum();
         assert_eq!(table.record_bytes(), total);
     }
 
