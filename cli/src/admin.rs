@@ -162,7 +162,7 @@ impl Interceptor for SendAdminToken {
         if let Some(value) = &self.0 {
             request
                 .metadata_mut()
-                .insert(cds_server::AUTHORIZATION, value.clone());
+                .insert(cds_proto::wire::AUTHORIZATION, value.clone());
         }
         Ok(request)
     }
@@ -182,7 +182,7 @@ impl SendAdminToken {
         cds_server::admin_token::AdminToken::parse(&text).map_err(|reason| {
             anyhow::anyhow!("the admin token file {} {reason}", file.display())
         })?;
-        let header = Zeroizing::new(format!("Bearer {}", text.trim()));
+        let header = Zeroizing::new(cds_proto::wire::bearer(&text));
         let mut value = MetadataValue::try_from(header.as_str())
             .context("the admin token is not a valid header value")?;
         value.set_sensitive(true);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use cds_core::{BucketBits, E164, Label, PublicKey};
 use cds_proto::v1::GetConfigRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
+use cds_proto::wire;
 use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -96,7 +97,7 @@ impl ClientBuilder {
         let authorization = self
             .credential
             .map(|t| {
-                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                MetadataValue::try_from(wire::bearer(&t))
                     .map_err(|_| ClientError::InvalidCredential)
             })
             .transpose()?;
@@ -193,7 +194,7 @@ impl Client {
     /// Fetch the server's configuration again (after a key rotation).
     pub async fn refresh_config(&mut self) -> Result<&ServerParams, ClientError> {
         let c = self.rpc.get_config(GetConfigRequest {}).await?.into_inner();
-        if c.suite != "ristretto255-SHA512" {
+        if c.suite != wire::SUITE {
             return Err(ClientError::UnsupportedSuite(c.suite));
         }
         let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
@@ -337,7 +338,9 @@ impl Client {
             report.bytes_sent += prepared.message.encoded_len();
             let mut request = tonic::Request::new(prepared.message);
             if let Some(auth) = &self.authorization {
-                request.metadata_mut().insert("authorization", auth.clone());
+                request
+                    .metadata_mut()
+                    .insert(wire::AUTHORIZATION, auth.clone());
             }
             let response = self.rpc.discover(request).await?.into_inner();
             report.bytes_received += response.encoded_len();

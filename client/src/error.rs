@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cds_proto::wire;
+
 /// What went wrong during discovery.
 ///
 /// Messages say what failed and what to do; they never contain phone
@@ -28,7 +30,7 @@ pub enum ClientError {
     },
     /// The server offers a ciphersuite this client does not speak.
     #[error(
-        "the server uses ciphersuite {0:?}, this client speaks ristretto255-SHA512 only: upgrade the client"
+        "the server uses ciphersuite {0:?}, this client speaks {suite} only: upgrade the client", suite = wire::SUITE
     )]
     UnsupportedSuite(String),
     /// The server's configuration is unusable.
@@ -61,7 +63,7 @@ pub enum ClientError {
     /// A limit of the server refused the request: the account's discovery
     /// budget, its concurrent requests, or this address's request rate.
     /// Nothing was charged for the refused request.
-    #[error("{limit} exceeded{}: {message}", retry_hint(.retry_after))]
+    #[error("{} exceeded{}: {message}", describe(.limit), retry_hint(.retry_after))]
     QuotaExceeded {
         /// Which limit.
         limit: Limit,
@@ -79,24 +81,15 @@ pub enum ClientError {
 }
 
 /// The server limits a request can run into (metadata `cds-limit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Limit {
-    /// The account's budget of evaluations (new contacts).
-    AccountBudget,
-    /// The account's concurrent requests.
-    AccountConcurrency,
-    /// Requests from this network address.
-    PeerRate,
-}
+pub use cds_proto::wire::Limit;
 
-impl std::fmt::Display for Limit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Limit::AccountBudget => "the account's discovery budget",
-            Limit::AccountConcurrency => "the account's concurrent requests",
-            Limit::PeerRate => "this address's request rate",
-        })
+/// How an error message names `limit`.
+fn describe(limit: &Limit) -> &'static str {
+    match limit {
+        Limit::AccountBudget => "the account's discovery budget",
+        Limit::AccountConcurrency => "the account's concurrent requests",
+        Limit::PeerRate => "this address's request rate",
+        _ => "a server limit",
     }
 }
 
@@ -109,23 +102,12 @@ fn retry_hint(d: &Option<Duration>) -> String {
 
 /// The `retry-after` hint of a status, in seconds.
 fn retry_after(s: &tonic::Status) -> Option<Duration> {
-    s.metadata()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    wire::parse_retry_after(s.metadata().get(wire::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Which limit refused the request, from the `cds-limit` metadata.
 fn limit(s: &tonic::Status) -> Option<Limit> {
-    match s.metadata().get("cds-limit")?.to_str().ok()? {
-        "account-budget" => Some(Limit::AccountBudget),
-        "account-concurrency" => Some(Limit::AccountConcurrency),
-        "peer-rate" => Some(Limit::PeerRate),
-        _ => None,
-    }
+    s.metadata().get(wire::LIMIT)?.to_str().ok()?.parse().ok()
 }
 
 impl From<tonic::Status> for ClientError {

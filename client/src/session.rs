@@ -12,6 +12,7 @@ use cds_core::{
 };
 use cds_proto::v1::discover_request::Buckets;
 use cds_proto::v1::{BucketIds, DiscoverRequest, DiscoverResponse};
+use cds_proto::wire;
 use rand::CryptoRng;
 
 use crate::error::ClientError;
@@ -87,7 +88,7 @@ pub fn prepare<R: CryptoRng + ?Sized>(
 /// leaves out those still current, and [`PendingBatch::finish`] returns the
 /// held copy for them. Only [`BucketSelection::Ids`] can revalidate, and
 /// only when the request with its digests stays within the size every
-/// cds v1 server accepts ([`fits_every_server`]); otherwise no digest is
+/// cds v1 server accepts ([`wire::fits_every_server`]); otherwise no digest is
 /// sent and every bucket comes with its records.
 pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
     numbers: Vec<E164>,
@@ -119,7 +120,11 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
         BucketSelection::Ids(ids) => {
             let mut digests = Vec::new();
             let revalidate = ids.iter().any(|id| held.contains_key(id))
-                && fits_every_server(numbers.len(), ids.len(), params.max_elements_per_request);
+                && wire::fits_every_server(
+                    numbers.len(),
+                    ids.len(),
+                    params.max_elements_per_request,
+                );
             if revalidate {
                 digests.reserve(ids.len() * BUCKET_DIGEST_LEN);
                 for id in ids {
@@ -154,16 +159,6 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
             held: held_requested,
         },
     })
-}
-
-/// Whether a request of `elements` blinded elements and `ids` bucket ids,
-/// each with a digest, stays within `37 · max + 4096` bytes: the request
-/// limit of servers that predate bucket digests (they ignore the digests;
-/// current servers accept `53 · max + 4096`). Each id is counted at its
-/// largest (5 bytes), the framing of the fields at 64 bytes.
-pub fn fits_every_server(elements: usize, ids: usize, max: usize) -> bool {
-    let size = elements * cds_core::ELEMENT_LEN + ids * (5 + BUCKET_DIGEST_LEN) + 64;
-    size <= 37 * max + 4096
 }
 
 impl PendingBatch {
@@ -395,8 +390,6 @@ mod tests {
         assert!(digests_sent(0, ids.clone()));
         assert!(digests_sent(4096, ids[..100].to_vec()));
         assert!(!digests_sent(4096, ids.clone()));
-        assert!(fits_every_server(4096, 1167, 4096));
-        assert!(!fits_every_server(4096, 1168, 4096));
     }
 
     #[test]

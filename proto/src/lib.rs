@@ -7,6 +7,10 @@
 //!
 //! - [`v1::discovery_client`] / [`v1::discovery_server`]: what apps call.
 //! - [`v1::admin_client`] / [`v1::admin_server`]: what the messenger backend calls.
+//! - [`wire`]: metadata keys, limit codes, the suite name and the request
+//!   size rule, shared by both sides.
+
+pub mod wire;
 
 /// Package `cds.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

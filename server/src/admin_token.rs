@@ -17,8 +17,8 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use zeroize::Zeroizing;
 
-use crate::auth::AUTHORIZATION;
 use crate::error::ServerError;
+use cds_proto::wire::{self, AUTHORIZATION};
 
 /// The shortest token accepted.
 pub const MIN_LEN: usize = 32;
@@ -83,7 +83,7 @@ impl AdminToken {
         let presented = metadata
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(wire::strip_bearer);
         match presented {
             Some(token) if bool::from(digest(token.as_bytes()).ct_eq(&self.digest)) => Ok(()),
             Some(_) => Err(Status::unauthenticated(

@@ -4,11 +4,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cds_core::{AccountId, CredentialError, CredentialVerifier};
+use cds_proto::wire::{self, AUTHORIZATION};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-
-/// The metadata key carrying the credential.
-pub const AUTHORIZATION: &str = "authorization";
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -31,7 +29,7 @@ pub fn authenticate(
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(wire::strip_bearer)
         .ok_or_else(|| Status::unauthenticated(CredentialError::Malformed.to_string()))?;
     verifier
         .verify(token, unix_now())

@@ -5,8 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use cds_core::{
-    BUCKET_DIGEST_LEN, BlindedElement, BucketDigest, ELEMENT_LEN, EvaluatedElement, IDENTIFIER,
-    VoprfServer,
+    BUCKET_DIGEST_LEN, BlindedElement, BucketDigest, ELEMENT_LEN, EvaluatedElement, VoprfServer,
 };
 use cds_proto::v1::discover_request::Buckets;
 use cds_proto::v1::discovery_server::Discovery;
@@ -20,6 +19,7 @@ use crate::auth::authenticate;
 use crate::limits::quota::Refusal;
 use crate::limits::{limit_status, with_retry_after};
 use crate::state::{State, observed, on_cpu_pool};
+use cds_proto::wire::{self, Limit};
 use prometheus_client::metrics::counter::Counter;
 use std::time::Instant;
 
@@ -176,7 +176,7 @@ impl Discovery for DiscoveryService {
                 public_key: Bytes::copy_from_slice(serving.oprf.public_key().as_bytes()),
                 bucket_bits: u32::from(serving.table.bits().get()),
                 max_elements_per_request: s.max_elements(),
-                suite: String::from_utf8_lossy(IDENTIFIER).into_owned(),
+                suite: wire::SUITE.to_owned(),
             }))
         })
         .await
@@ -304,7 +304,7 @@ fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status>
     };
     state.peers.request(ip, Instant::now()).map_err(|wait| {
         limit_status(
-            "peer-rate",
+            Limit::PeerRate,
             "too many requests from this address: slow down",
             wait,
         )
@@ -315,14 +315,14 @@ fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status>
 fn quota_status(refusal: Refusal) -> Status {
     match refusal {
         Refusal::TooManyInFlight => limit_status(
-            "account-concurrency",
+            Limit::AccountConcurrency,
             "this account already has the maximum number of discovery requests in flight: wait for them",
             Some(std::time::Duration::from_secs(1)),
         ),
         Refusal::Exhausted(Some(wait)) => {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             limit_status(
-                "account-budget",
+                Limit::AccountBudget,
                 format!(
                     "this account's discovery budget is spent: retry in {} s, or look up fewer new numbers",
                     secs.max(1)
@@ -331,12 +331,12 @@ fn quota_status(refusal: Refusal) -> Status {
             )
         }
         Refusal::Exhausted(None) => limit_status(
-            "account-budget",
+            Limit::AccountBudget,
             "this account's discovery budget is spent and does not refill in any useful time",
             None,
         ),
         Refusal::TooLarge => limit_status(
-            "account-budget",
+            Limit::AccountBudget,
             "this request needs more evaluations than the account's whole budget: split it",
             None,
         ),

@@ -67,7 +67,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use auth::{AUTHORIZATION, unix_now};
+pub use auth::unix_now;
 pub use config::ServerConfig;
 pub use error::ServerError;
 
@@ -489,13 +489,9 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     let discovery = DiscoveryServer::new(DiscoveryService {
         state: Arc::clone(&state),
     })
-    // Each element is 32 bytes and may come with one bucket id (a varint of
-    // at most 5 bytes) and its 16-byte digest; the rest is framing.
-    .max_decoding_message_size(
-        config.max_elements_per_request as usize
-            * (cds_core::ELEMENT_LEN + 5 + cds_core::BUCKET_DIGEST_LEN)
-            + 4096,
-    )
+    .max_decoding_message_size(cds_proto::wire::max_discover_request_bytes(
+        config.max_elements_per_request as usize,
+    ))
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
     let mut tasks = ServeTasks::new();
     tasks.spawn(sweep(Arc::downgrade(&state), stopped(&stop)));

@@ -17,8 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tonic::Status;
 
-use crate::limits::LIMIT;
 use crate::state::State;
+use cds_proto::wire::LIMIT;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {

@@ -69,7 +69,7 @@ async fn client_loop(
         .max_decoding_message_size(1 << 30);
     let auth: Option<tonic::metadata::MetadataValue<_>> = match &target.token {
         Some(t) => Some(
-            format!("Bearer {t}")
+            cds_proto::wire::bearer(t)
                 .parse()
                 .context("the token is not printable")?,
         ),
@@ -98,7 +98,9 @@ async fn client_loop(
         let bytes_up = prepared.message.encoded_len();
         let mut request = tonic::Request::new(prepared.message);
         if let Some(a) = &auth {
-            request.metadata_mut().insert("authorization", a.clone());
+            request
+                .metadata_mut()
+                .insert(cds_proto::wire::AUTHORIZATION, a.clone());
         }
         let t1 = Instant::now();
         let response = match rpc.discover(request).await {
