@@ -253,55 +253,33 @@ impl PendingBatch {
 mod tests {
     use super::*;
     use crate::test_support::sealed_records;
-    use cds_core::{BlindedElement, KeyPair, VoprfServer};
+    use cds_core::KeyPair;
+    use cds_server::discovery::{DiscoverLimits, answer};
+    use cds_server::{ServingEpoch, table::RecordTable};
 
-    fn setup() -> (VoprfServer, ServerParams) {
-        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+    fn setup() -> (ServingEpoch, ServerParams) {
+        let bits = BucketBits::new(2).expect("valid");
+        let server = ServingEpoch::new(
+            7,
+            KeyPair::generate(&mut rand::rng()),
+            RecordTable::new(bits),
+        );
         let params = ServerParams {
             epoch: 7,
-            public_key: *server.public_key(),
-            bucket_bits: BucketBits::new(2).expect("valid"),
+            public_key: *server.oprf().public_key(),
+            bucket_bits: bits,
             max_elements_per_request: 10,
         };
         (server, params)
     }
 
-    /// An honest server's answer, with every requested bucket empty (and
-    /// unchanged where the request holds the empty bucket's digest).
-    fn respond(server: &VoprfServer, req: &DiscoverRequest) -> DiscoverResponse {
-        let blinded = BlindedElement::decode_packed(&req.blinded_elements).expect("canonical");
-        let eval = server
-            .blind_evaluate_batch(&blinded, &mut rand::rng())
-            .expect("evaluates");
-        let empty = BucketDigest::of(b"");
-        let mut buckets: Vec<(u32, bool)> = match &req.buckets {
-            Some(Buckets::All(_)) => (0..4).map(|b| (b, false)).collect(),
-            Some(Buckets::Ids(ids)) => ids
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    let known = ids.known_digests.get(i * 16..(i + 1) * 16);
-                    (b, known == Some(empty.as_bytes().as_slice()))
-                })
-                .collect(),
-            None => vec![],
+    /// The server's answer, from its request core (every bucket is empty).
+    fn respond(server: &ServingEpoch, req: &DiscoverRequest) -> DiscoverResponse {
+        let limits = DiscoverLimits {
+            max_elements: 10,
+            max_response_bytes: 1 << 20,
         };
-        buckets.sort_by_key(|&(b, _)| b);
-        buckets.dedup_by_key(|&mut (b, _)| b);
-        DiscoverResponse {
-            epoch: req.epoch,
-            evaluated_elements: EvaluatedElement::encode_packed(&eval.messages).into(),
-            proof: eval.proof.to_bytes().to_vec().into(),
-            buckets: buckets
-                .into_iter()
-                .map(|(bucket, unchanged)| cds_proto::v1::BucketRecords {
-                    bucket,
-                    records: Bytes::new(),
-                    unchanged,
-                })
-                .collect(),
-        }
+        answer(server, req.clone(), &limits, &mut rand::rng()).expect("a valid request")
     }
 
     fn held(entries: &[(u32, Bytes)]) -> HashMap<u32, Bytes> {
@@ -444,7 +422,7 @@ mod tests {
     /// Prepare a request for [`numbers`] with `selection`, let `server`
     /// answer it honestly, apply `tamper` to the answer, and finish.
     fn finish_tampered(
-        server: &VoprfServer,
+        server: &ServingEpoch,
         params: &ServerParams,
         selection: BucketSelection,
         tamper: impl FnOnce(&mut DiscoverResponse),
@@ -465,7 +443,10 @@ mod tests {
             .finish(respond(&server, &p.message))
             .expect("verifies");
         for (n, out) in res.outputs {
-            assert_eq!(out, server.evaluate(n.as_bytes()).expect("evaluates"));
+            assert_eq!(
+                out,
+                server.oprf().evaluate(n.as_bytes()).expect("evaluates")
+            );
         }
     }
 

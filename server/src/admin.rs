@@ -18,9 +18,10 @@ use cds_proto::v1::{
 use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::registry::{LoggedChange, Upserted, User, UserChange};
-use crate::state::{Serving, State, observed, on_blocking_pool, store_status};
+use crate::state::{State, observed, on_blocking_pool, store_status};
 
 /// At most this many row errors are reported back from one import.
 pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
@@ -69,7 +70,7 @@ fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>, ServerErr
 /// The serving epoch, for a writer holding the write lock. The first table
 /// build holds that lock until it is done, so this fails only if the
 /// server never finished starting.
-fn serving(state: &State) -> Result<Arc<Serving>, ServerError> {
+fn serving(state: &State) -> Result<Arc<ServingEpoch>, ServerError> {
     state.serving().ok_or(ServerError::Starting)
 }
 
@@ -327,7 +328,7 @@ impl AdminService {
         Ok(Response::new(StatsResponse {
             registered,
             discoverable: serving.table.len() as u64,
-            epoch: serving.epoch,
+            epoch: serving.id,
             bucket_bits: u32::from(serving.table.bits().get()),
             record_bytes: serving.table.record_bytes() as u64,
             table_build_ms: s.table_build_ms.load(Ordering::Relaxed),

@@ -41,7 +41,8 @@ mod admin;
 pub mod admin_token;
 mod auth;
 pub mod config;
-mod discovery;
+pub mod discovery;
+mod epoch;
 mod error;
 pub mod keystore;
 pub mod limits;
@@ -69,6 +70,7 @@ use tonic_health::server::HealthReporter;
 
 pub use auth::unix_now;
 pub use config::ServerConfig;
+pub use epoch::ServingEpoch;
 pub use error::ServerError;
 
 use crate::admin::AdminService;
@@ -78,7 +80,7 @@ use crate::limits::peer::{LimitedConnection, PeerLimits};
 use crate::limits::quota::Quotas;
 use crate::limits::token_bucket::Rate;
 use crate::registry::Registry;
-use crate::state::{Serving, State};
+use crate::state::State;
 use crate::table::RecordTable;
 
 /// Largest admin message accepted (an import chunk).
@@ -184,11 +186,7 @@ fn build_first_table(
         "record table built"
     );
     state.table_build_ms.store(build_ms, Ordering::Relaxed);
-    state.switch_to(Arc::new(Serving {
-        epoch: epoch.id,
-        oprf,
-        table,
-    }));
+    state.switch_to(Arc::new(ServingEpoch::with_server(epoch.id, oprf, table)));
     Ok(())
 }
 

@@ -23,9 +23,10 @@ use std::time::Instant;
 use cds_core::{E164, VoprfServer};
 use rayon::prelude::*;
 
+use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::keystore;
-use crate::state::{Serving, State};
+use crate::state::State;
 use crate::table::RecordTable;
 
 /// What a completed rotation did.
@@ -154,16 +155,12 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     // The point of no return: from here on the next key is the key.
     keystore::commit_next(dir)?;
     let records = table.len();
-    let old = state.switch_to(Arc::new(Serving {
-        epoch: next.id,
-        oprf,
-        table,
-    }));
+    let old = state.switch_to(Arc::new(ServingEpoch::with_server(next.id, oprf, table)));
     state.quotas.refill_all(Instant::now());
     state.metrics.rotations.inc();
     let took_ms = started.elapsed().as_millis() as u64;
     state.table_build_ms.store(took_ms, Ordering::Relaxed);
-    let retired = old.map_or(0, |o| o.epoch);
+    let retired = old.map_or(0, |o| o.id);
     tracing::info!(
         retired_epoch = format_args!("{retired:016x}"),
         epoch = format_args!("{:016x}", next.id),

@@ -6,40 +6,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
-use cds_core::{CredentialVerifier, E164, VoprfServer};
+use cds_core::{CredentialVerifier, E164};
 use tonic::Status;
 
 use crate::config::ServerConfig;
+use crate::epoch::ServingEpoch;
 use crate::limits::gate::Gate;
 use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
 use crate::metrics::{Metrics, Snapshot};
 use crate::registry::Registry;
-use crate::table::RecordTable;
 
 /// How many retired epochs are remembered, to tell their clients precisely
 /// why a request was refused (older ones get the generic message).
 const RETIRED_REMEMBERED: usize = 8;
 
-/// One key epoch as it serves: its identifier, its key and its table.
-/// Requests hold it for their whole duration, so a rotation never changes
-/// the key or the table under a request; the key is wiped when the last
-/// request of a retired epoch drops it.
-#[derive(Debug)]
-pub(crate) struct Serving {
-    /// Identifier clients name in requests.
-    pub(crate) epoch: u64,
-    /// The epoch's key.
-    pub(crate) oprf: VoprfServer,
-    /// Every discoverable user's record under that key.
-    pub(crate) table: RecordTable,
-}
-
 /// Shared server state.
 #[derive(Debug)]
 pub(crate) struct State {
     /// `None` until the record table is first built.
-    serving: RwLock<Option<Arc<Serving>>>,
+    serving: RwLock<Option<Arc<ServingEpoch>>>,
     /// While a rotation prepares the next epoch: the numbers changed since
     /// it read the registry, to apply to the new table before the switch.
     pub(crate) rotation: Mutex<Option<BTreeSet<E164>>>,
@@ -96,7 +82,7 @@ impl State {
     }
 
     /// The epoch serving now, if the table has been built.
-    pub(crate) fn serving(&self) -> Option<Arc<Serving>> {
+    pub(crate) fn serving(&self) -> Option<Arc<ServingEpoch>> {
         self.serving
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -104,7 +90,7 @@ impl State {
     }
 
     /// [`State::serving`], or UNAVAILABLE while the server starts.
-    pub(crate) fn serving_or_unavailable(&self) -> Result<Arc<Serving>, Status> {
+    pub(crate) fn serving_or_unavailable(&self) -> Result<Arc<ServingEpoch>, Status> {
         self.serving().ok_or_else(|| {
             crate::limits::with_retry_after(
                 Status::unavailable(
@@ -117,7 +103,7 @@ impl State {
 
     /// Put `next` in service; returns the epoch it replaces. Callers hold
     /// the write lock.
-    pub(crate) fn switch_to(&self, next: Arc<Serving>) -> Option<Arc<Serving>> {
+    pub(crate) fn switch_to(&self, next: Arc<ServingEpoch>) -> Option<Arc<ServingEpoch>> {
         let old = self
             .serving
             .write()
@@ -125,7 +111,7 @@ impl State {
             .replace(next);
         if let Some(old) = &old {
             let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-            retired.push(old.epoch);
+            retired.push(old.id);
             let excess = retired.len().saturating_sub(RETIRED_REMEMBERED);
             retired.drain(..excess);
         }

@@ -1,0 +1,356 @@
+//! A Discover request parsed and checked against the serving epoch, with
+//! its response laid out and sized, before anything is evaluated.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cds_core::{BUCKET_DIGEST_LEN, BucketDigest, ELEMENT_LEN, PROOF_LEN};
+use cds_proto::v1::discover_request::Buckets;
+use cds_proto::v1::{BucketIds, BucketRecords, DiscoverRequest, DiscoverResponse};
+use rand::CryptoRng;
+
+use super::evaluate::evaluate;
+use crate::epoch::ServingEpoch;
+
+/// Upper bound of the protobuf framing of one `BucketRecords` entry.
+const BUCKET_FRAMING: usize = 16;
+
+/// The request limits a server enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiscoverLimits {
+    /// The most blinded elements per request, and the most bucket ids.
+    pub max_elements: u32,
+    /// The largest encoded response.
+    pub max_response_bytes: usize,
+}
+
+/// Why a Discover request is refused before or during evaluation. Messages
+/// say what to change; they hold sizes and bucket ids the caller sent,
+/// never anything of other users.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoverError {
+    /// The request names an epoch that is not serving.
+    #[error("unknown key epoch: fetch the configuration again (GetConfig) and retry")]
+    WrongEpoch {
+        /// The epoch the request named.
+        requested: u64,
+    },
+    /// The packed elements are not whole 32-byte elements.
+    #[error(
+        "blinded_elements is {len} bytes, not a multiple of 32: each element is exactly 32 bytes"
+    )]
+    RaggedElements {
+        /// Bytes received.
+        len: usize,
+    },
+    /// More elements than the server takes in one request.
+    #[error("{count} blinded elements exceed the limit of {max} per request: split the batch")]
+    TooManyElements {
+        /// Elements received.
+        count: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// No bucket selection.
+    #[error("choose buckets: set `all`, or `ids` with the buckets wanted")]
+    NoBuckets,
+    /// More bucket ids than elements a request may carry.
+    #[error(
+        "{count} bucket ids exceed the limit of {max} per request: ask for all buckets instead"
+    )]
+    TooManyBucketIds {
+        /// Ids received.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A bucket id the table does not have.
+    #[error("bucket id {id} is out of range: this server has {count} buckets")]
+    BucketOutOfRange {
+        /// The id.
+        id: u32,
+        /// Buckets of the table.
+        count: u32,
+    },
+    /// `known_digests` does not pair with the ids.
+    #[error(
+        "known_digests is {len} bytes: send none, or 16 bytes for each of the {ids} bucket ids"
+    )]
+    DigestsMismatch {
+        /// Bytes received.
+        len: usize,
+        /// Ids received.
+        ids: usize,
+    },
+    /// The response would exceed the server's limit.
+    #[error(
+        "the response would be {size} bytes, over this server's limit of {max}: ask for fewer buckets"
+    )]
+    ResponseTooLarge {
+        /// The response's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An element is not a canonical, non-identity ristretto255 encoding.
+    #[error("blinded element {index}: {source}")]
+    InvalidElement {
+        /// Its position in the request.
+        index: usize,
+        /// What is wrong with it.
+        source: cds_core::Error,
+    },
+    /// The proof could not be made (the batch is empty or too large).
+    #[error("{0}")]
+    Proof(cds_core::Error),
+}
+
+/// A request that passed every check that costs no evaluation: the elements
+/// to evaluate (not decoded yet) and the buckets of the response, with its
+/// size known.
+#[derive(Debug)]
+pub struct DiscoverPlan {
+    epoch: u64,
+    packed: Bytes,
+    elements: usize,
+    buckets: Vec<BucketRecords>,
+    response_bytes: usize,
+}
+
+impl DiscoverPlan {
+    /// Check `request` against `epoch` and `limits` and lay out its
+    /// response. Costs the selected buckets' handles, no evaluation.
+    pub fn new(
+        request: DiscoverRequest,
+        epoch: &ServingEpoch,
+        limits: &DiscoverLimits,
+    ) -> Result<Self, DiscoverError> {
+        if request.epoch != epoch.id {
+            return Err(DiscoverError::WrongEpoch {
+                requested: request.epoch,
+            });
+        }
+        let elements = batch_size(&request.blinded_elements, limits.max_elements)?;
+        let selected = select_buckets(
+            request.buckets,
+            epoch.table.bits().count(),
+            limits.max_elements as usize,
+        )?;
+        let mut response_bytes = elements * ELEMENT_LEN + PROOF_LEN;
+        let mut buckets = Vec::with_capacity(selected.len());
+        for (bucket, known) in selected {
+            let current = epoch.table.bucket(bucket);
+            let unchanged = known == Some(current.digest);
+            let records = if unchanged {
+                Bytes::new()
+            } else {
+                current.records
+            };
+            // Payload plus protobuf framing (tags and varint lengths).
+            response_bytes += records.len() + BUCKET_FRAMING;
+            buckets.push(BucketRecords {
+                bucket,
+                records,
+                unchanged,
+            });
+        }
+        if response_bytes > limits.max_response_bytes {
+            return Err(DiscoverError::ResponseTooLarge {
+                size: response_bytes,
+                max: limits.max_response_bytes,
+            });
+        }
+        Ok(Self {
+            epoch: epoch.id,
+            packed: request.blinded_elements,
+            elements,
+            buckets,
+            response_bytes,
+        })
+    }
+
+    /// Blinded elements to evaluate (each costs the account one evaluation).
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+
+    /// Buckets in the response.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The response's size, bounded above (framing counted at its largest).
+    pub fn response_bytes(&self) -> usize {
+        self.response_bytes
+    }
+
+    /// Evaluate and prove (nothing when the request has no elements) and
+    /// build the response. `cpu` is told the thread CPU time of each piece
+    /// of work.
+    pub fn answer<R: CryptoRng + ?Sized>(
+        self,
+        epoch: &ServingEpoch,
+        rng: &mut R,
+        cpu: &(dyn Fn(Duration) + Sync),
+    ) -> Result<DiscoverResponse, DiscoverError> {
+        debug_assert_eq!(self.epoch, epoch.id, "a plan is answered by its epoch");
+        let (evaluated_elements, proof) = if self.elements == 0 {
+            (Bytes::new(), Bytes::new())
+        } else {
+            evaluate(&epoch.oprf, &self.packed, rng, cpu)?
+        };
+        Ok(DiscoverResponse {
+            epoch: self.epoch,
+            evaluated_elements,
+            proof,
+            buckets: self.buckets,
+        })
+    }
+}
+
+/// The number of packed blinded elements, checked before any decoding
+/// work. Zero is allowed: the client refreshes records only.
+fn batch_size(packed: &[u8], max: u32) -> Result<usize, DiscoverError> {
+    if !packed.len().is_multiple_of(ELEMENT_LEN) {
+        return Err(DiscoverError::RaggedElements { len: packed.len() });
+    }
+    let count = packed.len() / ELEMENT_LEN;
+    if count > max as usize {
+        return Err(DiscoverError::TooManyElements { count, max });
+    }
+    Ok(count)
+}
+
+/// The sorted, distinct bucket ids a request asks for. A batch of `n`
+/// contacts needs at most `n` buckets; a longer list is refused (a client
+/// that wants more asks for `all`). Each comes with the digest the client
+/// holds for it, if it sent one (the first, for a bucket listed twice).
+fn select_buckets(
+    selection: Option<Buckets>,
+    count: u32,
+    max_ids: usize,
+) -> Result<Vec<(u32, Option<BucketDigest>)>, DiscoverError> {
+    match selection {
+        None => Err(DiscoverError::NoBuckets),
+        Some(Buckets::All(_)) => Ok((0..count).map(|b| (b, None)).collect()),
+        Some(Buckets::Ids(BucketIds { ids, known_digests })) => {
+            if ids.len() > max_ids {
+                return Err(DiscoverError::TooManyBucketIds {
+                    count: ids.len(),
+                    max: max_ids,
+                });
+            }
+            if let Some(&id) = ids.iter().find(|&&b| b >= count) {
+                return Err(DiscoverError::BucketOutOfRange { id, count });
+            }
+            let digests: Vec<Option<BucketDigest>> = if known_digests.is_empty() {
+                vec![None; ids.len()]
+            } else if known_digests.len() == ids.len() * BUCKET_DIGEST_LEN {
+                known_digests
+                    .chunks_exact(BUCKET_DIGEST_LEN)
+                    .map(|d| {
+                        // All zeros: the client holds nothing for this id.
+                        let held = d.iter().any(|&b| b != 0);
+                        held.then(|| BucketDigest::from_slice(d))
+                            .and_then(Result::ok)
+                    })
+                    .collect()
+            } else {
+                return Err(DiscoverError::DigestsMismatch {
+                    len: known_digests.len(),
+                    ids: ids.len(),
+                });
+            };
+            let mut selected: Vec<(u32, Option<BucketDigest>)> =
+                ids.into_iter().zip(digests).collect();
+            // Stable: the first listing of a bucket stays first, and is kept.
+            selected.sort_by_key(|&(b, _)| b);
+            selected.dedup_by_key(|&mut (b, _)| b);
+            Ok(selected)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cds_proto::v1::AllBuckets;
+
+    #[test]
+    fn batch_size_checks_allow_empty_and_reject_ragged_and_oversized() {
+        assert_eq!(batch_size(&[], 10).expect("records only"), 0);
+        assert!(matches!(
+            batch_size(&[0; 33], 10),
+            Err(DiscoverError::RaggedElements { len: 33 })
+        ));
+        assert!(matches!(
+            batch_size(&[0; 64], 1),
+            Err(DiscoverError::TooManyElements { count: 2, max: 1 })
+        ));
+        assert_eq!(batch_size(&[0; 64], 2).expect("fits"), 2);
+    }
+
+    fn ids(v: Vec<u32>) -> Option<Buckets> {
+        Some(Buckets::Ids(BucketIds {
+            ids: v,
+            known_digests: Bytes::new(),
+        }))
+    }
+
+    #[test]
+    fn bucket_selection_is_sorted_deduplicated_and_bounded() {
+        let all = Some(Buckets::All(AllBuckets {}));
+        assert_eq!(
+            select_buckets(ids(vec![3, 1, 3]), 4, 8).expect("valid"),
+            vec![(1, None), (3, None)]
+        );
+        assert!(matches!(
+            select_buckets(ids(vec![4]), 4, 8),
+            Err(DiscoverError::BucketOutOfRange { id: 4, count: 4 })
+        ));
+        assert!(matches!(
+            select_buckets(ids(vec![0, 1, 2]), 4, 2),
+            Err(DiscoverError::TooManyBucketIds { count: 3, max: 2 })
+        ));
+        assert!(matches!(
+            select_buckets(None, 4, 8),
+            Err(DiscoverError::NoBuckets)
+        ));
+        assert_eq!(
+            select_buckets(all, 2, 1).expect("valid"),
+            vec![(0, None), (1, None)]
+        );
+        assert!(select_buckets(ids(vec![]), 4, 8).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn known_digests_pair_with_ids_zero_means_none_and_the_first_listing_counts() {
+        let a = BucketDigest::of(b"a");
+        let b = BucketDigest::of(b"b");
+        let mut packed = Vec::new();
+        for d in [a.as_bytes(), &[0; 16], b.as_bytes()] {
+            packed.extend_from_slice(d);
+        }
+        let with = |v: Vec<u32>, digests: &[u8]| {
+            Some(Buckets::Ids(BucketIds {
+                ids: v,
+                known_digests: Bytes::copy_from_slice(digests),
+            }))
+        };
+        assert_eq!(
+            select_buckets(with(vec![3, 1, 3], &packed), 4, 8).expect("valid"),
+            vec![(1, None), (3, Some(a))]
+        );
+        for bad in [
+            &packed[..32],
+            &packed[..47],
+            &[packed.clone(), packed.clone()].concat()[..],
+        ] {
+            assert!(matches!(
+                select_buckets(with(vec![3, 1, 3], bad), 4, 8),
+                Err(DiscoverError::DigestsMismatch { ids: 3, .. })
+            ));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The Discovery gRPC handler: peer rate, credential, account budget and
+//! the evaluation gate around the request core of [`super::plan`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cds_proto::v1::discovery_server::Discovery;
+use cds_proto::v1::{Config, DiscoverRequest, DiscoverResponse, GetConfigRequest};
+use cds_proto::wire::{self, Limit};
+use tonic::{Request, Response, Status};
+
+use super::{DiscoverError, DiscoverLimits, DiscoverPlan};
+use crate::auth::authenticate;
+use crate::limits::quota::Refusal;
+use crate::limits::{limit_status, with_retry_after};
+use crate::state::{State, observed, on_cpu_pool};
+
+/// The Discovery gRPC service.
+#[derive(Debug, Clone)]
+pub(crate) struct DiscoveryService {
+    pub(crate) state: Arc<State>,
+}
+
+#[tonic::async_trait]
+impl Discovery for DiscoveryService {
+    async fn get_config(
+        &self,
+        request: Request<GetConfigRequest>,
+    ) -> Result<Response<Config>, Status> {
+        let s = &self.state;
+        observed(s, "GetConfig", async {
+            check_peer_rate(s, &request)?;
+            let serving = s.serving_or_unavailable()?;
+            Ok(Response::new(Config {
+                epoch: serving.id,
+                public_key: Bytes::copy_from_slice(serving.oprf.public_key().as_bytes()),
+                bucket_bits: u32::from(serving.table.bits().get()),
+                max_elements_per_request: s.max_elements(),
+                suite: wire::SUITE.to_owned(),
+            }))
+        })
+        .await
+    }
+
+    async fn discover(
+        &self,
+        request: Request<DiscoverRequest>,
+    ) -> Result<Response<DiscoverResponse>, Status> {
+        observed(&self.state, "Discover", self.discover_inner(request)).await
+    }
+}
+
+impl DiscoveryService {
+    async fn discover_inner(
+        &self,
+        request: Request<DiscoverRequest>,
+    ) -> Result<Response<DiscoverResponse>, Status> {
+        let state = Arc::clone(&self.state);
+        check_peer_rate(&state, &request)?;
+        let account = authenticate(&state.verifier, request.metadata())?;
+        // The whole request is served by this one epoch, even if a rotation
+        // switches meanwhile.
+        let serving = state.serving_or_unavailable()?;
+        let limits = DiscoverLimits {
+            max_elements: state.max_elements(),
+            max_response_bytes: state.config.max_response_bytes,
+        };
+        // Everything that can be refused cheaply is refused before any work:
+        // the request's shape and response size, the account's budget, the
+        // evaluation gate.
+        let plan = DiscoverPlan::new(request.into_inner(), &serving, &limits)
+            .map_err(|e| discover_status(&state, e))?;
+        let n = plan.elements();
+        let buckets = plan.buckets();
+        let admission = state
+            .quotas
+            .admit(&account, n as u32, Instant::now())
+            .map_err(quota_status)?;
+        let slot = state.gate.enter().await.map_err(|_| {
+            state.metrics.shed.inc();
+            with_retry_after(
+                Status::unavailable("the server is overloaded: retry shortly"),
+                Some(state.gate.retry_after()),
+            )
+        })?;
+        let response = if n == 0 {
+            drop(slot);
+            admission.commit();
+            plan.answer(&serving, &mut rand::rng(), &|_| {})
+                .map_err(|e| discover_status(&state, e))?
+        } else {
+            // The CPU job owns the slot and the charge: if the client goes
+            // away, the work still counts against the gate and the account,
+            // so cancelling cannot buy free evaluations. Invalid elements
+            // are found before anything is evaluated, and refunded.
+            let cpu_state = Arc::clone(&state);
+            let cpu_serving = Arc::clone(&serving);
+            on_cpu_pool(move || {
+                let _slot = slot;
+                let metrics = &cpu_state.metrics;
+                let busy = &metrics.evaluation_cpu_seconds;
+                let result = plan.answer(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
+                    busy.inc_by(spent.as_secs_f64());
+                });
+                if result.is_ok() {
+                    admission.commit();
+                    metrics.evaluated_elements.inc_by(n as u64);
+                }
+                result
+            })
+            .await?
+            .map_err(|e| discover_status(&state, e))?
+        };
+        tracing::debug!(elements = n, buckets, "discover served");
+        Ok(Response::new(response))
+    }
+}
+
+/// A refusal of the request core as a status: FAILED_PRECONDITION for
+/// another epoch (the client library refreshes its configuration and
+/// retries), RESOURCE_EXHAUSTED for a response over the size limit,
+/// INVALID_ARGUMENT for the rest.
+fn discover_status(state: &State, e: DiscoverError) -> Status {
+    match e {
+        DiscoverError::WrongEpoch { requested } if state.is_retired(requested) => {
+            Status::failed_precondition(format!(
+                "key epoch {requested:016x} was retired by a key rotation: fetch the configuration again (GetConfig) and retry"
+            ))
+        }
+        DiscoverError::WrongEpoch { .. } => Status::failed_precondition(e.to_string()),
+        DiscoverError::ResponseTooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        e => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// Count the request against its peer's rate (both RPCs do).
+fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status> {
+    let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
+        return Ok(());
+    };
+    state.peers.request(ip, Instant::now()).map_err(|wait| {
+        limit_status(
+            Limit::PeerRate,
+            "too many requests from this address: slow down",
+            wait,
+        )
+    })
+}
+
+/// A quota refusal as a status the client can act on.
+fn quota_status(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::TooManyInFlight => limit_status(
+            Limit::AccountConcurrency,
+            "this account already has the maximum number of discovery requests in flight: wait for them",
+            Some(std::time::Duration::from_secs(1)),
+        ),
+        Refusal::Exhausted(Some(wait)) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            limit_status(
+                Limit::AccountBudget,
+                format!(
+                    "this account's discovery budget is spent: retry in {} s, or look up fewer new numbers",
+                    secs.max(1)
+                ),
+                Some(wait),
+            )
+        }
+        Refusal::Exhausted(None) => limit_status(
+            Limit::AccountBudget,
+            "this account's discovery budget is spent and does not refill in any useful time",
+            None,
+        ),
+        Refusal::TooLarge => limit_status(
+            Limit::AccountBudget,
+            "this request needs more evaluations than the account's whole budget: split it",
+            None,
+        ),
+    }
+}
