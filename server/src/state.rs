@@ -1,10 +1,9 @@
-//! What the services share, and how they run work off the async runtime.
+//! What the services share: the serving epoch, the registry, the limits
+//! and the metrics.
 
 use std::collections::BTreeSet;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
 
 use cds_core::{CredentialVerifier, E164};
 use tonic::Status;
@@ -41,7 +40,7 @@ pub(crate) struct State {
     pub(crate) table_build_ms: AtomicU64,
     /// Checks credentials (the issuer's public key only).
     pub(crate) verifier: CredentialVerifier,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) quotas: Quotas,
     pub(crate) peers: PeerLimits,
     pub(crate) gate: Gate,
@@ -66,7 +65,7 @@ impl State {
             config,
             table_build_ms: AtomicU64::new(0),
             verifier,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             quotas,
             peers,
             gate,
@@ -123,6 +122,24 @@ impl State {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
+    /// The gauges of the metrics, read now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let serving = self.serving();
+        let rotating = self
+            .rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        Snapshot {
+            records: serving.as_ref().map_or(0, |s| s.table.len()),
+            record_bytes: serving.as_ref().map_or(0, |s| s.table.record_bytes()),
+            table_build_ms: self.table_build_ms.load(Ordering::Relaxed),
+            ready: serving.is_some(),
+            rotating,
+            quota_accounts: self.quotas.tracked(),
+        }
+    }
+
     /// Whether shutdown has started.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
@@ -148,74 +165,4 @@ impl State {
             journal.extend(numbers);
         }
     }
-
-    /// The metrics text, with the gauges read now.
-    pub(crate) fn metrics_text(&self) -> String {
-        let serving = self.serving();
-        let rotating = self
-            .rotation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        self.metrics.render(Snapshot {
-            records: serving.as_ref().map_or(0, |s| s.table.len()),
-            record_bytes: serving.as_ref().map_or(0, |s| s.table.record_bytes()),
-            table_build_ms: self.table_build_ms.load(Ordering::Relaxed),
-            ready: serving.is_some(),
-            rotating,
-            quota_accounts: self.quotas.tracked(),
-        })
-    }
-}
-
-/// Time an RPC's handler and count its outcome in the metrics.
-pub(crate) async fn observed<T>(
-    state: &State,
-    rpc: &'static str,
-    handler: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let started = Instant::now();
-    let result = handler.await;
-    state.metrics.observe(rpc, &result, started);
-    result
-}
-
-/// Run CPU-bound `f` on the rayon pool (all cores) without blocking an
-/// async worker. A panic inside `f` becomes INTERNAL instead of aborting.
-pub(crate) async fn on_cpu_pool<T, F>(f: F) -> Result<T, Status>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.await {
-        Ok(Ok(v)) => Ok(v),
-        _ => {
-            tracing::error!("a CPU task panicked");
-            Err(Status::internal(
-                "internal error while evaluating; the request changed nothing",
-            ))
-        }
-    }
-}
-
-/// Run blocking I/O `f` (the registry) on tokio's blocking pool.
-pub(crate) async fn on_blocking_pool<T, F>(f: F) -> Result<T, Status>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(|_| {
-        tracing::error!("a blocking task panicked");
-        Status::internal("internal error in the registry")
-    })
-}
-
-/// Log a store failure (without user data) and turn it into UNAVAILABLE.
-pub(crate) fn store_status(e: crate::error::ServerError) -> Status {
-    tracing::error!(error = %e, "registry operation failed");
-    Status::unavailable("the registry is unavailable: this change was not applied, retry later")
 }

@@ -278,6 +278,23 @@ async fn health_is_not_serving_until_the_table_is_built_then_serving() {
 }
 
 #[tokio::test]
+async fn each_listener_advertises_only_the_cds_service_it_answers() {
+    let server = TestServer::start().await;
+    for (url, absent) in [
+        (server.url(), "cds.v1.Admin"),
+        (server.admin_url(), "cds.v1.Discovery"),
+    ] {
+        let err = HealthClient::new(channel(url).await)
+            .check(HealthCheckRequest {
+                service: absent.into(),
+            })
+            .await
+            .expect_err("not served on this listener");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{absent}");
+    }
+}
+
+#[tokio::test]
 async fn a_stop_during_the_table_build_ends_it_and_releases_the_store() {
     let mut server = TestServer::start().await;
     let numbers = german_mobiles(300, 0);

@@ -12,9 +12,10 @@ use tonic::{Request, Response, Status};
 
 use super::{DiscoverError, DiscoverLimits, DiscoverPlan};
 use crate::auth::authenticate;
+use crate::exec::on_cpu_pool;
 use crate::limits::quota::Refusal;
 use crate::limits::{limit_status, with_retry_after};
-use crate::state::{State, observed, on_cpu_pool};
+use crate::state::State;
 
 /// The Discovery gRPC service.
 #[derive(Debug, Clone)]
@@ -29,30 +30,18 @@ impl Discovery for DiscoveryService {
         request: Request<GetConfigRequest>,
     ) -> Result<Response<Config>, Status> {
         let s = &self.state;
-        observed(s, "GetConfig", async {
-            check_peer_rate(s, &request)?;
-            let serving = s.serving_or_unavailable()?;
-            Ok(Response::new(Config {
-                epoch: serving.id,
-                public_key: Bytes::copy_from_slice(serving.oprf.public_key().as_bytes()),
-                bucket_bits: u32::from(serving.table.bits().get()),
-                max_elements_per_request: s.max_elements(),
-                suite: wire::SUITE.to_owned(),
-            }))
-        })
-        .await
+        check_peer_rate(s, &request)?;
+        let serving = s.serving_or_unavailable()?;
+        Ok(Response::new(Config {
+            epoch: serving.id,
+            public_key: Bytes::copy_from_slice(serving.oprf.public_key().as_bytes()),
+            bucket_bits: u32::from(serving.table.bits().get()),
+            max_elements_per_request: s.max_elements(),
+            suite: wire::SUITE.to_owned(),
+        }))
     }
 
     async fn discover(
-        &self,
-        request: Request<DiscoverRequest>,
-    ) -> Result<Response<DiscoverResponse>, Status> {
-        observed(&self.state, "Discover", self.discover_inner(request)).await
-    }
-}
-
-impl DiscoveryService {
-    async fn discover_inner(
         &self,
         request: Request<DiscoverRequest>,
     ) -> Result<Response<DiscoverResponse>, Status> {

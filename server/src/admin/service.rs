@@ -1,11 +1,9 @@
-//! The Admin service: how the messenger backend changes the registry.
-//!
-//! Every change is written to the registry first and applied to the record
-//! table second, under one lock, so a Discover that starts after a change
-//! has returned sees it. Invalid input is refused before anything is written.
+//! The Admin gRPC handlers: parse each request (refusing invalid input
+//! before anything is written), run the write or read off the async
+//! workers, and answer.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 
 use cds_core::{E164, Label};
 use cds_proto::v1::admin_server::Admin;
@@ -15,13 +13,13 @@ use cds_proto::v1::{
     SetDiscoverableRequest, SetDiscoverableResponse, StatsRequest, StatsResponse,
     UnregisterRequest, UnregisterResponse, registry_change,
 };
-use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::epoch::ServingEpoch;
+use super::writes;
 use crate::error::ServerError;
+use crate::exec::on_blocking_pool;
 use crate::registry::{LoggedChange, Upserted, User, UserChange};
-use crate::state::{State, observed, on_blocking_pool, store_status};
+use crate::state::State;
 
 /// At most this many row errors are reported back from one import.
 pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
@@ -49,61 +47,6 @@ fn parse_user(u: cds_proto::v1::User) -> Result<User, &'static str> {
     })
 }
 
-/// Write `users` to the registry, then bring the table in line, under the
-/// write lock. Blocking: runs on the blocking pool, where it completes even
-/// if the caller goes away, so the registry and the table never disagree
-/// and writes land in order.
-fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>, ServerError> {
-    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let serving = serving(state)?;
-    let outcomes = state.registry.upsert(users)?;
-    // Noted as soon as the registry has them, for a rotation in progress.
-    state.note_changed(users.iter().map(|u| u.number.clone()));
-    let changes = users
-        .par_iter()
-        .map(|u| serving.table.change_for(&serving.oprf, u))
-        .collect();
-    serving.table.apply_changes(changes);
-    Ok(outcomes)
-}
-
-/// The serving epoch, for a writer holding the write lock. The first table
-/// build holds that lock until it is done, so this fails only if the
-/// server never finished starting.
-fn serving(state: &State) -> Result<Arc<ServingEpoch>, ServerError> {
-    state.serving().ok_or(ServerError::Starting)
-}
-
-/// Unregister `number` and drop its record (see [`write_users`]).
-fn unregister(state: &State, number: &E164) -> Result<bool, ServerError> {
-    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let serving = serving(state)?;
-    let existed = state.registry.remove(number)?;
-    if existed {
-        state.note_changed([number.clone()]);
-        serving
-            .table
-            .apply_changes(vec![serving.table.removal_for(&serving.oprf, number)]);
-    }
-    Ok(existed)
-}
-
-/// Change discoverability (see [`write_users`]); `None` if not registered.
-fn set_discoverable(
-    state: &State,
-    number: &E164,
-    discoverable: bool,
-) -> Result<Option<()>, ServerError> {
-    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let serving = serving(state)?;
-    let Some(user) = state.registry.set_discoverable(number, discoverable)? else {
-        return Ok(None);
-    };
-    state.note_changed([user.number.clone()]);
-    serving.table.apply(&serving.oprf, &user);
-    Ok(Some(()))
-}
-
 fn change_message(c: LoggedChange) -> RegistryChange {
     RegistryChange {
         seq: c.seq,
@@ -122,7 +65,7 @@ fn change_message(c: LoggedChange) -> RegistryChange {
 impl AdminService {
     async fn write_users(&self, users: Vec<User>) -> Result<Vec<Upserted>, Status> {
         let state = Arc::clone(&self.state);
-        on_blocking_pool(move || write_users(&state, &users))
+        on_blocking_pool(move || writes::write_users(&state, &users))
             .await?
             .map_err(admin_status)
     }
@@ -141,95 +84,15 @@ fn admin_status(e: ServerError) -> Status {
     }
 }
 
+/// Log a store failure (without user data) and turn it into UNAVAILABLE.
+fn store_status(e: ServerError) -> Status {
+    tracing::error!(error = %e, "registry operation failed");
+    Status::unavailable("the registry is unavailable: this change was not applied, retry later")
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn register(
-        &self,
-        request: Request<RegisterRequest>,
-    ) -> Result<Response<RegisterResponse>, Status> {
-        observed(&self.state, "Register", self.register_inner(request)).await
-    }
-
-    async fn unregister(
-        &self,
-        request: Request<UnregisterRequest>,
-    ) -> Result<Response<UnregisterResponse>, Status> {
-        observed(&self.state, "Unregister", self.unregister_inner(request)).await
-    }
-
-    async fn set_discoverable(
-        &self,
-        request: Request<SetDiscoverableRequest>,
-    ) -> Result<Response<SetDiscoverableResponse>, Status> {
-        observed(
-            &self.state,
-            "SetDiscoverable",
-            self.set_discoverable_inner(request),
-        )
-        .await
-    }
-
-    async fn import(
-        &self,
-        request: Request<Streaming<ImportRequest>>,
-    ) -> Result<Response<ImportResponse>, Status> {
-        observed(&self.state, "Import", self.import_inner(request)).await
-    }
-
-    async fn stats(
-        &self,
-        request: Request<StatsRequest>,
-    ) -> Result<Response<StatsResponse>, Status> {
-        observed(&self.state, "Stats", self.stats_inner(request)).await
-    }
-
-    async fn rotate_key(
-        &self,
-        _: Request<RotateKeyRequest>,
-    ) -> Result<Response<RotateKeyResponse>, Status> {
-        observed(&self.state, "RotateKey", async {
-            let state = Arc::clone(&self.state);
-            // On the blocking pool, where it completes even if the caller
-            // goes away.
-            let rotated = on_blocking_pool(move || crate::rotation::rotate(&state))
-                .await?
-                .map_err(admin_status)?;
-            Ok(Response::new(RotateKeyResponse {
-                retired_epoch: rotated.retired,
-                epoch: rotated.epoch,
-                records: rotated.records as u64,
-                build_ms: rotated.took_ms,
-            }))
-        })
-        .await
-    }
-
-    async fn list_changes(
-        &self,
-        request: Request<ListChangesRequest>,
-    ) -> Result<Response<ListChangesResponse>, Status> {
-        observed(&self.state, "ListChanges", async {
-            let req = request.into_inner();
-            let limit = match req.limit as usize {
-                0 => MAX_CHANGES_PER_PAGE,
-                n => n.min(MAX_CHANGES_PER_PAGE),
-            };
-            let state = Arc::clone(&self.state);
-            let page = on_blocking_pool(move || state.registry.changes_after(req.after, limit))
-                .await?
-                .map_err(admin_status)?;
-            Ok(Response::new(ListChangesResponse {
-                changes: page.changes.into_iter().map(change_message).collect(),
-                next_seq: page.next_seq,
-                oldest_retained: page.oldest_retained,
-            }))
-        })
-        .await
-    }
-}
-
-impl AdminService {
-    async fn register_inner(
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
@@ -244,33 +107,33 @@ impl AdminService {
         }))
     }
 
-    async fn unregister_inner(
+    async fn unregister(
         &self,
         request: Request<UnregisterRequest>,
     ) -> Result<Response<UnregisterResponse>, Status> {
         let number = parse_number(&request.into_inner().e164).map_err(Status::invalid_argument)?;
         let state = Arc::clone(&self.state);
-        let existed = on_blocking_pool(move || unregister(&state, &number))
+        let existed = on_blocking_pool(move || writes::unregister(&state, &number))
             .await?
             .map_err(admin_status)?;
         Ok(Response::new(UnregisterResponse { existed }))
     }
 
-    async fn set_discoverable_inner(
+    async fn set_discoverable(
         &self,
         request: Request<SetDiscoverableRequest>,
     ) -> Result<Response<SetDiscoverableResponse>, Status> {
         let req = request.into_inner();
         let number = parse_number(&req.e164).map_err(Status::invalid_argument)?;
         let state = Arc::clone(&self.state);
-        on_blocking_pool(move || set_discoverable(&state, &number, req.discoverable))
+        on_blocking_pool(move || writes::set_discoverable(&state, &number, req.discoverable))
             .await?
             .map_err(admin_status)?
             .ok_or_else(|| Status::not_found("that number is not registered: register it first"))?;
         Ok(Response::new(SetDiscoverableResponse {}))
     }
 
-    async fn import_inner(
+    async fn import(
         &self,
         request: Request<Streaming<ImportRequest>>,
     ) -> Result<Response<ImportResponse>, Status> {
@@ -314,10 +177,7 @@ impl AdminService {
         Ok(Response::new(summary))
     }
 
-    async fn stats_inner(
-        &self,
-        _: Request<StatsRequest>,
-    ) -> Result<Response<StatsResponse>, Status> {
+    async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
         let state = Arc::clone(&self.state);
         let registered = on_blocking_pool(move || state.registry.count())
             .await?
@@ -335,6 +195,44 @@ impl AdminService {
             evaluated_elements: m.evaluated_elements.get(),
             evaluation_busy_micros: (m.evaluation_cpu_seconds.get() * 1e6) as u64,
             rotations: m.rotations.get(),
+        }))
+    }
+
+    async fn rotate_key(
+        &self,
+        _: Request<RotateKeyRequest>,
+    ) -> Result<Response<RotateKeyResponse>, Status> {
+        let state = Arc::clone(&self.state);
+        // On the blocking pool, where it completes even if the caller
+        // goes away.
+        let rotated = on_blocking_pool(move || crate::rotation::rotate(&state))
+            .await?
+            .map_err(admin_status)?;
+        Ok(Response::new(RotateKeyResponse {
+            retired_epoch: rotated.retired,
+            epoch: rotated.epoch,
+            records: rotated.records as u64,
+            build_ms: rotated.took_ms,
+        }))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<ListChangesRequest>,
+    ) -> Result<Response<ListChangesResponse>, Status> {
+        let req = request.into_inner();
+        let limit = match req.limit as usize {
+            0 => MAX_CHANGES_PER_PAGE,
+            n => n.min(MAX_CHANGES_PER_PAGE),
+        };
+        let state = Arc::clone(&self.state);
+        let page = on_blocking_pool(move || state.registry.changes_after(req.after, limit))
+            .await?
+            .map_err(admin_status)?;
+        Ok(Response::new(ListChangesResponse {
+            changes: page.changes.into_iter().map(change_message).collect(),
+            next_seq: page.next_seq,
+            oldest_retained: page.oldest_retained,
         }))
     }
 }

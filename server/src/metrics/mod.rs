@@ -1,10 +1,13 @@
-//! Prometheus metrics, served as text on `/metrics` when
-//! `metrics_listen` is set.
+//! Prometheus metrics: the registry ([`Metrics`]), the tower layer that
+//! counts and times every cds RPC ([`layer`]), and the `/metrics` endpoint
+//! ([`endpoint`]).
 //!
 //! Every series is a count, a duration or a size. Labels name RPCs, status
 //! codes and limits: never an account, a number, a label or an address.
 
-use std::sync::Arc;
+pub(crate) mod endpoint;
+pub(crate) mod layer;
+
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -14,20 +17,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tonic::Status;
-
-use crate::state::State;
-use cds_proto::wire::LIMIT;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    rpc: &'static str,
+    rpc: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcCodeLabels {
-    rpc: &'static str,
+    rpc: String,
     code: &'static str,
 }
 
@@ -173,30 +171,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Count one answered request of `rpc` that started at `started`.
-    /// Refusals by a limit are also counted by the limit's name.
-    pub(crate) fn observe<T>(
+    /// Count one answered request of `rpc` that started at `started`,
+    /// with its status `code` and, if a limit refused it, the limit's name.
+    pub(crate) fn observe(
         &self,
-        rpc: &'static str,
-        result: &Result<T, Status>,
+        rpc: &str,
+        code: tonic::Code,
+        limit: Option<&str>,
         started: Instant,
     ) {
-        let code = match result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
         self.requests
             .get_or_create(&RpcCodeLabels {
-                rpc,
+                rpc: rpc.to_owned(),
                 code: code_name(code),
             })
             .inc();
         self.latency
-            .get_or_create(&RpcLabels { rpc })
+            .get_or_create(&RpcLabels {
+                rpc: rpc.to_owned(),
+            })
             .observe(started.elapsed().as_secs_f64());
-        if let Err(status) = result
-            && let Some(limit) = status.metadata().get(LIMIT).and_then(|v| v.to_str().ok())
-        {
+        if let Some(limit) = limit {
             self.refusals
                 .get_or_create(&LimitLabels {
                     limit: limit.to_owned(),
@@ -244,31 +239,4 @@ fn code_name(code: tonic::Code) -> &'static str {
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
     }
-}
-
-/// Serve `GET /metrics` on `listener` until `stopped` resolves.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::routing::get;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let state = Arc::clone(&state);
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    state.metrics_text(),
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
 }

@@ -1,0 +1,312 @@
+//! Starting a server: open the data directory, bind every listener and
+//! start answering (health says NOT_SERVING until the table is built).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cds_core::CredentialVerifier;
+use cds_proto::v1::admin_server::AdminServer;
+use cds_proto::v1::discovery_server::DiscoveryServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::admin::AdminService;
+use crate::admin_token::AdminToken;
+use crate::config::ServerConfig;
+use crate::discovery::DiscoveryService;
+use crate::error::ServerError;
+use crate::housekeeping::sweep;
+use crate::keystore::{self, Epoch};
+use crate::lifecycle::{Health, RunningServer, ServeTasks, Starting};
+use crate::limits::gate::Gate;
+use crate::limits::peer::{LimitedConnection, PeerLimits};
+use crate::limits::quota::Quotas;
+use crate::limits::token_bucket::Rate;
+use crate::metrics::layer::ObserveLayer;
+use crate::registry::Registry;
+use crate::state::State;
+
+/// The full name of the Discovery service, as health checks name it.
+const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
+/// The full name of the Admin service.
+const ADMIN_SERVICE: &str = "cds.v1.Admin";
+
+/// Largest admin message accepted (an import chunk).
+const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
+/// Concurrent requests one connection may have in flight.
+const PER_CONNECTION_CONCURRENCY: usize = 64;
+
+/// What the data directory and the configured files give a server.
+struct Opened {
+    epoch: Epoch,
+    registry: Registry,
+    verifier: CredentialVerifier,
+    admin_token: Option<AdminToken>,
+}
+
+/// Read the admin token, create or check the data directory, open the
+/// registry (its lock keeps a second server off the directory) and load or
+/// create the key. Blocking: runs on the blocking pool.
+fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
+    let admin_token = config
+        .admin_token_file
+        .as_deref()
+        .map(AdminToken::read)
+        .transpose()?;
+    let dir = &config.data_dir;
+    keystore::ensure_private_dir(dir)?;
+    let verifier = match config.issuer {
+        Some(v) => v,
+        None => {
+            tracing::warn!(
+                "development mode: credentials are checked against {} in the data directory; \
+                 give the messenger backend's public key for production",
+                keystore::ISSUER_FILE
+            );
+            keystore::load_or_create_dev_issuer(dir)?
+        }
+    };
+    // The registry first: its lock keeps a second server off this
+    // directory before anything in it (such as a pending key) is touched.
+    let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
+    let epoch = keystore::load_or_create(dir)?;
+    Ok(Opened {
+        epoch,
+        registry,
+        verifier,
+        admin_token,
+    })
+}
+
+/// The shared state of a server with `config`, its limiters set up.
+fn new_state(config: &ServerConfig, registry: Registry, verifier: CredentialVerifier) -> State {
+    let peers = PeerLimits::new(
+        config.peer.max_connections,
+        Rate {
+            burst: f64::from(config.peer.request_burst),
+            per_sec: config.peer.requests_per_second,
+        },
+    );
+    State::new(
+        registry,
+        config.clone(),
+        verifier,
+        Quotas::new(
+            Rate::per_hour(config.quota.burst, config.quota.refill_per_hour),
+            config.quota.max_in_flight,
+        ),
+        peers,
+        Gate::new(
+            config.overload.max_concurrent,
+            config.overload.max_queued,
+            config.overload.max_queue_wait,
+        ),
+    )
+}
+
+async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Accepted connections, less those over their peer's connection limit
+/// (closed at once).
+fn limited_incoming(
+    listener: TcpListener,
+    peers: PeerLimits,
+) -> impl tokio_stream::Stream<Item = std::io::Result<LimitedConnection>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
+        Ok(io) => LimitedConnection::admit(io, &peers).map(Ok),
+        Err(e) => Some(Err(e)),
+    })
+}
+
+/// A future that resolves once `stop` says so.
+fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = stop.subscribe();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// gRPC reflection of the cds and health services.
+fn reflection() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    ServerError,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cds_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Config(format!("gRPC reflection: {e}")))
+}
+
+/// Serve Discovery (with health and reflection) on `listener` until `stop`.
+async fn spawn_discovery(
+    tasks: &mut ServeTasks,
+    state: &Arc<State>,
+    listener: TcpListener,
+    stop: &watch::Sender<bool>,
+) -> Result<HealthReporter, ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Before the listener answers: a fresh reporter says SERVING.
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let config = &state.config;
+    let discovery = DiscoveryServer::new(DiscoveryService {
+        state: Arc::clone(state),
+    })
+    .max_decoding_message_size(cds_proto::wire::max_discover_request_bytes(
+        config.max_elements_per_request as usize,
+    ))
+    .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
+    let serve = tonic::transport::Server::builder()
+        .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
+        .timeout(config.request_timeout)
+        // Find and drop dead or stalled peers instead of holding their
+        // responses forever.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
+        .add_service(health_service)
+        .add_service(reflection()?)
+        .add_service(discovery)
+        .serve_with_incoming_shutdown(
+            limited_incoming(listener, state.peers.clone()),
+            stopped(stop),
+        );
+    tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
+    Ok(health)
+}
+
+/// Serve Admin (with health and reflection) on `listener` until `stop`,
+/// checking `token` on every Admin call when there is one.
+async fn spawn_admin(
+    tasks: &mut ServeTasks,
+    state: &Arc<State>,
+    listener: TcpListener,
+    token: Option<AdminToken>,
+    stop: &watch::Sender<bool>,
+) -> Result<HealthReporter, ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Before the listener answers: a fresh reporter says SERVING.
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    if token.is_none() {
+        tracing::warn!(
+            "Admin calls are not authenticated (no admin_token_file): any process that reaches the Admin listener can read and change the registry"
+        );
+    }
+    let auth_refusals = state.metrics.admin_auth_refusals.clone();
+    let admin = InterceptedService::new(
+        AdminServer::new(AdminService {
+            state: Arc::clone(state),
+        })
+        .max_decoding_message_size(MAX_ADMIN_MESSAGE),
+        move |request: tonic::Request<()>| match &token {
+            Some(token) => token
+                .check(request.metadata())
+                .map(|()| request)
+                .inspect_err(|_| {
+                    auth_refusals.inc();
+                    tracing::warn!("an Admin call was refused: missing or wrong admin token");
+                }),
+            None => Ok(request),
+        },
+    );
+    let serve = tonic::transport::Server::builder()
+        .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
+        .add_service(health_service)
+        .add_service(reflection()?)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop));
+    tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
+    Ok(health)
+}
+
+/// Open the data directory and the key, bind every listener and start
+/// answering: health checks say NOT_SERVING until [`Starting::serve`] has
+/// built the record table.
+pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
+    config
+        .validate()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let opened = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??
+    };
+    let (discovery_listener, discovery_addr) = bind_listener(config.listen).await?;
+    let (admin_listener, admin_addr) = bind_listener(config.admin_listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind_listener(addr).await?),
+        None => None,
+    };
+
+    let state = Arc::new(new_state(&config, opened.registry, opened.verifier));
+
+    let (stop, _) = watch::channel(false);
+    let mut tasks = ServeTasks::new();
+    tasks.spawn(sweep(Arc::downgrade(&state), stopped(&stop)));
+    let health = Health {
+        listeners: vec![
+            (
+                spawn_discovery(&mut tasks, &state, discovery_listener, &stop).await?,
+                DISCOVERY_SERVICE,
+            ),
+            (
+                spawn_admin(
+                    &mut tasks,
+                    &state,
+                    admin_listener,
+                    opened.admin_token,
+                    &stop,
+                )
+                .await?,
+                ADMIN_SERVICE,
+            ),
+        ],
+    };
+    health.report(ServingStatus::NotServing).await;
+    let mut metrics_addr = None;
+    if let Some((listener, addr)) = metrics_listener {
+        metrics_addr = Some(addr);
+        let render = {
+            let state = Arc::clone(&state);
+            move || state.metrics.render(state.snapshot())
+        };
+        let serve = crate::metrics::endpoint::serve(listener, render, stopped(&stop));
+        tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
+    }
+
+    tracing::info!("listening; building the record table");
+    Ok(Starting::new(
+        RunningServer::new(
+            discovery_addr,
+            admin_addr,
+            metrics_addr,
+            stop,
+            tasks,
+            health,
+            state,
+        ),
+        opened.epoch,
+    ))
+}
