@@ -29,7 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
-pub mod cache;
+mod cache;
 mod client;
 mod error;
 pub mod matching;
@@ -38,7 +38,7 @@ pub mod session;
 #[cfg(test)]
 mod test_support;
 
-pub use cache::DiscoveryCache;
+pub use cache::{CacheError, DiscoveryCache};
 pub use client::{BucketMode, Client, ClientBuilder, Contact, DiscoveryReport};
 pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};

@@ -621,37 +621,88 @@ mod tests {
     }
 
     #[test]
-    fn unknown_region_message_does_not_echo_the_code() {
-        assert_eq!(
-            UnknownRegion.to_string(),
-            "unknown region code: expected an ISO 3166-1 two-letter code such as US or DE"
-        );
+    fn unknown_region_error_is_the_same_whatever_was_rejected() {
+        // Region codes may come from user data (a settings field, a SIM):
+        // the error must not carry them, so every rejection looks alike.
+        let rejected = [
+            "ZZ",
+            "xq",
+            "USA",
+            "Alice",
+            "+49 1512 3456789",
+            "0049",
+            "region: Bavaria",
+        ];
+        let shown: Vec<(String, String)> = rejected
+            .iter()
+            .map(|input| {
+                let error = Region::parse(input).expect_err("unknown");
+                (error.to_string(), format!("{error:?}"))
+            })
+            .collect();
+        assert!(shown.iter().all(|s| *s == shown[0]), "{shown:?}");
+        let (message, debug) = &shown[0];
+        assert!(!message.is_empty());
+        for input in rejected.iter().filter(|i| i.len() > 2) {
+            assert!(
+                !message.contains(input) && !debug.contains(input),
+                "{input:?}"
+            );
+        }
     }
 
-    #[test]
-    fn reason_codes_are_distinct_snake_case() {
-        let all = [
+    /// Every reason. The match fails to compile when a variant is added,
+    /// until it is listed here too.
+    fn all_reasons() -> [InvalidReason; 6] {
+        let listed = |reason: InvalidReason| match reason {
+            InvalidReason::Empty
+            | InvalidReason::NotANumber
+            | InvalidReason::InvalidCountryCode
+            | InvalidReason::TooShort
+            | InvalidReason::TooLong
+            | InvalidReason::NotValid => reason,
+        };
+        [
             InvalidReason::Empty,
             InvalidReason::NotANumber,
             InvalidReason::InvalidCountryCode,
             InvalidReason::TooShort,
             InvalidReason::TooLong,
             InvalidReason::NotValid,
-        ];
-        let codes: Vec<_> = all.iter().map(InvalidReason::code).collect();
-        assert_eq!(
-            codes,
-            [
-                "empty",
-                "not_a_number",
-                "invalid_country_code",
-                "too_short",
-                "too_long",
-                "not_valid"
-            ]
-        );
-        for code in codes {
-            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        ]
+        .map(listed)
+    }
+
+    #[test]
+    fn each_reason_code_is_snake_case_and_names_exactly_one_reason() {
+        let all = all_reasons();
+        for reason in all {
+            let code = reason.code();
+            assert!(!code.is_empty() && !code.starts_with('_') && !code.ends_with('_'));
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
+            // The code round-trips: reading it back finds this reason only.
+            let named: Vec<_> = all.into_iter().filter(|r| r.code() == code).collect();
+            assert_eq!(named, [reason], "{code}");
+            // And so does the message a person reads next to it.
+            let explained: Vec<_> = all
+                .into_iter()
+                .filter(|r| r.to_string() == reason.to_string())
+                .collect();
+            assert_eq!(explained, [reason], "{reason}");
+        }
+    }
+
+    #[test]
+    fn reason_codes_are_the_ones_the_readme_documents() {
+        // Scripts match on these codes (`cds discover --json`): the README
+        // promises them, so renaming one must fail here.
+        let readme = include_str!("../../README.md");
+        for reason in all_reasons() {
+            let code = format!("`{}`", reason.code());
+            assert!(readme.contains(&code), "{code} is not in the README");
         }
     }
 

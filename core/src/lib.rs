@@ -8,10 +8,10 @@
 //!   against the RFC's test vectors; plus additive blinding for the VOPRF
 //!   client ([`VoprfClient::blind_batch_additive`]): the same messages and
 //!   outputs for less client work.
-//! - [`record`]: from the PRF output of a number, the match tag a client looks
-//!   up and the key that seals the user's label.
-//! - [`bucket`]: the public map from a number to one of `2^b` buckets.
-//! - [`e164`]: the canonical phone-number form the protocol hashes.
+//! - [`RecordKeys`]: from the PRF output of a number, the match tag a client
+//!   looks up and the key that seals the user's label.
+//! - [`BucketBits`]: the public map from a number to one of `2^b` buckets.
+//! - [`E164`]: the canonical phone-number form the protocol hashes.
 //!
 //! Every wire value is a newtype that can only be built by parsing, which
 //! rejects non-canonical encodings and the identity element. Secrets (keys,
@@ -58,17 +58,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
-pub mod bucket;
-pub mod credential;
+mod bucket;
+mod credential;
 pub mod dangerous;
 mod dleq;
-pub mod e164;
+mod e164;
 mod error;
 mod group;
 mod hash;
 mod key;
 pub mod oprf;
-pub mod record;
+mod record;
 mod suite;
 
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};

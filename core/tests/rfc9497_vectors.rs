@@ -354,11 +354,26 @@ fn additive_and_multiplicative_states_mix_in_one_batch_and_both_table_paths_agre
 }
 
 #[test]
-fn additive_blinding_of_the_same_input_twice_gives_unlinkable_elements() {
+fn additive_blinding_of_the_same_input_twice_gives_different_elements_and_the_same_output() {
     let mut rng = rand::rng();
-    let a = VoprfClient::blind_batch_additive(&[b"+14155550132"], &mut rng).expect("blinds");
-    let b = VoprfClient::blind_batch_additive(&[b"+14155550132"], &mut rng).expect("blinds");
+    let server = VoprfServer::new(KeyPair::generate(&mut rng));
+    let input: &[u8] = b"+14155550132";
+    let unblinded = cds_core::oprf::hash_to_group_encoded(Mode::Voprf, input).expect("hashes");
+    let a = VoprfClient::blind_batch_additive(&[input], &mut rng).expect("blinds");
+    let b = VoprfClient::blind_batch_additive(&[input], &mut rng).expect("blinds");
+    // The server sees two different elements, neither of them the input's
+    // own point `HashToGroup(input)`...
     assert_ne!(a[0].message, b[0].message);
+    for blinded in [&a, &b] {
+        assert_ne!(blinded[0].message.to_bytes(), unblinded);
+    }
+    // ...and each, evaluated in its own request, finalizes to the output
+    // the server computes directly: the same output both times.
+    for blinded in [a, b] {
+        let (states, messages): (Vec<_>, Vec<_>) =
+            blinded.into_iter().map(|r| (r.state, r.message)).unzip();
+        assert_client_outputs_equal_the_servers(&server, &[input], states, messages);
+    }
 }
 
 #[test]

@@ -15,7 +15,8 @@ use cds_server::registry::{Registry, User};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::BenchArgs;
-use super::report::{Report, Setup};
+use super::report::Report;
+use super::sample::Setup;
 use super::workload::{self, Target};
 
 /// Synthetic registered users are German mobiles +491512 followed by 7

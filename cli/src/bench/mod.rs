@@ -3,6 +3,7 @@
 
 mod local;
 mod report;
+mod sample;
 mod workload;
 
 use std::time::Duration;

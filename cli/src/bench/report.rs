@@ -3,48 +3,7 @@
 use std::time::Duration;
 
 use super::BenchArgs;
-use super::workload::Measured;
-
-/// One request as the client saw it.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// Send to response.
-    pub latency: Duration,
-    /// Client work: blinding, then verifying, unblinding and matching.
-    pub client_cpu: Duration,
-    /// Encoded request size.
-    pub bytes_up: usize,
-    /// Encoded response size.
-    pub bytes_down: usize,
-    /// Contacts in the request.
-    pub contacts: usize,
-    /// Contacts found registered.
-    pub matched: usize,
-}
-
-/// The server's evaluation counters over the run.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerSide {
-    /// Elements evaluated.
-    pub evaluated: u64,
-    /// Thread-busy time decoding, evaluating and proving them.
-    pub busy: Duration,
-}
-
-/// The local server's setup.
-#[derive(Debug, Clone, Copy)]
-pub struct Setup {
-    /// Registered synthetic users.
-    pub users: usize,
-    /// Time to build the record table.
-    pub table_build: Duration,
-    /// Records in the table.
-    pub table_records: u64,
-    /// Bytes of records in the table.
-    pub table_bytes: u64,
-    /// Growth of the process's resident memory over the table build.
-    pub rss_delta: Option<u64>,
-}
+use super::sample::{Measured, Sample, Setup};
 
 /// The benchmark's findings.
 #[derive(Debug)]
@@ -106,7 +65,7 @@ impl Report {
         self.measured.samples.iter().map(|s| s.contacts).sum()
     }
 
-    fn per_request(&self, f: impl Fn(&super::report::Sample) -> usize) -> f64 {
+    fn per_request(&self, f: impl Fn(&Sample) -> usize) -> f64 {
         let n = self.requests().max(1) as f64;
         self.measured.samples.iter().map(f).sum::<usize>() as f64 / n
     }

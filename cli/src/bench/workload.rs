@@ -19,7 +19,8 @@ use prost::Message;
 use rand::RngExt;
 
 use super::BenchArgs;
-use super::report::{Report, Sample, ServerSide};
+use super::report::Report;
+use super::sample::{Measured, Sample, ServerSide};
 
 /// Where the workload goes and what it knows about the server's users.
 pub struct Target {
@@ -238,21 +239,6 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         server,
         bucket_bits: params.bucket_bits.get(),
     })
-}
-
-/// What a workload run measured.
-#[derive(Debug)]
-pub struct Measured {
-    /// One sample per served request.
-    pub samples: Vec<Sample>,
-    /// Requests refused by a limit or shed.
-    pub refused: usize,
-    /// Wall time of the run.
-    pub elapsed: Duration,
-    /// The server's CPU counters over the run, if reachable.
-    pub server: Option<ServerSide>,
-    /// The server's bucket bits.
-    pub bucket_bits: u8,
 }
 
 /// `cds bench --server URL`.
