@@ -49,7 +49,7 @@ mod exec;
 mod housekeeping;
 pub mod keystore;
 mod lifecycle;
-pub mod limits;
+mod limits;
 mod metrics;
 pub mod registry;
 mod rotation;

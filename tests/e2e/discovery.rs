@@ -115,11 +115,28 @@ async fn a_single_bucket_table_serves_every_record_to_everyone() {
 }
 
 #[tokio::test]
-async fn an_empty_address_book_needs_no_request() {
+async fn a_book_without_valid_numbers_needs_no_request() {
     let server = TestServer::start().await;
-    let empty: [&str; 0] = [];
-    assert!(server.discover(&empty).await.is_empty());
+    let mut client = server.client().await;
+    // With the server gone, any request would fail: these calls succeed
+    // only because they send none.
     server.stop().await;
+    let empty: [&str; 0] = [];
+    assert!(
+        client
+            .discover(&empty, us())
+            .await
+            .expect("no request")
+            .is_empty()
+    );
+    assert_eq!(client.last_report().requests, 0);
+    let found = client
+        .discover(&["call me maybe", ""], us())
+        .await
+        .expect("no request");
+    assert!(found.iter().all(|c| matches!(c, Contact::Invalid { .. })));
+    assert_eq!(client.last_report().requests, 0);
+    assert_eq!(client.last_report().bytes_sent, 0);
 }
 
 #[tokio::test]

@@ -161,10 +161,5 @@ fn quota_status(refusal: Refusal) -> Status {
             "this account's discovery budget is spent and does not refill in any useful time",
             None,
         ),
-        Refusal::TooLarge => limit_status(
-            Limit::AccountBudget,
-            "this request needs more evaluations than the account's whole budget: split it",
-            None,
-        ),
     }
 }

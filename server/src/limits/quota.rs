@@ -22,8 +22,6 @@ pub enum Refusal {
     /// The account's budget is spent; retry after the given time (`None`:
     /// not within any representable time, as when nothing refills).
     Exhausted(Option<Duration>),
-    /// The request needs more evaluations than the whole budget.
-    TooLarge,
 }
 
 struct Account {
@@ -129,6 +127,7 @@ impl Quotas {
     }
 
     /// Evaluations `account` could spend at `now`.
+    #[cfg(test)]
     pub fn available(&self, account: &AccountId, now: Instant) -> f64 {
         let inner = &self.inner;
         let mut accounts = inner

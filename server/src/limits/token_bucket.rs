@@ -71,6 +71,7 @@ impl TokenBucket {
     }
 
     /// Tokens available at `now`.
+    #[cfg(test)]
     pub fn available(&mut self, rate: Rate, now: Instant) -> f64 {
         self.refill(rate, now);
         self.tokens
