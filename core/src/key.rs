@@ -3,7 +3,7 @@
 
 use curve25519_dalek::{RistrettoPoint, Scalar};
 use rand_core::CryptoRng;
-use subtle::{Choice, ConstantTimeEq};
+
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
@@ -39,25 +39,7 @@ impl SecretKey {
     }
 }
 
-impl ConstantTimeEq for SecretKey {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for SecretKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for SecretKey {}
-
-impl core::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
+crate::secret::secret_traits!(SecretKey);
 
 /// A server key pair: the secret key and its public key.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -69,6 +69,7 @@ mod hash;
 mod key;
 pub mod oprf;
 mod record;
+mod secret;
 mod suite;
 
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};

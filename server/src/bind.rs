@@ -154,6 +154,19 @@ fn reflection() -> Result<
         .map_err(|e| ServerError::Config(format!("gRPC reflection: {e}")))
 }
 
+/// A health reporter for one listener and its service, saying NOT_SERVING
+/// (a fresh reporter says SERVING) until the table is built.
+async fn not_serving_health() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (health, service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    (health, service)
+}
+
 /// Serve Discovery (with health and reflection) on `listener` until `stop`.
 async fn spawn_discovery(
     tasks: &mut ServeTasks,
@@ -161,11 +174,7 @@ async fn spawn_discovery(
     listener: TcpListener,
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // Before the listener answers: a fresh reporter says SERVING.
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    let (health, health_service) = not_serving_health().await;
     let config = &state.config;
     let discovery = DiscoveryServer::new(DiscoveryService {
         state: Arc::clone(state),
@@ -203,11 +212,7 @@ async fn spawn_admin(
     token: Option<AdminToken>,
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // Before the listener answers: a fresh reporter says SERVING.
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    let (health, health_service) = not_serving_health().await;
     if token.is_none() {
         tracing::warn!(
             "Admin calls are not authenticated (no admin_token_file): any process that reaches the Admin listener can read and change the registry"
@@ -297,8 +302,8 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     }
 
     tracing::info!("listening; building the record table");
-    Ok(Starting::new(
-        RunningServer::new(
+    Ok(Starting {
+        inner: RunningServer {
             discovery_addr,
             admin_addr,
             metrics_addr,
@@ -306,7 +311,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             tasks,
             health,
             state,
-        ),
-        opened.epoch,
-    ))
+        },
+        epoch: opened.epoch,
+    })
 }

@@ -28,27 +28,23 @@ pub(crate) type ServeTasks = JoinSet<Result<(), String>>;
 #[derive(Debug)]
 #[must_use = "nothing is served until `serve` is called"]
 pub struct Starting {
-    inner: RunningServer,
-    epoch: keystore::Epoch,
+    pub(crate) inner: RunningServer,
+    pub(crate) epoch: keystore::Epoch,
 }
 
 /// A started server: its bound addresses and a handle to stop it.
 #[derive(Debug)]
 pub struct RunningServer {
-    discovery_addr: SocketAddr,
-    admin_addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
-    tasks: ServeTasks,
-    health: Health,
-    state: Arc<State>,
+    pub(crate) discovery_addr: SocketAddr,
+    pub(crate) admin_addr: SocketAddr,
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) tasks: ServeTasks,
+    pub(crate) health: Health,
+    pub(crate) state: Arc<State>,
 }
 
 impl Starting {
-    pub(crate) fn new(inner: RunningServer, epoch: keystore::Epoch) -> Self {
-        Self { inner, epoch }
-    }
-
     /// Where the Discovery service listens (useful with port 0).
     pub fn discovery_addr(&self) -> SocketAddr {
         self.inner.discovery_addr
@@ -126,26 +122,6 @@ fn build_first_table(
 }
 
 impl RunningServer {
-    pub(crate) fn new(
-        discovery_addr: SocketAddr,
-        admin_addr: SocketAddr,
-        metrics_addr: Option<SocketAddr>,
-        stop: watch::Sender<bool>,
-        tasks: ServeTasks,
-        health: Health,
-        state: Arc<State>,
-    ) -> Self {
-        Self {
-            discovery_addr,
-            admin_addr,
-            metrics_addr,
-            stop,
-            tasks,
-            health,
-            state,
-        }
-    }
-
     /// Where the Discovery service listens (useful with port 0).
     pub fn discovery_addr(&self) -> SocketAddr {
         self.discovery_addr

@@ -218,14 +218,7 @@ impl Registry {
     pub fn remove(&self, number: &E164) -> Result<bool, ServerError> {
         let txn = self.db.begin_write()?;
         let existed = txn.open_table(USERS)?.remove(number.to_u64())?.is_some();
-        if existed {
-            if self.log_changes {
-                log_changes(&txn, [UserChange::Removed(number.clone())])?;
-            }
-            txn.commit()?;
-        } else {
-            txn.abort()?;
-        }
+        self.commit_if_changed(txn, existed.then(|| UserChange::Removed(number.clone())))?;
         Ok(existed)
     }
 
@@ -251,15 +244,27 @@ impl Registry {
                 None => None,
             }
         };
-        if let Some(user) = &updated {
-            if self.log_changes {
-                log_changes(&txn, [UserChange::Upserted(user.clone())])?;
-            }
-            txn.commit()?;
-        } else {
-            txn.abort()?;
-        }
+        self.commit_if_changed(txn, updated.clone().map(UserChange::Upserted))?;
         Ok(updated)
+    }
+
+    /// Log `change` (when the change log is kept) and commit `txn`; with
+    /// no change, abort it so that nothing is written.
+    fn commit_if_changed(
+        &self,
+        txn: redb::WriteTransaction,
+        change: Option<UserChange>,
+    ) -> Result<(), ServerError> {
+        match change {
+            Some(change) => {
+                if self.log_changes {
+                    log_changes(&txn, [change])?;
+                }
+                txn.commit()?;
+            }
+            None => txn.abort()?,
+        }
+        Ok(())
     }
 
     /// The user registered under `number`, if any.

@@ -10,7 +10,7 @@
 
 use curve25519_dalek::traits::IsIdentity;
 use curve25519_dalek::{RistrettoPoint, Scalar};
-use subtle::{Choice, ConstantTimeEq};
+
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
@@ -46,25 +46,7 @@ impl Output {
     }
 }
 
-impl ConstantTimeEq for Output {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for Output {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Output {}
-
-impl core::fmt::Debug for Output {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Output(<redacted>)")
-    }
-}
+crate::secret::secret_traits!(Output);
 
 /// What a blinding step returns: the `state` the client keeps until the
 /// response arrives, and the `message` it sends to the server.
