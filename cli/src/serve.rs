@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::admin::TokenFile;
 use anyhow::Context;
-use cds_core::CredentialVerifier;
+use cds_core::{BucketBits, CredentialVerifier};
 use cds_server::config::{self, LogFormat, Settings, docs};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -56,8 +56,14 @@ struct SettingArgs {
     metrics_listen: Option<MetricsListen>,
     #[arg(long, env = "CDS_DATA_DIR", value_name = "DIR", help = docs::DATA_DIR.help())]
     data_dir: Option<PathBuf>,
-    #[arg(long, env = "CDS_BUCKET_BITS", value_name = "BITS", help = docs::BUCKET_BITS.help())]
-    bucket_bits: Option<u8>,
+    #[arg(
+        long,
+        env = "CDS_BUCKET_BITS",
+        value_name = "BITS",
+        value_parser = parse_bucket_bits,
+        help = docs::BUCKET_BITS.help()
+    )]
+    bucket_bits: Option<BucketBits>,
     #[arg(
         long,
         alias = "max-elements-per-request",
@@ -173,6 +179,19 @@ struct SettingArgs {
         help = docs::OVERLOAD_MAX_QUEUE_WAIT.help()
     )]
     overload_max_queue_wait: Option<Duration>,
+}
+
+fn parse_bucket_bits(text: &str) -> Result<BucketBits, String> {
+    let max = cds_core::MAX_BUCKET_BITS;
+    let bits: u8 = text
+        .parse()
+        .map_err(|_| format!("expected a whole number from 0 to {max}"))?;
+    BucketBits::new(bits).map_err(|_| {
+        format!(
+            "bucket_bits must be from 0 to {max}, not {bits} (set by {})",
+            where_set("bucket_bits")
+        )
+    })
 }
 
 /// `--metrics-listen`: an address, or "" for none.

@@ -405,7 +405,7 @@ fn every_setting_survives_printing_and_reading_back() {
     s.admin_token_file = Some("/etc/cds/admin token".into());
     s.metrics_listen = Some("127.0.0.1:3".parse().unwrap());
     s.data_dir = "C:\\data\\cds 'x'".into();
-    s.bucket_bits = 0;
+    s.bucket_bits = cds_core::BucketBits::new(0).unwrap();
     s.max_elements_per_request = 5;
     s.max_response_bytes = 6;
     s.request_timeout = Duration::from_millis(7_500);

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use cds_core::{BucketBits, VoprfServer};
+use cds_core::VoprfServer;
 use cds_proto::v1::admin_server::AdminServer;
 use cds_proto::v1::discovery_server::DiscoveryServer;
 use tokio::net::TcpListener;
@@ -167,8 +167,7 @@ fn build_first_table(
     progress: Option<Arc<AtomicUsize>>,
 ) -> Result<(), ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let bits = BucketBits::new(state.config.bucket_bits)
-        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let bits = state.config.bucket_bits;
     let users = state.registry.discoverable_users()?;
     let started = Instant::now();
     let oprf = VoprfServer::new(epoch.key);

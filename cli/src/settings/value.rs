@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cds_core::CredentialVerifier;
+use cds_core::{BucketBits, CredentialVerifier, MAX_BUCKET_BITS};
 use toml::Value;
 
 use super::{LogFormat, Settings};
@@ -67,7 +67,23 @@ macro_rules! whole_number {
         }
     )*};
 }
-whole_number!(u8, u32, usize);
+whole_number!(u32, usize);
+
+impl SettingValue for BucketBits {
+    fn parse(text: &str) -> Result<Self, String> {
+        let bits: u64 = text.trim().parse().map_err(|_| {
+            format!("must be a whole number from 0 to {MAX_BUCKET_BITS}, not {text:?}")
+        })?;
+        u8::try_from(bits)
+            .ok()
+            .and_then(|b| BucketBits::new(b).ok())
+            .ok_or_else(|| format!("must be from 0 to {MAX_BUCKET_BITS}, not {bits}"))
+    }
+
+    fn print(&self) -> Result<Value, String> {
+        Ok(Value::Integer(self.get().into()))
+    }
+}
 
 impl SettingValue for f64 {
     fn parse(text: &str) -> Result<Self, String> {

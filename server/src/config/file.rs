@@ -184,7 +184,15 @@ impl FileSettings {
             })?;
         }
         set(&mut s.data_dir, self.data_dir);
-        set(&mut s.bucket_bits, self.bucket_bits);
+        if let Some(bits) = self.bucket_bits {
+            s.bucket_bits = cds_core::BucketBits::new(bits).map_err(|_| {
+                let max = cds_core::MAX_BUCKET_BITS;
+                (
+                    None,
+                    format!("bucket_bits must be from 0 to {max}, not {bits}"),
+                )
+            })?;
+        }
         set(
             &mut s.max_elements_per_request,
             self.max_elements_per_request,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cds_core::CredentialVerifier;
+use cds_core::{BucketBits, CredentialVerifier};
 
 pub mod docs;
 mod file;
@@ -38,7 +38,7 @@ pub struct ServerConfig {
     /// Directory of the registry database and the OPRF key file.
     pub data_dir: PathBuf,
     /// The table has `2^bucket_bits` buckets.
-    pub bucket_bits: u8,
+    pub bucket_bits: BucketBits,
     /// The most blinded elements one Discover request may carry.
     pub max_elements_per_request: u32,
     /// The largest encoded response the server sends (records of many
@@ -177,7 +177,7 @@ impl Default for ServerConfig {
             admin_token_file: None,
             metrics_listen: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            bucket_bits: DEFAULT_BUCKET_BITS,
+            bucket_bits: BucketBits::new(DEFAULT_BUCKET_BITS).expect("the default is in range"),
             max_elements_per_request: DEFAULT_MAX_ELEMENTS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -229,15 +229,6 @@ impl ServerConfig {
                  without it anyone who reaches that address can read and change \
                  the registry (`cds admin new-admin-token --out FILE` writes one)",
                 self.admin_listen
-            ),
-        )?;
-        check(
-            self.bucket_bits <= cds_core::MAX_BUCKET_BITS,
-            "bucket_bits",
-            format!(
-                "must be from 0 to {}, not {}",
-                cds_core::MAX_BUCKET_BITS,
-                self.bucket_bits
             ),
         )?;
         check(

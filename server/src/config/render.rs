@@ -49,7 +49,10 @@ impl Settings {
                 text(s.metrics_listen.map(|a| a.to_string()).unwrap_or_default()),
             ),
             (docs::DATA_DIR, text(data_dir)),
-            (docs::BUCKET_BITS, Value::Integer(s.bucket_bits.into())),
+            (
+                docs::BUCKET_BITS,
+                Value::Integer(s.bucket_bits.get().into()),
+            ),
             (
                 docs::MAX_ELEMENTS_PER_REQUEST,
                 Value::Integer(s.max_elements_per_request.into()),
