@@ -117,9 +117,7 @@ impl SettingValue for Option<SocketAddr> {
             return Ok(None);
         }
         text.parse().map(Some).map_err(|_| {
-            format!(
-                "expected an address such as \"127.0.0.1:9090\", or \"\" for none, not {text:?}"
-            )
+            format!("must be an address such as \"127.0.0.1:9090\", or \"\" for none, not {text:?}")
         })
     }
 
