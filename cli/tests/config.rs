@@ -1,40 +1,14 @@
 //! The configuration of `cds serve`: the TOML file, its precedence under
 //! environment variables and flags, and `--print-config`. The first part
 //! runs the real `cds` binary; the second reads and writes files through
-//! `cds_server::config` directly.
+//! `cds_cli::settings` directly. Both go through every setting of its table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use cds_server::config::{self, ConfigFileError, LogFormat, Settings, docs};
-
-/// Every key of the file, with its section.
-const KEYS: &[&str] = &[
-    "listen",
-    "admin_listen",
-    "admin_token_file",
-    "metrics_listen",
-    "data_dir",
-    "bucket_bits",
-    "max_elements_per_request",
-    "max_response_bytes",
-    "request_timeout",
-    "shutdown_timeout",
-    "change_log_retention",
-    "issuer_public_key",
-    "log_format",
-    "quota.burst",
-    "quota.refill_per_hour",
-    "quota.max_in_flight",
-    "peer.max_connections",
-    "peer.requests_per_second",
-    "peer.request_burst",
-    "overload.max_concurrent",
-    "overload.max_queued",
-    "overload.max_queue_wait",
-];
+use cds_cli::settings::{self, ConfigFileError, LogFormat, SECTIONS, SETTINGS, Settings};
 
 /// `cds serve ARGS` in `dir`, with no CDS_* variable but those in `env`.
 fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -102,8 +76,8 @@ fn print_config_of_the_defaults_is_toml_with_every_setting_after_a_comment() {
     assert_eq!(table.len(), 16, "13 settings and 3 sections at the top");
 
     let lines: Vec<&str> = printed.lines().collect();
-    for key in KEYS {
-        let name = key.rsplit('.').next().unwrap();
+    for setting in SETTINGS {
+        let (key, name) = (setting.key, setting.name());
         let at = lines
             .iter()
             .position(|l| l.starts_with(&format!("{name} = ")))
@@ -336,8 +310,8 @@ fn every_setting_has_a_flag_and_an_environment_variable_with_its_default() {
     let out = serve(dir.path(), &["--help"], &[]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for key in KEYS {
-        let (flag, env) = match *key {
+    for key in SETTINGS.iter().map(|s| s.key) {
+        let (flag, env) = match key {
             "max_elements_per_request" => ("max-elements".to_owned(), "MAX_ELEMENTS".to_owned()),
             _ => (
                 key.replace(['.', '_'], "-"),
@@ -355,7 +329,7 @@ fn every_setting_has_a_flag_and_an_environment_variable_with_its_default() {
     }
     assert_eq!(
         help.matches("[default: ").count(),
-        KEYS.len(),
+        SETTINGS.len(),
         "every setting's help gives its default"
     );
 }
@@ -405,7 +379,7 @@ fn every_setting_survives_printing_and_reading_back() {
     s.admin_token_file = Some("/etc/cds/admin token".into());
     s.metrics_listen = Some("127.0.0.1:3".parse().unwrap());
     s.data_dir = "C:\\data\\cds 'x'".into();
-    s.bucket_bits = 0;
+    s.bucket_bits = cds_core::BucketBits::new(0).unwrap();
     s.max_elements_per_request = 5;
     s.max_response_bytes = 6;
     s.request_timeout = Duration::from_millis(7_500);
@@ -430,12 +404,7 @@ fn every_setting_survives_printing_and_reading_back() {
 #[test]
 fn the_documented_defaults_are_the_defaults() {
     let printed = Settings::default().to_toml().unwrap();
-    assert_eq!(
-        docs::ALL.iter().map(|d| d.key).collect::<Vec<_>>(),
-        KEYS,
-        "docs::ALL lists every key in file order"
-    );
-    for doc in docs::ALL {
+    for doc in SETTINGS {
         if doc.default.ends_with("per CPU core") {
             continue; // depends on the machine
         }
@@ -510,12 +479,48 @@ fn a_syntax_error_gives_its_line() {
 #[test]
 fn durations_parse_as_files_and_flags_write_them() {
     assert_eq!(
-        config::parse_duration("30days"),
+        settings::parse_duration("30days"),
         Ok(Duration::from_secs(30 * 86_400))
     );
     assert_eq!(
-        config::parse_duration("1h 30min"),
+        settings::parse_duration("1h 30min"),
         Ok(Duration::from_secs(5_400))
     );
-    assert!(config::parse_duration("30").is_err());
+    assert!(settings::parse_duration("30").is_err());
+}
+
+#[test]
+fn the_table_names_each_setting_once_and_each_section_it_uses() {
+    let mut keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), SETTINGS.len(), "a key is in the table twice");
+    for setting in SETTINGS {
+        if let Some(section) = setting.section() {
+            assert!(
+                SECTIONS.iter().any(|s| s.name == section),
+                "{} is in a section the table does not describe",
+                setting.key
+            );
+        }
+        assert!(
+            setting.about.ends_with('.'),
+            "{}: about is sentences",
+            setting.key
+        );
+    }
+}
+
+#[test]
+fn a_value_that_parses_but_is_of_another_type_is_refused() {
+    let message = error_of("bucket_bits = \"5\"\n");
+    assert!(
+        message.starts_with("cds.toml, line 1: bucket_bits: must be written as a whole number"),
+        "{message}"
+    );
+    let message = error_of("quota = 5\n");
+    assert!(
+        message.contains("line 1: quota: expected a [quota] table"),
+        "{message}"
+    );
 }

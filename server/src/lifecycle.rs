@@ -100,8 +100,7 @@ fn build_first_table(
     progress: Option<Arc<AtomicUsize>>,
 ) -> Result<(), ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let bits = cds_core::BucketBits::new(state.config.bucket_bits)
-        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let bits = state.config.bucket_bits;
     let users = state.registry.discoverable_users()?;
     let started = Instant::now();
     let oprf = VoprfServer::new(epoch.key);

@@ -1,7 +1,12 @@
 //! Discovery end to end: a real server on 127.0.0.1, the real client.
 
 use cds_client::{BucketMode, Contact};
+use cds_core::BucketBits;
 use cds_tests::{TestServer, german_mobiles, label_of, us};
+
+fn bits(bits: u8) -> BucketBits {
+    BucketBits::new(bits).expect("valid bucket bits")
+}
 
 #[tokio::test]
 async fn registered_discoverable_contacts_are_found_with_their_labels() {
@@ -98,7 +103,7 @@ async fn address_books_larger_than_one_request_are_split_and_fully_answered() {
 
 #[tokio::test]
 async fn a_single_bucket_table_serves_every_record_to_everyone() {
-    let server = TestServer::start_with(|c| c.bucket_bits = 0).await;
+    let server = TestServer::start_with(|c| c.bucket_bits = bits(0)).await;
     server.register("+12015550123", "alice", true).await;
     let mut client = server
         .client_builder(cds_tests::TEST_ACCOUNT)
@@ -143,7 +148,7 @@ async fn a_book_without_valid_numbers_needs_no_request() {
 async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
     // 4096 contacts in 4096 buckets: the request carries 4096 elements and
     // up to 4096 bucket ids.
-    let server = TestServer::start_with(|c| c.bucket_bits = 12).await;
+    let server = TestServer::start_with(|c| c.bucket_bits = bits(12)).await;
     let numbers = german_mobiles(4096, 50_000);
     server.register(&numbers[4095], "last", true).await;
     let mut client = server
@@ -162,7 +167,7 @@ async fn a_full_batch_with_one_bucket_per_contact_fits_the_request_limit() {
 async fn a_resync_downloads_only_the_buckets_that_changed_and_still_sees_opt_outs() {
     use cds_proto::v1::User;
     let server = TestServer::start_with(|c| {
-        c.bucket_bits = 10;
+        c.bucket_bits = bits(10);
         c.quota.burst = 100_000;
     })
     .await;

@@ -36,7 +36,7 @@ pub fn test_config(dir: &std::path::Path, issuer: &CredentialIssuer) -> ServerCo
     let mut c = ServerConfig::new(dir);
     c.listen = "127.0.0.1:0".parse().expect("valid address");
     c.admin_listen = "127.0.0.1:0".parse().expect("valid address");
-    c.bucket_bits = 4;
+    c.bucket_bits = cds_core::BucketBits::new(4).expect("valid");
     c.issuer = Some(issuer.verifier());
     c.peer.requests_per_second = 10_000.0;
     c.peer.request_burst = 10_000;

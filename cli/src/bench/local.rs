@@ -83,7 +83,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut config = ServerConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse()?;
     config.admin_listen = "127.0.0.1:0".parse()?;
-    config.bucket_bits = args.bucket_bits;
+    config.bucket_bits = cds_core::BucketBits::new(args.bucket_bits)?;
     config.issuer = Some(issuer.verifier());
     config.quota.burst = u32::MAX;
     config.quota.max_in_flight = u32::MAX;

@@ -1,22 +1,14 @@
 //! Server settings and their defaults.
 //!
-//! [`ServerConfig`] is what the server runs with; [`Settings`] is what a
-//! `cds.toml` holds: the server's settings and how `cds serve` logs.
-//! [`Settings::from_file`] reads a file over the defaults and
-//! [`Settings::to_toml`] writes one back, each setting preceded by what it
-//! does and its default (from [`docs`]).
+//! [`ServerConfig`] is what the server runs with, typed. Reading settings
+//! from flags, the environment or a configuration file, and describing
+//! them, is the `cds` command's business (`cds_cli::settings`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cds_core::CredentialVerifier;
-
-pub mod docs;
-mod file;
-mod render;
-
-pub use file::ConfigFileError;
+use cds_core::{BucketBits, CredentialVerifier};
 
 /// Everything `cds serve` can be told. [`ServerConfig::default`] is what a
 /// fresh machine gets: loopback listeners and `./cds-data`.
@@ -38,7 +30,7 @@ pub struct ServerConfig {
     /// Directory of the registry database and the OPRF key file.
     pub data_dir: PathBuf,
     /// The table has `2^bucket_bits` buckets.
-    pub bucket_bits: u8,
+    pub bucket_bits: BucketBits,
     /// The most blinded elements one Discover request may carry.
     pub max_elements_per_request: u32,
     /// The largest encoded response the server sends (records of many
@@ -177,7 +169,7 @@ impl Default for ServerConfig {
             admin_token_file: None,
             metrics_listen: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            bucket_bits: DEFAULT_BUCKET_BITS,
+            bucket_bits: BucketBits::new(DEFAULT_BUCKET_BITS).expect("the default is in range"),
             max_elements_per_request: DEFAULT_MAX_ELEMENTS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -229,15 +221,6 @@ impl ServerConfig {
                  without it anyone who reaches that address can read and change \
                  the registry (`cds admin new-admin-token --out FILE` writes one)",
                 self.admin_listen
-            ),
-        )?;
-        check(
-            self.bucket_bits <= cds_core::MAX_BUCKET_BITS,
-            "bucket_bits",
-            format!(
-                "must be from 0 to {}, not {}",
-                cds_core::MAX_BUCKET_BITS,
-                self.bucket_bits
             ),
         )?;
         check(
@@ -301,74 +284,4 @@ impl ServerConfig {
             "must be at least 1".into(),
         )
     }
-}
-
-/// How `cds serve` writes its logs (to standard error).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One line of text per event.
-    #[default]
-    Human,
-    /// One JSON object per event.
-    Json,
-}
-
-impl LogFormat {
-    /// The name used in files, flags and environment variables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Json => "json",
-        }
-    }
-}
-
-/// Everything a configuration file holds: the server's settings and how
-/// `cds serve` logs. [`Settings::default`] is the defaults.
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Settings {
-    /// The server's settings.
-    pub server: ServerConfig,
-    /// The log format.
-    pub log_format: LogFormat,
-}
-
-/// Parse a duration as files and flags write it: `30s`, `5min`, `30days`,
-/// `1h 30min`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime_serde::re::humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e}; expected a duration such as \"30s\", \"5min\" or \"30days\""))
-}
-
-/// Parse the issuer public key as files and flags write it: 64 hex digits,
-/// or the empty string for none (development mode).
-pub fn parse_issuer_key(text: &str) -> Result<Option<CredentialVerifier>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let bytes: [u8; 32] = hex::decode(text)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or("expected 64 hex digits (the output of `cds admin issuer-keygen`), or \"\" for development mode")?;
-    CredentialVerifier::from_bytes(&bytes)
-        .map(Some)
-        .map_err(|_| {
-            "not a valid Ed25519 public key (64 hex digits of a key from `cds admin issuer-keygen`)"
-                .into()
-        })
-}
-
-/// Parse an optional listening address: `host:port`, or the empty string
-/// for none.
-pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        format!("expected an address such as \"127.0.0.1:9090\", or \"\" for none, not {text:?}")
-    })
 }
