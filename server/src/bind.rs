@@ -30,6 +30,7 @@ use crate::limits::token_bucket::Rate;
 use crate::metrics::layer::ObserveLayer;
 use crate::registry::Registry;
 use crate::state::State;
+use crate::tls::ListenerTls;
 
 /// The full name of the Discovery service, as health checks name it.
 const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
@@ -47,17 +48,32 @@ struct Opened {
     registry: Registry,
     verifier: CredentialVerifier,
     admin_token: Option<AdminToken>,
+    discovery_tls: Option<ListenerTls>,
+    admin_tls: Option<ListenerTls>,
 }
 
-/// Read the admin token, create or check the data directory, open the
-/// registry (its lock keeps a second server off the directory) and load or
-/// create the key. Blocking: runs on the blocking pool.
+/// Read the admin token and the TLS files, create or check the data
+/// directory, open the registry (its lock keeps a second server off the
+/// directory) and load or create the key. Blocking: runs on the blocking
+/// pool.
 fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     let admin_token = config
         .admin_token_file
         .as_deref()
         .map(AdminToken::read)
         .transpose()?;
+    let discovery_tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(ListenerTls::read(cert, key, None)?),
+        _ => None,
+    };
+    let admin_tls = match (&config.admin_tls_cert, &config.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(ListenerTls::read(
+            cert,
+            key,
+            config.admin_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     let dir = &config.data_dir;
     keystore::ensure_private_dir(dir)?;
     let verifier = match config.issuer {
@@ -80,6 +96,8 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
         registry,
         verifier,
         admin_token,
+        discovery_tls,
+        admin_tls,
     })
 }
 
@@ -167,11 +185,50 @@ async fn not_serving_health() -> (
     (health, service)
 }
 
+/// `builder` serving TLS with `tls`, if given.
+fn with_tls(
+    builder: tonic::transport::Server,
+    tls: Option<ListenerTls>,
+) -> Result<tonic::transport::Server, ServerError> {
+    match tls {
+        Some(tls) => builder
+            .tls_config(tls.tonic())
+            .map_err(|e| ServerError::Config(format!("TLS: {e}"))),
+        None => Ok(builder),
+    }
+}
+
+/// Say once, at start, which listeners serve plaintext beyond loopback
+/// because the operator declared a TLS terminator in front.
+fn note_terminator(config: &ServerConfig) {
+    let beyond = |addr: SocketAddr, tls: bool| !tls && !addr.ip().is_loopback();
+    let mut plaintext = Vec::new();
+    if beyond(config.listen, config.discovery_tls()) {
+        plaintext.push("Discovery");
+    }
+    if beyond(config.admin_listen, config.admin_tls()) {
+        plaintext.push("Admin");
+    }
+    if config
+        .metrics_listen
+        .is_some_and(|addr| beyond(addr, config.admin_tls()))
+    {
+        plaintext.push("metrics");
+    }
+    if !plaintext.is_empty() {
+        tracing::warn!(
+            listeners = plaintext.join(", "),
+            "serving plaintext beyond loopback (insecure_behind_terminator): a TLS terminator in front must do TLS"
+        );
+    }
+}
+
 /// Serve Discovery (with health and reflection) on `listener` until `stop`.
 async fn spawn_discovery(
     tasks: &mut ServeTasks,
     state: &Arc<State>,
     listener: TcpListener,
+    tls: Option<ListenerTls>,
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
     let (health, health_service) = not_serving_health().await;
@@ -183,7 +240,7 @@ async fn spawn_discovery(
         config.max_elements_per_request as usize,
     ))
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
-    let serve = tonic::transport::Server::builder()
+    let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         .timeout(config.request_timeout)
         // Find and drop dead or stalled peers instead of holding their
@@ -210,12 +267,13 @@ async fn spawn_admin(
     state: &Arc<State>,
     listener: TcpListener,
     token: Option<AdminToken>,
+    tls: Option<ListenerTls>,
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
     let (health, health_service) = not_serving_health().await;
-    if token.is_none() {
+    if token.is_none() && state.config.admin_client_ca.is_none() {
         tracing::warn!(
-            "Admin calls are not authenticated (no admin_token_file): any process that reaches the Admin listener can read and change the registry"
+            "Admin calls are not authenticated (no admin_token_file or admin_client_ca): any process that reaches the Admin listener can read and change the registry"
         );
     }
     let auth_refusals = state.metrics.admin_auth_refusals.clone();
@@ -235,7 +293,7 @@ async fn spawn_admin(
             None => Ok(request),
         },
     );
-    let serve = tonic::transport::Server::builder()
+    let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         .add_service(health_service)
         .add_service(reflection()?)
@@ -258,6 +316,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??
     };
+    note_terminator(&config);
     let (discovery_listener, discovery_addr) = bind_listener(config.listen).await?;
     let (admin_listener, admin_addr) = bind_listener(config.admin_listen).await?;
     let metrics_listener = match config.metrics_listen {
@@ -273,7 +332,14 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     let health = Health {
         listeners: vec![
             (
-                spawn_discovery(&mut tasks, &state, discovery_listener, &stop).await?,
+                spawn_discovery(
+                    &mut tasks,
+                    &state,
+                    discovery_listener,
+                    opened.discovery_tls,
+                    &stop,
+                )
+                .await?,
                 DISCOVERY_SERVICE,
             ),
             (
@@ -282,6 +348,7 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
                     &state,
                     admin_listener,
                     opened.admin_token,
+                    opened.admin_tls.clone(),
                     &stop,
                 )
                 .await?,
@@ -297,7 +364,8 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             let state = Arc::clone(&state);
             move || state.metrics.render(state.snapshot())
         };
-        let serve = crate::metrics::endpoint::serve(listener, render, stopped(&stop));
+        let tls = opened.admin_tls.as_ref().map(ListenerTls::acceptor);
+        let serve = crate::metrics::endpoint::serve(listener, tls, render, stopped(&stop));
         tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
     }
 

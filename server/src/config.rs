@@ -26,7 +26,24 @@ pub struct ServerConfig {
     /// loopback `admin_listen`.
     pub admin_token_file: Option<PathBuf>,
     /// Where Prometheus `/metrics` is served. `None`: no metrics endpoint.
+    /// It follows the Admin listener's TLS.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain the Discovery listener serves over TLS (with
+    /// `tls_key`). `None`: plaintext, which [`ServerConfig::validate`]
+    /// allows only on loopback or with `insecure_behind_terminator`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate chain of the Admin listener (and `/metrics`).
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key of `admin_tls_cert`.
+    pub admin_tls_key: Option<PathBuf>,
+    /// PEM certificates of the CA(s) whose client certificates the Admin
+    /// listener requires (mutual TLS). Needs `admin_tls_cert`.
+    pub admin_client_ca: Option<PathBuf>,
+    /// The operator's statement that a TLS terminator in front of the
+    /// listeners does TLS: plaintext is then allowed beyond loopback.
+    pub insecure_behind_terminator: bool,
     /// Directory of the registry database and the OPRF key file.
     pub data_dir: PathBuf,
     /// The table has `2^bucket_bits` buckets.
@@ -168,6 +185,12 @@ impl Default for ServerConfig {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 50052)),
             admin_token_file: None,
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_client_ca: None,
+            insecure_behind_terminator: false,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             bucket_bits: BucketBits::new(DEFAULT_BUCKET_BITS).expect("the default is in range"),
             max_elements_per_request: DEFAULT_MAX_ELEMENTS,
@@ -193,7 +216,90 @@ pub struct InvalidSetting {
     pub problem: String,
 }
 
+/// A pair of TLS files: both or neither.
+fn pair_complete(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> bool {
+    cert.is_some() == key.is_some()
+}
+
 impl ServerConfig {
+    /// Whether the Discovery listener serves TLS.
+    pub fn discovery_tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Whether the Admin listener (and `/metrics`) serves TLS.
+    pub fn admin_tls(&self) -> bool {
+        self.admin_tls_cert.is_some()
+    }
+
+    /// The channel rules: TLS files come in pairs; a listener beyond
+    /// loopback serves TLS unless a terminator in front does; Admin beyond
+    /// loopback authenticates its callers (token or client certificate).
+    fn validate_channel(&self) -> Result<(), InvalidSetting> {
+        let fail = |key, problem: String| Err(InvalidSetting { key, problem });
+        if !pair_complete(&self.tls_cert, &self.tls_key) {
+            return fail(
+                "tls_key",
+                "and tls_cert must be given together (the key of the certificate)".into(),
+            );
+        }
+        if !pair_complete(&self.admin_tls_cert, &self.admin_tls_key) {
+            return fail(
+                "admin_tls_key",
+                "and admin_tls_cert must be given together (the key of the certificate)".into(),
+            );
+        }
+        if self.admin_client_ca.is_some() && !self.admin_tls() {
+            return fail(
+                "admin_client_ca",
+                "needs admin_tls_cert and admin_tls_key: client certificates are checked only over TLS"
+                    .into(),
+            );
+        }
+        let admin_authenticated = self.admin_token_file.is_some() || self.admin_client_ca.is_some();
+        if !admin_authenticated && !self.admin_listen.ip().is_loopback() {
+            return fail(
+                "admin_token_file",
+                format!(
+                    "must be set when admin_listen ({}) is not a loopback address: without it (or admin_client_ca for client certificates) anyone who reaches that address can read and change the registry (`cds admin new-admin-token --out FILE` writes one)",
+                    self.admin_listen
+                ),
+            );
+        }
+        let plaintext_ok =
+            |addr: SocketAddr| addr.ip().is_loopback() || self.insecure_behind_terminator;
+        if !self.discovery_tls() && !plaintext_ok(self.listen) {
+            return fail(
+                "tls_cert",
+                format!(
+                    "must be set when listen ({}) is not a loopback address: give --tls-cert and --tls-key, or --insecure-behind-terminator if a TLS terminator in front does TLS",
+                    self.listen
+                ),
+            );
+        }
+        if !self.admin_tls() && !plaintext_ok(self.admin_listen) {
+            return fail(
+                "admin_tls_cert",
+                format!(
+                    "must be set when admin_listen ({}) is not a loopback address: give --admin-tls-cert and --admin-tls-key, or --insecure-behind-terminator if a TLS terminator in front does TLS",
+                    self.admin_listen
+                ),
+            );
+        }
+        if let Some(metrics) = self.metrics_listen
+            && !self.admin_tls()
+            && !plaintext_ok(metrics)
+        {
+            return fail(
+                "metrics_listen",
+                format!(
+                    "{metrics} is not a loopback address: /metrics follows the Admin listener's TLS, so give --admin-tls-cert and --admin-tls-key (or --insecure-behind-terminator)"
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Defaults, with the data directory set.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -213,16 +319,7 @@ impl ServerConfig {
                 Err(InvalidSetting { key, problem })
             }
         };
-        check(
-            self.admin_token_file.is_some() || self.admin_listen.ip().is_loopback(),
-            "admin_token_file",
-            format!(
-                "must be set when admin_listen ({}) is not a loopback address: \
-                 without it anyone who reaches that address can read and change \
-                 the registry (`cds admin new-admin-token --out FILE` writes one)",
-                self.admin_listen
-            ),
-        )?;
+        self.validate_channel()?;
         check(
             (1..=cds_core::MAX_BATCH).contains(&(self.max_elements_per_request as usize)),
             "max_elements_per_request",
@@ -283,5 +380,76 @@ impl ServerConfig {
             "overload.max_concurrent",
             "must be at least 1".into(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beyond_loopback() -> ServerConfig {
+        ServerConfig {
+            listen: "0.0.0.0:50051".parse().expect("address"),
+            admin_listen: "10.0.0.5:50052".parse().expect("address"),
+            admin_token_file: Some("admin.token".into()),
+            ..ServerConfig::default()
+        }
+    }
+
+    fn refused_key(c: &ServerConfig) -> &'static str {
+        c.validate().expect_err("refused").key
+    }
+
+    #[test]
+    fn listeners_beyond_loopback_need_tls_or_a_declared_terminator() {
+        let mut c = beyond_loopback();
+        assert_eq!(refused_key(&c), "tls_cert");
+        c.tls_cert = Some("d.pem".into());
+        c.tls_key = Some("d.key".into());
+        assert_eq!(refused_key(&c), "admin_tls_cert");
+        c.admin_tls_cert = Some("a.pem".into());
+        c.admin_tls_key = Some("a.key".into());
+        c.validate().expect("TLS on both");
+        c.metrics_listen = Some("0.0.0.0:9090".parse().expect("address"));
+        c.validate().expect("metrics follow Admin's TLS");
+
+        let mut plain = beyond_loopback();
+        plain.metrics_listen = Some("0.0.0.0:9090".parse().expect("address"));
+        plain.insecure_behind_terminator = true;
+        plain.validate().expect("a declared terminator");
+        assert!(
+            ServerConfig::default().validate().is_ok(),
+            "loopback quick start"
+        );
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_client_cas_need_admin_tls() {
+        let only = |adjust: fn(&mut ServerConfig)| {
+            let mut c = ServerConfig::new("data");
+            adjust(&mut c);
+            refused_key(&c)
+        };
+        assert_eq!(only(|c| c.tls_cert = Some("d.pem".into())), "tls_key");
+        assert_eq!(
+            only(|c| c.admin_tls_key = Some("a.key".into())),
+            "admin_tls_key"
+        );
+        assert_eq!(
+            only(|c| c.admin_client_ca = Some("ca.pem".into())),
+            "admin_client_ca"
+        );
+    }
+
+    #[test]
+    fn admin_beyond_loopback_authenticates_by_token_or_client_certificate() {
+        let mut c = beyond_loopback();
+        c.insecure_behind_terminator = true;
+        c.admin_token_file = None;
+        assert_eq!(refused_key(&c), "admin_token_file");
+        c.admin_tls_cert = Some("a.pem".into());
+        c.admin_tls_key = Some("a.key".into());
+        c.admin_client_ca = Some("ca.pem".into());
+        c.validate().expect("client certificates authenticate");
     }
 }

@@ -40,6 +40,14 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A TLS certificate, key or CA file is unusable.
+    #[error("the TLS file {path} {reason}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The registry database failed.
     #[error("registry database: {0}; check the data directory's disk and permissions")]
     Store(#[from] redb::Error),

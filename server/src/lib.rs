@@ -55,6 +55,7 @@ pub mod registry;
 mod rotation;
 mod state;
 pub mod table;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

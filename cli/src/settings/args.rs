@@ -51,6 +51,12 @@ impl Setting {
                     .map(|()| text.to_owned())
                     .map_err(|p| problem(self, &p))
             })
+        } else if self.field.choices == <bool as super::SettingValue>::CHOICES {
+            // A switch: `--flag` alone turns it on.
+            arg.value_parser(PossibleValuesParser::new(self.field.choices))
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
         } else {
             arg.value_parser(PossibleValuesParser::new(self.field.choices))
         }

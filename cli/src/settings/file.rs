@@ -176,6 +176,7 @@ fn read_value(
         (&expected, value),
         (toml::Value::String(_), DeValue::String(_))
             | (toml::Value::Integer(_), DeValue::Integer(_))
+            | (toml::Value::Boolean(_), DeValue::Boolean(_))
             | (
                 toml::Value::Float(_),
                 DeValue::Float(_) | DeValue::Integer(_)

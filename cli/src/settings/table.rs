@@ -48,7 +48,8 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "ADDR",
         default: "127.0.0.1:50052",
         about: "Address of the Admin service, for the messenger backend. Keep it \
-                private; an address other than loopback needs admin_token_file.",
+                private; an address other than loopback needs admin_token_file (or \
+                admin_client_ca) and TLS.",
         flag: None,
         field: field!(server.admin_listen),
     },
@@ -66,9 +67,66 @@ pub static SETTINGS: &[Setting] = &[
         key: "metrics_listen",
         value_name: "ADDR",
         default: "none",
-        about: "Address where Prometheus /metrics is served; \"\" for none.",
+        about: "Address where Prometheus /metrics is served; \"\" for none. It \
+                follows the Admin listener's TLS (and client certificates).",
         flag: None,
         field: field!(server.metrics_listen),
+    },
+    Setting {
+        key: "tls_cert",
+        value_name: "PEM",
+        default: "none",
+        about: "Certificate chain (PEM) the Discovery listener serves over TLS, \
+                with tls_key. \"\" for none: plaintext, allowed on loopback only \
+                (or with insecure_behind_terminator).",
+        flag: None,
+        field: field!(server.tls_cert),
+    },
+    Setting {
+        key: "tls_key",
+        value_name: "PEM",
+        default: "none",
+        about: "Private key (PEM) of tls_cert.",
+        flag: None,
+        field: field!(server.tls_key),
+    },
+    Setting {
+        key: "admin_tls_cert",
+        value_name: "PEM",
+        default: "none",
+        about: "Certificate chain (PEM) of the Admin listener and /metrics, with \
+                admin_tls_key. \"\" for none: plaintext, allowed on loopback only \
+                (or with insecure_behind_terminator).",
+        flag: None,
+        field: field!(server.admin_tls_cert),
+    },
+    Setting {
+        key: "admin_tls_key",
+        value_name: "PEM",
+        default: "none",
+        about: "Private key (PEM) of admin_tls_cert.",
+        flag: None,
+        field: field!(server.admin_tls_key),
+    },
+    Setting {
+        key: "admin_client_ca",
+        value_name: "PEM",
+        default: "none",
+        about: "CA certificate(s) (PEM) whose client certificates the Admin \
+                listener requires (mutual TLS), instead of or beside the admin \
+                token. Needs admin_tls_cert.",
+        flag: None,
+        field: field!(server.admin_client_ca),
+    },
+    Setting {
+        key: "insecure_behind_terminator",
+        value_name: "BOOL",
+        default: "false",
+        about: "Serve plaintext beyond loopback because a TLS terminator in front \
+                of cds does TLS. Without a terminator, credentials and records \
+                cross the network in clear text.",
+        flag: None,
+        field: field!(server.insecure_behind_terminator),
     },
     Setting {
         key: "data_dir",

@@ -69,6 +69,23 @@ macro_rules! whole_number {
 }
 whole_number!(u32, usize);
 
+/// A switch: `true` or `false`; a flag given without a value means `true`.
+impl SettingValue for bool {
+    const CHOICES: &'static [&'static str] = &["true", "false"];
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("must be true or false, not {other:?}")),
+        }
+    }
+
+    fn print(&self) -> Result<Value, String> {
+        Ok(Value::Boolean(*self))
+    }
+}
+
 impl SettingValue for BucketBits {
     fn parse(text: &str) -> Result<Self, String> {
         let bits: u64 = text.trim().parse().map_err(|_| {

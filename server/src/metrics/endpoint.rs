@@ -1,11 +1,20 @@
-//! `GET /metrics`: the Prometheus text exposition, on its own listener.
+//! `GET /metrics`: the Prometheus text exposition, on its own listener,
+//! over TLS when the Admin listener has it.
 
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::tls::HANDSHAKE_TIMEOUT;
 
 /// Serve `GET /metrics` on `listener` until `stopped` resolves, answering
-/// with what `render` returns at each scrape.
+/// with what `render` returns at each scrape; over TLS with `tls`.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     render: impl Fn() -> String + Clone + Send + Sync + 'static,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -25,7 +34,71 @@ pub(crate) async fn serve(
             }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(acceptor) => {
+            axum::serve(TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    }
+}
+
+/// Connections of a TCP listener after their TLS handshake. Handshakes run
+/// in their own tasks, each cut off after [`HANDSHAKE_TIMEOUT`], so a slow
+/// or silent client cannot hold up the others; failed ones are dropped.
+struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The server stopped: stop accepting.
+                    () = tx.closed() => return,
+                };
+                let Ok((tcp, peer)) = accepted else {
+                    // Out of descriptors or similar: wait a little, as axum does.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    if let Ok(Ok(tls)) = handshake.await {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task ended only because this listener is
+            // being dropped; nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
