@@ -39,6 +39,10 @@ pub struct AdminArgs {
         value_parser = parse_token_file
     )]
     admin_token_file: Option<TokenFile>,
+    #[command(flatten)]
+    channel: crate::channel::ChannelArgs,
+    #[command(flatten)]
+    client_cert: crate::channel::ClientCertArgs,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -190,13 +194,17 @@ impl SendAdminToken {
     }
 }
 
-/// Connect to the Admin service at `url`, sending `token` with every call.
-pub async fn connect(url: &str, token: SendAdminToken) -> anyhow::Result<Admin> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .context("invalid --admin URL: expected something like http://127.0.0.1:50052")?;
-    let channel = endpoint.connect().await.with_context(|| {
-        format!("cannot connect to the admin service at {url}; is `cds serve` running?")
-    })?;
+/// Connect to the Admin service at `url` over `options`, sending `token`
+/// with every call.
+pub async fn connect(
+    url: &str,
+    options: &cds_client::ChannelOptions,
+    token: SendAdminToken,
+) -> anyhow::Result<Admin> {
+    let channel = options
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot reach the admin service at {url}"))?;
     Ok(AdminClient::with_interceptor(channel, token))
 }
 
@@ -240,7 +248,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     let token =
         SendAdminToken::from_file(args.admin_token_file.as_ref().and_then(TokenFile::path))?;
-    let mut admin = connect(&args.admin, token).await?;
+    let options = args.client_cert.apply(args.channel.options()?)?;
+    let mut admin = connect(&args.admin, &options, token).await?;
     match args.command {
         AdminCommand::Token { .. }
         | AdminCommand::IssuerKeygen { .. }

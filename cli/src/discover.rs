@@ -36,6 +36,8 @@ pub struct DiscoverArgs {
     /// new numbers (created if missing; private: it lists contacts).
     #[arg(long)]
     cache: Option<PathBuf>,
+    #[command(flatten)]
+    channel: crate::channel::ChannelArgs,
 }
 
 fn load_cache(path: &PathBuf) -> anyhow::Result<DiscoveryCache> {
@@ -119,6 +121,7 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         } else {
             BucketMode::All
         });
+    builder = builder.channel(args.channel.options()?);
     if let Some(k) = &args.pin_key {
         builder = builder.pin_public_key(parse_key(k)?);
     }

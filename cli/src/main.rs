@@ -12,6 +12,7 @@
 
 mod admin;
 mod bench;
+mod channel;
 mod discover;
 mod serve;
 

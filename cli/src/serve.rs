@@ -126,6 +126,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let cfg = settings.server;
     let data_dir = cfg.data_dir.clone();
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    let (discovery_scheme, admin_scheme) = (scheme(cfg.discovery_tls()), scheme(cfg.admin_tls()));
     let starting = cds_server::bind(cfg)
         .await
         .context("the server could not start")?;
@@ -137,7 +139,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let metrics = starting
         .metrics_addr()
-        .map(|a| format!(", metrics on http://{a}/metrics"))
+        .map(|a| format!(", metrics on {admin_scheme}://{a}/metrics"))
         .unwrap_or_default();
     eprintln!(
         "cds is starting: building the record table (health reports NOT_SERVING until it is done){metrics}"
@@ -151,7 +153,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("the server could not build its record table"),
     };
     eprintln!(
-        "cds is serving: discovery on http://{}, admin on http://{}, data in {}{metrics}",
+        "cds is serving: discovery on {discovery_scheme}://{}, admin on {admin_scheme}://{}, data in {}{metrics}",
         server.discovery_addr(),
         server.admin_addr(),
         data_dir.display()

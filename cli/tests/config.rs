@@ -73,7 +73,12 @@ fn print_config_of_the_defaults_is_toml_with_every_setting_after_a_comment() {
         value_of(&printed, "change_log_retention").as_str(),
         Some("30days")
     );
-    assert_eq!(table.len(), 16, "13 settings and 3 sections at the top");
+    let top = SETTINGS.iter().filter(|s| s.section().is_none()).count();
+    assert_eq!(
+        table.len(),
+        top + SECTIONS.len(),
+        "the top-level settings and one table per section"
+    );
 
     let lines: Vec<&str> = printed.lines().collect();
     for setting in SETTINGS {
@@ -253,7 +258,11 @@ fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting(
     // means none again.
     let printed = print_config(
         dir.path(),
-        &["--admin-listen", "0.0.0.0:0"],
+        &[
+            "--admin-listen",
+            "0.0.0.0:0",
+            "--insecure-behind-terminator",
+        ],
         &[("CDS_ADMIN_TOKEN_FILE", "admin.token")],
     );
     assert_eq!(
@@ -318,8 +327,9 @@ fn every_setting_has_a_flag_and_an_environment_variable_with_its_default() {
                 key.replace('.', "_").to_uppercase(),
             ),
         };
+        // A switch shows as `--flag[=<BOOL>]`, the others as `--flag <VALUE>`.
         assert!(
-            help.contains(&format!("--{flag} ")),
+            help.contains(&format!("--{flag} ")) || help.contains(&format!("--{flag}[=")),
             "no --{flag} for {key}"
         );
         assert!(
@@ -378,6 +388,12 @@ fn every_setting_survives_printing_and_reading_back() {
     s.admin_listen = "0.0.0.0:2".parse().unwrap();
     s.admin_token_file = Some("/etc/cds/admin token".into());
     s.metrics_listen = Some("127.0.0.1:3".parse().unwrap());
+    s.tls_cert = Some("/etc/cds/tls cert.pem".into());
+    s.tls_key = Some("/etc/cds/tls.key".into());
+    s.admin_tls_cert = Some("admin.pem".into());
+    s.admin_tls_key = Some("admin.key".into());
+    s.admin_client_ca = Some("backend-ca.pem".into());
+    s.insecure_behind_terminator = true;
     s.data_dir = "C:\\data\\cds 'x'".into();
     s.bucket_bits = cds_core::BucketBits::new(0).unwrap();
     s.max_elements_per_request = 5;

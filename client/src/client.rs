@@ -1,7 +1,6 @@
 //! The networked client: connect, fetch the configuration, discover.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use cds_core::{BucketBits, E164, Label, PublicKey};
 use cds_proto::v1::GetConfigRequest;
@@ -9,7 +8,7 @@ use cds_proto::v1::discovery_client::DiscoveryClient;
 use cds_proto::wire;
 use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::cache::DiscoveryCache;
 
@@ -17,6 +16,7 @@ use crate::error::ClientError;
 use crate::matching::RecordIndex;
 use crate::normalize::{InvalidReason, Region, normalize};
 use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
+use crate::transport::ChannelOptions;
 
 /// Largest response the client accepts (the records of many buckets).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
@@ -63,9 +63,45 @@ pub struct ClientBuilder {
     bucket_mode: BucketMode,
     credential: Option<String>,
     cache: DiscoveryCache,
+    channel: ChannelOptions,
+}
+
+/// Options that weaken what the client protects, each named for what it
+/// gives up; from [`ClientBuilder::dangerous`].
+#[derive(Debug)]
+pub struct DangerousClientBuilder(ClientBuilder);
+
+impl DangerousClientBuilder {
+    /// Allow an `http://` URL to a host other than loopback: the
+    /// credential and every blinded element cross the network in clear
+    /// text, and a man in the middle can replay the credential. Only for a
+    /// TLS terminator on a network path you trust.
+    pub fn allow_remote_plaintext(mut self) -> ClientBuilder {
+        self.0.channel = self.0.channel.allow_remote_plaintext();
+        self.0
+    }
 }
 
 impl ClientBuilder {
+    /// For `https://` URLs: trust only the CA certificate(s) in `pem` (a
+    /// private CA) instead of the public web CAs.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.channel = self.channel.ca_certificate(pem);
+        self
+    }
+
+    /// Reach the server with these channel options (CA, plaintext opt-in),
+    /// replacing any set before.
+    pub fn channel(mut self, options: ChannelOptions) -> Self {
+        self.channel = options;
+        self
+    }
+
+    /// Options that weaken the client's protection.
+    pub fn dangerous(self) -> DangerousClientBuilder {
+        DangerousClientBuilder(self)
+    }
+
     /// Trust only this public key, instead of the one the server announces.
     pub fn pin_public_key(mut self, key: PublicKey) -> Self {
         self.pinned = Some(key);
@@ -101,13 +137,7 @@ impl ClientBuilder {
                     .map_err(|_| ClientError::InvalidCredential)
             })
             .transpose()?;
-        let endpoint = Endpoint::from_shared(self.url)
-            .map_err(|_| ClientError::InvalidUrl)?
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let channel = endpoint.connect().await.map_err(ClientError::Connect)?;
+        let channel = self.channel.connect(&self.url).await?;
         let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         let mut client = Client {
             rpc,
@@ -159,7 +189,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Start building a client for `url` (such as `http://127.0.0.1:50051`).
+    /// Start building a client for `url`: `https://host:port` in production
+    /// (TLS, checked against the public web CAs or
+    /// [`ClientBuilder::ca_certificate`]), or `http://127.0.0.1:50051` for a
+    /// server on this machine; `http://` to other hosts is refused unless
+    /// [`DangerousClientBuilder::allow_remote_plaintext`].
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -167,6 +201,7 @@ impl Client {
             bucket_mode: BucketMode::default(),
             credential: None,
             cache: DiscoveryCache::new(),
+            channel: ChannelOptions::default(),
         }
     }
 

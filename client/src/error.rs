@@ -15,10 +15,27 @@ pub enum ClientError {
     #[error("invalid server URL: expected something like http://127.0.0.1:50051")]
     InvalidUrl,
     /// The connection could not be established.
+    #[error("cannot connect to the server: {reason}; check the URL and that the server is running")]
+    Connect {
+        /// What the transport reported.
+        reason: String,
+    },
+    /// TLS with the server failed: its certificate is from a CA this client
+    /// does not trust, names another host, has expired, or the server does
+    /// not speak TLS at all. Nothing was sent.
     #[error(
-        "cannot connect to the discovery server: {0}; check the URL and that the server is running"
+        "TLS with the server failed ({reason}): check the URL's host name, the server's certificate and the CA this client trusts (ClientBuilder::ca_certificate, --ca-file)"
     )]
-    Connect(#[source] tonic::transport::Error),
+    Tls {
+        /// What TLS reported.
+        reason: String,
+    },
+    /// A plaintext `http://` URL names a host other than this machine:
+    /// credentials would cross the network in clear text.
+    #[error(
+        "refusing plaintext http:// to a host other than loopback: use https://, or opt in explicitly if a TLS terminator you trust is in front"
+    )]
+    PlaintextToRemoteHost,
     /// The server answered with an error status. Server messages never
     /// contain user data.
     #[error("the server refused the request ({code:?}): {message}")]

@@ -37,8 +37,12 @@ pub mod normalize;
 pub mod session;
 #[cfg(test)]
 mod test_support;
+mod transport;
 
 pub use cache::{CacheError, DiscoveryCache};
-pub use client::{BucketMode, Client, ClientBuilder, Contact, DiscoveryReport};
+pub use client::{
+    BucketMode, Client, ClientBuilder, Contact, DangerousClientBuilder, DiscoveryReport,
+};
 pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};
+pub use transport::ChannelOptions;

@@ -85,6 +85,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     config.admin_listen = "127.0.0.1:0".parse()?;
     config.bucket_bits = cds_core::BucketBits::new(args.bucket_bits)?;
     config.issuer = Some(issuer.verifier());
+    config.tls_cert = args.tls_cert.clone();
+    config.tls_key = args.tls_key.clone();
     config.quota.burst = u32::MAX;
     config.quota.max_in_flight = u32::MAX;
     config.peer.max_connections = u32::MAX;
@@ -127,10 +129,16 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     };
 
     let account = AccountId::new(b"bench".to_vec())?;
+    let url = match &args.tls_cert {
+        Some(_) => format!("https://localhost:{}", server.discovery_addr().port()),
+        None => format!("http://{}", server.discovery_addr()),
+    };
     let target = Target {
-        url: format!("http://{}", server.discovery_addr()),
+        url,
         token: Some(issuer.issue(&account, cds_server::unix_now() + 86_400)),
         admin: Some(admin_url),
+        admin_channel: cds_client::ChannelOptions::default(),
+        channel: args.channel.options()?,
         registered: Some(REGISTERED_BASE..REGISTERED_BASE + users as u64),
     };
     let measured = workload::run(args, target).await;

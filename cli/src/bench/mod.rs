@@ -55,6 +55,17 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Local server: serve Discovery over TLS with this certificate (PEM),
+    /// reached as https://localhost; give --tls-key and --ca-file too.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "local"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Local server: the private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    channel: crate::channel::ChannelArgs,
+    #[command(flatten)]
+    client_cert: crate::channel::ClientCertArgs,
 }
 
 /// `20s`, `2m`, `1h` or a number of seconds.

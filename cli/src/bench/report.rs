@@ -76,6 +76,13 @@ impl Report {
         l
     }
 
+    /// Connection set-up times, sorted.
+    fn connects(&self) -> Vec<Duration> {
+        let mut c = self.measured.connects.clone();
+        c.sort();
+        c
+    }
+
     fn client_cpu_us_per_contact(&self) -> f64 {
         let cpu: Duration = self.measured.samples.iter().map(|s| s.client_cpu).sum();
         cpu.as_secs_f64() * 1e6 / self.contacts().max(1) as f64
@@ -110,6 +117,11 @@ impl Report {
                 "p95": ms(percentile(&l, 0.95)),
                 "p99": ms(percentile(&l, 0.99)),
                 "max": ms(l.last().copied().unwrap_or_default()),
+            },
+            "tls": self.measured.tls,
+            "connect_ms": {
+                "p50": ms(percentile(&self.connects(), 0.50)),
+                "max": ms(self.connects().last().copied().unwrap_or_default()),
             },
             "bytes_up_per_request": self.per_request(|s| s.bytes_up),
             "bytes_down_per_request": self.per_request(|s| s.bytes_down),
@@ -175,6 +187,20 @@ impl Report {
                 ms(percentile(&l, 0.95)),
                 ms(percentile(&l, 0.99)),
                 ms(l.last().copied().unwrap_or_default())
+            ),
+        ));
+        let c = self.connects();
+        rows.push((
+            "connection set-up".into(),
+            format!(
+                "p50 {:.1} ms, max {:.1} ms per client (TCP{}, HTTP/2; not in latency)",
+                ms(percentile(&c, 0.5)),
+                ms(c.last().copied().unwrap_or_default()),
+                if self.measured.tls {
+                    ", TLS 1.3 handshake"
+                } else {
+                    ""
+                }
             ),
         ));
         rows.push((

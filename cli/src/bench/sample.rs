@@ -60,4 +60,9 @@ pub struct Measured {
     pub server: Option<ServerSide>,
     /// The server's bucket bits.
     pub bucket_bits: u8,
+    /// Each client's connection set-up (TCP, TLS handshake if any, HTTP/2),
+    /// not counted in request latency.
+    pub connects: Vec<Duration>,
+    /// Whether the workload ran over TLS.
+    pub tls: bool,
 }

@@ -8,9 +8,9 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cds_client::Client;
 use cds_client::matching::RecordIndex;
 use cds_client::session::{BucketSelection, ServerParams, prepare};
+use cds_client::{ChannelOptions, Client};
 use cds_core::E164;
 use cds_proto::v1::StatsRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
@@ -28,8 +28,12 @@ pub struct Target {
     pub url: String,
     /// Credential sent with every request.
     pub token: Option<String>,
+    /// How Discovery is reached (TLS options).
+    pub channel: ChannelOptions,
     /// Admin URL, for the server's CPU counters.
     pub admin: Option<String>,
+    /// How Admin is reached.
+    pub admin_channel: ChannelOptions,
     /// Digits of numbers known to be registered (local mode), so about a
     /// tenth of each address book matches.
     pub registered: Option<Range<u64>>,
@@ -63,11 +67,16 @@ async fn client_loop(
     contacts_only: bool,
     deadline: Instant,
     progress: ProgressBar,
-) -> anyhow::Result<(Vec<Sample>, usize)> {
-    let mut rpc = DiscoveryClient::connect(target.url.clone())
+) -> anyhow::Result<(Vec<Sample>, usize, Duration)> {
+    // Connection set-up (TCP, TLS, HTTP/2) is timed apart from requests.
+    let connecting = Instant::now();
+    let channel = target
+        .channel
+        .connect(&target.url)
         .await
-        .context("cannot connect")?
-        .max_decoding_message_size(1 << 30);
+        .context("cannot connect")?;
+    let connect = connecting.elapsed();
+    let mut rpc = DiscoveryClient::new(channel).max_decoding_message_size(1 << 30);
     let auth: Option<tonic::metadata::MetadataValue<_>> = match &target.token {
         Some(t) => Some(
             cds_proto::wire::bearer(t)
@@ -145,13 +154,14 @@ async fn client_loop(
         });
         progress.inc(1);
     }
-    Ok((samples, refused))
+    Ok((samples, refused, connect))
 }
 
 /// The server's evaluation counters, if its Admin API is reachable (a
 /// refusal is reported on stderr).
-async fn server_counters(admin: &Option<String>, token: &SendAdminToken) -> Option<(u64, u64)> {
-    let mut client = crate::admin::connect(admin.as_deref()?, token.clone())
+async fn server_counters(target: &Target, token: &SendAdminToken) -> Option<(u64, u64)> {
+    let admin = target.admin.as_deref()?;
+    let mut client = crate::admin::connect(admin, &target.admin_channel, token.clone())
         .await
         .ok()?;
     match client.stats(StatsRequest {}).await {
@@ -172,7 +182,7 @@ async fn server_counters(admin: &Option<String>, token: &SendAdminToken) -> Opti
 
 /// Run the workload with `args.clients` concurrent clients for `args.duration`.
 pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
-    let mut connect = Client::builder(target.url.clone());
+    let mut connect = Client::builder(target.url.clone()).channel(target.channel.clone());
     if let Some(t) = &target.token {
         connect = connect.credential(t.clone());
     }
@@ -188,7 +198,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
             .as_ref()
             .and_then(crate::admin::TokenFile::path),
     )?;
-    let before = server_counters(&target.admin, &admin_token).await;
+    let before = server_counters(&target, &admin_token).await;
 
     let bar = if std::io::stderr().is_terminal() && !args.json {
         ProgressBar::new(args.duration.as_secs().max(1))
@@ -217,15 +227,17 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     }
     let mut samples = Vec::new();
     let mut refused = 0;
+    let mut connects = Vec::new();
     for t in tasks {
-        let (s, r) = t.await.context("a client task failed")??;
+        let (s, r, c) = t.await.context("a client task failed")??;
         samples.extend(s);
         refused += r;
+        connects.push(c);
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
 
-    let server = match (before, server_counters(&target.admin, &admin_token).await) {
+    let server = match (before, server_counters(&target, &admin_token).await) {
         (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
             evaluated: e1 - e0,
             busy: Duration::from_micros(b1 - b0),
@@ -238,15 +250,20 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         elapsed,
         server,
         bucket_bits: params.bucket_bits.get(),
+        connects,
+        tls: target.url.starts_with("https://"),
     })
 }
 
 /// `cds bench --server URL`.
 pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
+    let channel = args.channel.options()?;
     let target = Target {
         url: url.to_owned(),
         token: args.token.clone(),
         admin: args.admin.clone(),
+        admin_channel: args.client_cert.apply(channel.clone())?,
+        channel,
         registered: None,
     };
     let measured = run(args, target).await?;

@@ -61,11 +61,16 @@ pub fn serve_with(data_dir: &Path, extra: &[&str]) -> Served {
 
 /// [`serve_with`] at log filter `log_filter` (`CDS_LOG`).
 pub fn serve_logging(data_dir: &Path, extra: &[&str], log_filter: &str) -> Served {
+    serve_on("127.0.0.1:0", data_dir, extra, log_filter)
+}
+
+/// [`serve_logging`] with Discovery on `listen`.
+pub fn serve_on(listen: &str, data_dir: &Path, extra: &[&str], log_filter: &str) -> Served {
     let mut child = Command::new(CDS)
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--admin-listen",
             "127.0.0.1:0",
             "--data-dir",
@@ -98,7 +103,7 @@ pub fn serve_logging(data_dir: &Path, extra: &[&str], log_filter: &str) -> Serve
     });
     let urls: Vec<String> = banner
         .split_whitespace()
-        .filter(|w| w.starts_with("http://"))
+        .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
         .map(|w| w.trim_end_matches(',').to_owned())
         .collect();
     Served {
