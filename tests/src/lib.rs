@@ -16,6 +16,8 @@ use cds_proto::v1::{
 use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
+pub mod pki;
+
 /// A running server on loopback and its data directory.
 pub struct TestServer {
     /// The data directory (kept across restarts).
@@ -182,6 +184,25 @@ impl TestServer {
     /// The Admin URL.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.running().admin_addr())
+    }
+
+    /// The Discovery URL by host name, for a server serving TLS with a
+    /// certificate for `localhost`.
+    pub fn https_url(&self) -> String {
+        format!(
+            "https://localhost:{}",
+            self.running().discovery_addr().port()
+        )
+    }
+
+    /// The Admin URL by host name, for an Admin listener serving TLS.
+    pub fn admin_https_url(&self) -> String {
+        format!("https://localhost:{}", self.running().admin_addr().port())
+    }
+
+    /// Where `/metrics` listens, if it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running().metrics_addr()
     }
 
     /// The body of `GET /metrics` (the server must have `metrics_listen`).
