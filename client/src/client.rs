@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use cds_core::{BucketBits, E164, Label, PublicKey};
+use cds_core::{BucketBits, E164, Label, PublicKey, RecordKeys};
 use cds_proto::v1::GetConfigRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use cds_proto::wire;
@@ -251,6 +251,7 @@ impl Client {
             public_key,
             bucket_bits,
             max_elements_per_request: max,
+            bucket_scheme: c.bucket_scheme,
         }))
     }
 
@@ -317,11 +318,21 @@ impl Client {
 
     /// Evaluate the numbers the cache lacks, in batches, and fetch each
     /// needed bucket once. New outputs go into the cache.
+    ///
+    /// With all buckets, the first request carries them. With the contacts'
+    /// buckets only, a bucket is known once its contact is evaluated (it is
+    /// a prefix of the match tag): the buckets of cached contacts go with
+    /// the evaluation requests, and those of new contacts follow in
+    /// records-only requests.
     async fn run(&mut self, numbers: &[E164]) -> Result<RecordIndex, ClientError> {
         let params = match &self.params {
             Some(p) => p.clone(),
             None => self.refresh_config().await?.clone(),
         };
+        let contacts_only = self.bucket_mode == BucketMode::ContactsOnly;
+        if contacts_only && params.bucket_scheme != wire::BUCKET_SCHEME_TAG {
+            return Err(ClientError::UnsupportedBucketScheme);
+        }
         self.cache.bind(params.epoch, params.public_key);
         let fresh: Vec<E164> = numbers
             .iter()
@@ -330,86 +341,130 @@ impl Client {
             .collect();
         let max = params.max_elements_per_request;
         let batches: Vec<&[E164]> = fresh.chunks(max).collect();
-        let bucket_plan: Vec<BucketSelection> = match self.bucket_mode {
-            BucketMode::All => vec![BucketSelection::All],
-            BucketMode::ContactsOnly => {
-                let ids: Vec<u32> = numbers
-                    .iter()
-                    .map(|n| params.bucket_bits.bucket_of(n))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                ids.chunks(max)
-                    .map(|c| BucketSelection::Ids(c.to_vec()))
-                    .collect()
-            }
+        let known_buckets = self.buckets_of(numbers, &params);
+        let bucket_plan: Vec<BucketSelection> = if contacts_only {
+            ids_in_chunks(&known_buckets, max)
+        } else {
+            vec![BucketSelection::All]
         };
-        let requests = batches.len().max(bucket_plan.len()).max(1);
-        // In contacts-only mode the records of each bucket are kept, so the
-        // next round only downloads the buckets that changed.
-        let keep_buckets = self.bucket_mode == BucketMode::ContactsOnly;
-        let mut report = DiscoveryReport {
-            contacts: numbers.len(),
-            evaluated: fresh.len(),
-            cached: numbers.len() - fresh.len(),
-            requests,
-            ..DiscoveryReport::default()
+        let mut round = Round {
+            index: RecordIndex::new(),
+            fetched: BTreeSet::new(),
+            report: DiscoveryReport {
+                contacts: numbers.len(),
+                evaluated: fresh.len(),
+                cached: numbers.len() - fresh.len(),
+                ..DiscoveryReport::default()
+            },
         };
-
-        let mut index = RecordIndex::new();
-        for i in 0..requests {
+        for i in 0..batches.len().max(bucket_plan.len()).max(1) {
             let batch = batches.get(i).map(|b| b.to_vec()).unwrap_or_default();
             let selection = bucket_plan
                 .get(i)
                 .cloned()
                 .unwrap_or(BucketSelection::Ids(vec![]));
-            let prepared = prepare_revalidating(
-                batch,
-                &params,
-                selection,
-                self.cache.buckets(),
-                &mut rand::rng(),
-            )?;
-            report.bytes_sent += prepared.message.encoded_len();
-            let mut request = tonic::Request::new(prepared.message);
-            if let Some(auth) = &self.authorization {
-                request
-                    .metadata_mut()
-                    .insert(wire::AUTHORIZATION, auth.clone());
-            }
-            let response = self.rpc.discover(request).await?.into_inner();
-            report.bytes_received += response.encoded_len();
-            let result = prepared.state.finish(response)?;
-            for (number, output) in result.outputs {
-                self.cache.insert(number, output);
-            }
-            report.buckets += result.records.len();
-            report.unchanged_buckets += result.unchanged;
-            for (bucket, packed) in result.records {
-                index.add(packed.clone())?;
-                if keep_buckets {
-                    self.cache.put_bucket(bucket, packed);
-                }
+            self.request(batch, selection, &params, &mut round).await?;
+        }
+        if contacts_only {
+            // The new contacts' buckets, now that their tags are known.
+            let missing: BTreeSet<u32> = self
+                .buckets_of(numbers, &params)
+                .difference(&round.fetched)
+                .copied()
+                .collect();
+            for selection in ids_in_chunks(&missing, max) {
+                self.request(Vec::new(), selection, &params, &mut round)
+                    .await?;
             }
         }
         // Keep the buckets of every contact the cache knows (not only this
         // call's): a call for one new contact must not discard the rest.
-        let needed: BTreeSet<u32> = if keep_buckets {
-            self.cache
-                .numbers()
-                .map(|n| params.bucket_bits.bucket_of(n))
-                .collect()
+        let needed: BTreeSet<u32> = if contacts_only {
+            let all: Vec<E164> = self.cache.numbers().cloned().collect();
+            self.buckets_of(&all, &params)
         } else {
             BTreeSet::new()
         };
         self.cache.retain_buckets(|b| needed.contains(&b));
-        self.last_report = report;
+        self.last_report = round.report;
         tracing::debug!(
             contacts = numbers.len(),
             evaluated = fresh.len(),
-            records = index.len(),
+            records = round.index.len(),
             "discovery round finished"
         );
-        Ok(index)
+        Ok(round.index)
     }
+
+    /// The buckets of those `numbers` whose outputs the cache holds.
+    fn buckets_of(&self, numbers: &[E164], params: &ServerParams) -> BTreeSet<u32> {
+        numbers
+            .iter()
+            .filter_map(|n| self.cache.get(n))
+            .map(|output| {
+                params
+                    .bucket_bits
+                    .bucket_of(RecordKeys::derive(output).tag())
+            })
+            .collect()
+    }
+
+    /// One Discover request: evaluate `batch` and fetch `selection`, adding
+    /// outputs to the cache and records to `round`.
+    async fn request(
+        &mut self,
+        batch: Vec<E164>,
+        selection: BucketSelection,
+        params: &ServerParams,
+        round: &mut Round,
+    ) -> Result<(), ClientError> {
+        let prepared = prepare_revalidating(
+            batch,
+            params,
+            selection,
+            self.cache.buckets(),
+            &mut rand::rng(),
+        )?;
+        round.report.requests += 1;
+        round.report.bytes_sent += prepared.message.encoded_len();
+        let mut request = tonic::Request::new(prepared.message);
+        if let Some(auth) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert(wire::AUTHORIZATION, auth.clone());
+        }
+        let response = self.rpc.discover(request).await?.into_inner();
+        round.report.bytes_received += response.encoded_len();
+        let result = prepared.state.finish(response)?;
+        for (number, output) in result.outputs {
+            self.cache.insert(number, output);
+        }
+        round.report.buckets += result.records.len();
+        round.report.unchanged_buckets += result.unchanged;
+        let keep_buckets = self.bucket_mode == BucketMode::ContactsOnly;
+        for (bucket, packed) in result.records {
+            round.fetched.insert(bucket);
+            round.index.add(packed.clone())?;
+            if keep_buckets {
+                self.cache.put_bucket(bucket, packed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the requests of one [`Client::discover`] call gathered.
+struct Round {
+    index: RecordIndex,
+    /// Buckets whose records came (or were confirmed unchanged).
+    fetched: BTreeSet<u32>,
+    report: DiscoveryReport,
+}
+
+/// `ids` as bucket selections of at most `max` ids each.
+fn ids_in_chunks(ids: &BTreeSet<u32>, max: usize) -> Vec<BucketSelection> {
+    let ids: Vec<u32> = ids.iter().copied().collect();
+    ids.chunks(max)
+        .map(|c| BucketSelection::Ids(c.to_vec()))
+        .collect()
 }

@@ -50,6 +50,13 @@ pub enum ClientError {
         "the server uses ciphersuite {0:?}, this client speaks {suite} only: upgrade the client", suite = wire::SUITE
     )]
     UnsupportedSuite(String),
+    /// The server places records by number (a cds server before bucket
+    /// scheme 2), so asking for the contacts' buckets would miss registered
+    /// contacts.
+    #[error(
+        "this server is too old for contacts-only buckets (it places records by number): use all buckets, or upgrade the server"
+    )]
+    UnsupportedBucketScheme,
     /// The server's configuration is unusable.
     #[error("the server's configuration is invalid: {0}")]
     InvalidConfig(&'static str),

@@ -28,6 +28,9 @@ pub struct ServerParams {
     pub bucket_bits: BucketBits,
     /// The most elements per request.
     pub max_elements_per_request: usize,
+    /// How the server places records into buckets
+    /// ([`wire::BUCKET_SCHEME_TAG`] for this version).
+    pub bucket_scheme: u32,
 }
 
 /// Which records a request asks for.
@@ -140,6 +143,7 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
             Buckets::Ids(BucketIds {
                 ids: ids.clone(),
                 known_digests: digests.into(),
+                scheme: wire::BUCKET_SCHEME_TAG,
             })
         }
     };
@@ -269,6 +273,7 @@ mod tests {
             public_key: *server.oprf().public_key(),
             bucket_bits: bits,
             max_elements_per_request: 10,
+            bucket_scheme: wire::BUCKET_SCHEME_TAG,
         };
         (server, params)
     }

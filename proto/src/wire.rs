@@ -111,6 +111,11 @@ impl FromStr for Limit {
 /// identifier of ristretto255-SHA512).
 pub const SUITE: &str = "ristretto255-SHA512";
 
+/// The bucket scheme of this version (`Config.bucket_scheme`,
+/// `BucketIds.scheme`): a record's bucket is the first `bucket_bits` bits of
+/// its match tag.
+pub const BUCKET_SCHEME_TAG: u32 = 2;
+
 /// The most bytes one bucket id takes in a request (a varint of a `u32`).
 const MAX_BUCKET_ID_LEN: usize = 5;
 

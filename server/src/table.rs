@@ -118,10 +118,8 @@ impl RecordTable {
                 if cancelled() {
                     return None;
                 }
-                let r = (
-                    bits.bucket_of(&u.number),
-                    seal_record(server, &u.number, &u.label),
-                );
+                let record = seal_record(server, &u.number, &u.label);
+                let r = (bits.bucket_of(&record.as_ref().tag()), record);
                 if let Some(p) = progress {
                     p.fetch_add(1, Ordering::Relaxed);
                 }
@@ -132,7 +130,10 @@ impl RecordTable {
         if cancelled() {
             return None;
         }
-        sealed.par_sort_unstable_by_key(|(b, _)| *b);
+        // In tag order: the bucket is the tag's prefix, so this groups the
+        // buckets too, and the order says nothing about the numbers or when
+        // they registered.
+        sealed.par_sort_unstable_by_key(|(_, r)| r.as_ref().tag());
         let mut start = 0;
         while start < sealed.len() {
             let bucket = sealed[start].0;
@@ -161,7 +162,7 @@ impl RecordTable {
     pub fn change_for(&self, server: &VoprfServer, user: &User) -> Change {
         let keys = keys_of(server, &user.number);
         Change {
-            bucket: self.bits.bucket_of(&user.number),
+            bucket: self.bits.bucket_of(keys.tag()),
             tag: *keys.tag(),
             record: user
                 .discoverable
@@ -171,9 +172,10 @@ impl RecordTable {
 
     /// The change that removes `number`'s record, if any.
     pub fn removal_for(&self, server: &VoprfServer, number: &E164) -> Change {
+        let tag = tag_of(server, number);
         Change {
-            bucket: self.bits.bucket_of(number),
-            tag: tag_of(server, number),
+            bucket: self.bits.bucket_of(&tag),
+            tag,
             record: None,
         }
     }
@@ -215,17 +217,19 @@ impl RecordTable {
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
-        let mut buf = Vec::with_capacity(old.len() + 128 * latest.len());
-        let mut count = 0;
-        for r in old_records {
-            if !drop_tags.contains(&r.tag()) {
-                buf.extend_from_slice(r.as_bytes());
-                count += 1;
-            }
-        }
-        for r in latest.into_values().flatten() {
+        let added: Vec<Record> = latest.into_values().flatten().collect();
+        let mut kept: Vec<RecordRef<'_>> = old_records
+            .into_iter()
+            .filter(|r| !drop_tags.contains(&r.tag()))
+            .chain(added.iter().map(Record::as_ref))
+            .collect();
+        // Tag order, as built: where a change lands says nothing about the
+        // number or the time of the change.
+        kept.sort_unstable_by_key(RecordRef::tag);
+        let count = kept.len();
+        let mut buf = Vec::with_capacity(kept.iter().map(|r| r.as_bytes().len()).sum());
+        for r in kept {
             buf.extend_from_slice(r.as_bytes());
-            count += 1;
         }
         self.records.fetch_add(count, Ordering::Relaxed);
         self.records.fetch_sub(old_count, Ordering::Relaxed);
@@ -274,7 +278,7 @@ mod tests {
 
     fn find(table: &RecordTable, server: &VoprfServer, u: &User) -> Option<Vec<u8>> {
         let keys = RecordKeys::derive(&server.evaluate(u.number.as_bytes()).expect("evaluates"));
-        let bytes = table.bucket(table.bits().bucket_of(&u.number)).records;
+        let bytes = table.bucket(table.bits().bucket_of(keys.tag())).records;
         let records = RecordRef::decode_packed(&bytes).expect("well-formed");
         let found: Vec<_> = records
             .into_iter()
@@ -418,5 +422,37 @@ mod tests {
         assert_eq!(table.len(), 9);
         assert_eq!(find(&table, &server, &users[3]), None);
         assert!(find(&table, &server, &users[4]).is_some());
+    }
+
+    /// Every bucket's records, in order, are in ascending tag order and
+    /// each sits in the bucket of its tag's prefix.
+    fn assert_tag_order(table: &RecordTable) {
+        for b in 0..table.bits().count() {
+            let bytes = table.bucket(b).records;
+            let tags: Vec<MatchTag> = RecordRef::decode_packed(&bytes)
+                .expect("well-formed")
+                .iter()
+                .map(RecordRef::tag)
+                .collect();
+            assert!(tags.is_sorted(), "bucket {b} is not in tag order");
+            assert!(tags.iter().all(|t| table.bits().bucket_of(t) == b));
+        }
+    }
+
+    #[test]
+    fn records_are_in_tag_order_after_the_build_and_after_every_change() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        // Registered in ascending number order, as an import would.
+        let users: Vec<User> = (0..200).map(|i| user(12015550100 + i, true)).collect();
+        let bits = BucketBits::new(2).expect("valid");
+        let table = RecordTable::build(bits, &server, &users, None, &never).expect("built");
+        assert_tag_order(&table);
+        // Appending newcomers (in number order) keeps tag order too.
+        for i in 0..40 {
+            table.apply(&server, &user(12015560000 + i, true));
+        }
+        table.apply(&server, &user(12015550100, false));
+        assert_tag_order(&table);
+        assert_eq!(table.len(), 239);
     }
 }

@@ -416,3 +416,73 @@ async fn garbage_elements_are_refused_without_charging_the_account() {
         .expect("budget untouched by the refused request");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_whole_table_without_evaluations_does_not_tell_which_numbers_to_skip() {
+    use sha2::{Digest, Sha512};
+    // 200 discoverable users in 256 buckets: about 46% of buckets stay empty.
+    let server =
+        TestServer::start_with(|c| c.bucket_bits = cds_core::BucketBits::new(8).expect("valid"))
+            .await;
+    let registered = german_mobiles(200, 0);
+    server
+        .import(
+            registered
+                .iter()
+                .map(|n| cds_proto::v1::User {
+                    e164: n.clone(),
+                    label: b"x".to_vec().into(),
+                    discoverable: true,
+                })
+                .collect(),
+        )
+        .await;
+    // The attacker downloads every bucket, which costs no evaluation.
+    let mut rpc = DiscoveryClient::connect(server.url())
+        .await
+        .expect("connects");
+    let epoch = server.stats().await.epoch;
+    let table = rpc
+        .discover(server.authed(
+            "attacker",
+            DiscoverRequest {
+                epoch,
+                blinded_elements: Vec::new().into(),
+                buckets: Some(cds_proto::v1::discover_request::Buckets::All(
+                    Default::default(),
+                )),
+            },
+        ))
+        .await
+        .expect("records are free")
+        .into_inner();
+    assert_eq!(server.stats().await.evaluated_elements, 0);
+    let occupied: Vec<bool> = table
+        .buckets
+        .iter()
+        .map(|b| !b.records.is_empty())
+        .collect();
+    let empty = occupied.iter().filter(|o| !**o).count() as f64 / 256.0;
+    assert!(empty > 0.3, "{empty}");
+
+    // Any placement the attacker can compute without the key (here the
+    // public hash of the number that cds used before) puts registered
+    // numbers into empty buckets about as often as chance: an empty bucket
+    // rules nothing out. Under a public placement this would be 0.
+    let public_bucket = |n: &str| {
+        let h = Sha512::new()
+            .chain_update(b"cds-v1-bucket")
+            .chain_update(n.as_bytes())
+            .finalize();
+        usize::from(h[0])
+    };
+    let skipped = registered
+        .iter()
+        .filter(|n| !occupied[public_bucket(n)])
+        .count() as f64
+        / registered.len() as f64;
+    assert!(
+        (skipped - empty).abs() < 0.2,
+        "{skipped:.2} of the registered numbers fall into empty buckets, against {empty:.2} by chance"
+    );
+}

@@ -86,6 +86,19 @@ async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_ser
                 valid_element(),
                 Some(Buckets::Ids(BucketIds {
                     ids: vec![16],
+                    scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
+                    ..Default::default()
+                })),
+            ),
+            Code::InvalidArgument,
+        ),
+        (
+            "bucket ids of an older client (placed by number)",
+            request(
+                epoch,
+                valid_element(),
+                Some(Buckets::Ids(BucketIds {
+                    ids: vec![1],
                     ..Default::default()
                 })),
             ),
@@ -99,6 +112,7 @@ async fn malformed_discover_requests_get_clear_statuses_and_the_server_keeps_ser
                 Some(Buckets::Ids(BucketIds {
                     ids: vec![1, 2],
                     known_digests: vec![7u8; 31].into(),
+                    scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
                 })),
             ),
             Code::InvalidArgument,
@@ -178,6 +192,7 @@ async fn a_real_response_is_refused_when_checked_against_a_wrong_public_key() {
         public_key: *KeyPair::generate(&mut rand::rng()).public(),
         bucket_bits: BucketBits::new(4).expect("valid"),
         max_elements_per_request: 16,
+        bucket_scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
     };
     let numbers = vec![E164::parse("+12015550123").expect("valid")];
     let prepared =

@@ -11,7 +11,7 @@ use anyhow::Context;
 use cds_client::matching::RecordIndex;
 use cds_client::session::{BucketSelection, ServerParams, prepare};
 use cds_client::{ChannelOptions, Client};
-use cds_core::E164;
+use cds_core::{E164, RecordKeys};
 use cds_proto::v1::StatsRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -92,61 +92,61 @@ async fn client_loop(
     while Instant::now() < deadline {
         let book = address_book(contacts, &target.registered);
         let n = book.len();
+        // Evaluate, with every bucket or none; in contacts-only mode the
+        // buckets follow once the tags are known.
         let selection = if contacts_only {
-            let mut ids: Vec<u32> = book
-                .iter()
-                .map(|b| params.bucket_bits.bucket_of(b))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            BucketSelection::Ids(ids)
+            BucketSelection::Ids(vec![])
         } else {
             BucketSelection::All
         };
+        let mut exchange = Exchange::default();
         let t0 = Instant::now();
         let prepared = prepare(book, &params, selection, &mut rand::rng())?;
-        let bytes_up = prepared.message.encoded_len();
-        let mut request = tonic::Request::new(prepared.message);
-        if let Some(a) = &auth {
-            request
-                .metadata_mut()
-                .insert(cds_proto::wire::AUTHORIZATION, a.clone());
-        }
-        let t1 = Instant::now();
-        let response = match rpc.discover(request).await {
-            Ok(r) => r.into_inner(),
-            Err(status) => match cds_client::ClientError::from(status) {
-                // Limits and shedding are results too: count them, back off, go on.
-                cds_client::ClientError::QuotaExceeded { retry_after, .. }
-                | cds_client::ClientError::Overloaded { retry_after } => {
-                    refused += 1;
-                    let wait = retry_after
-                        .unwrap_or(Duration::from_secs(1))
-                        .min(Duration::from_secs(1));
-                    tokio::time::sleep(
-                        wait.min(deadline.saturating_duration_since(Instant::now())),
-                    )
-                    .await;
-                    continue;
-                }
-                other => return Err(other.into()),
-            },
+        exchange.cpu += t0.elapsed();
+        let Some(result) = exchange.run(&mut rpc, &auth, prepared).await? else {
+            refused += 1;
+            back_off(deadline).await;
+            continue;
         };
+        let t1 = Instant::now();
+        let mut records = result.records;
+        if contacts_only {
+            let ids: std::collections::BTreeSet<u32> = result
+                .outputs
+                .iter()
+                .map(|(_, o)| params.bucket_bits.bucket_of(RecordKeys::derive(o).tag()))
+                .collect();
+            let selection = BucketSelection::Ids(ids.into_iter().collect());
+            let prepared = prepare(Vec::new(), &params, selection, &mut rand::rng())?;
+            exchange.cpu += t1.elapsed();
+            let Some(buckets) = exchange.run(&mut rpc, &auth, prepared).await? else {
+                refused += 1;
+                back_off(deadline).await;
+                continue;
+            };
+            records = buckets.records;
+        } else {
+            exchange.cpu += t1.elapsed();
+        }
         let t2 = Instant::now();
-        let bytes_down = response.encoded_len();
-        let result = prepared.state.finish(response)?;
         let mut index = RecordIndex::new();
-        for (_, packed) in result.records {
+        for (_, packed) in records {
             index.add(packed)?;
         }
         let mut matched = 0;
         for (_, output) in &result.outputs {
             matched += usize::from(index.lookup(output)?.is_some());
         }
-        let t3 = Instant::now();
+        exchange.cpu += t2.elapsed();
+        let Exchange {
+            latency,
+            cpu: client_cpu,
+            bytes_up,
+            bytes_down,
+        } = exchange;
         samples.push(Sample {
-            latency: t2 - t1,
-            client_cpu: (t1 - t0) + (t3 - t2),
+            latency,
+            client_cpu,
             bytes_up,
             bytes_down,
             contacts: n,
@@ -155,6 +155,57 @@ async fn client_loop(
         progress.inc(1);
     }
     Ok((samples, refused, connect))
+}
+
+/// The requests of one discovery, as the client saw them.
+#[derive(Default)]
+struct Exchange {
+    /// Time waiting for responses.
+    latency: Duration,
+    /// Client work: preparing requests, checking responses, matching.
+    cpu: Duration,
+    bytes_up: usize,
+    bytes_down: usize,
+}
+
+impl Exchange {
+    /// Send `prepared` and check its response; `None` when a limit refused
+    /// it or the server shed it (a result too: counted, then backed off).
+    async fn run(
+        &mut self,
+        rpc: &mut DiscoveryClient<tonic::transport::Channel>,
+        auth: &Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        prepared: cds_client::session::PreparedBatch,
+    ) -> anyhow::Result<Option<cds_client::session::BatchResult>> {
+        self.bytes_up += prepared.message.encoded_len();
+        let mut request = tonic::Request::new(prepared.message);
+        if let Some(a) = auth {
+            request
+                .metadata_mut()
+                .insert(cds_proto::wire::AUTHORIZATION, a.clone());
+        }
+        let sent = Instant::now();
+        let response = match rpc.discover(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => match cds_client::ClientError::from(status) {
+                cds_client::ClientError::QuotaExceeded { .. }
+                | cds_client::ClientError::Overloaded { .. } => return Ok(None),
+                other => return Err(other.into()),
+            },
+        };
+        let received = Instant::now();
+        self.latency += received - sent;
+        self.bytes_down += response.encoded_len();
+        let result = prepared.state.finish(response)?;
+        self.cpu += received.elapsed();
+        Ok(Some(result))
+    }
+}
+
+/// Wait a little after a refusal (at most a second, never past `deadline`).
+async fn back_off(deadline: Instant) {
+    let wait = Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(wait).await;
 }
 
 /// The server's evaluation counters, if its Admin API is reachable (a

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use cds_core::{BUCKET_DIGEST_LEN, BucketDigest, ELEMENT_LEN, PROOF_LEN};
 use cds_proto::v1::discover_request::Buckets;
 use cds_proto::v1::{BucketIds, BucketRecords, DiscoverRequest, DiscoverResponse};
+use cds_proto::wire;
 use rand::CryptoRng;
 
 use super::evaluate::evaluate;
@@ -72,6 +73,15 @@ pub enum DiscoverError {
         id: u32,
         /// Buckets of the table.
         count: u32,
+    },
+    /// The ids were computed with another bucket scheme (an older client
+    /// that places records by number): they would name the wrong buckets.
+    #[error(
+        "bucket ids of scheme {scheme} name the wrong buckets on this server, which places records by match tag (scheme 2): upgrade the client, or ask for all buckets"
+    )]
+    BucketScheme {
+        /// The scheme the request named (0: none, an older client).
+        scheme: u32,
     },
     /// `known_digests` does not pair with the ids.
     #[error(
@@ -234,7 +244,14 @@ fn select_buckets(
     match selection {
         None => Err(DiscoverError::NoBuckets),
         Some(Buckets::All(_)) => Ok((0..count).map(|b| (b, None)).collect()),
-        Some(Buckets::Ids(BucketIds { ids, known_digests })) => {
+        Some(Buckets::Ids(BucketIds {
+            ids,
+            known_digests,
+            scheme,
+        })) => {
+            if scheme != wire::BUCKET_SCHEME_TAG {
+                return Err(DiscoverError::BucketScheme { scheme });
+            }
             if ids.len() > max_ids {
                 return Err(DiscoverError::TooManyBucketIds {
                     count: ids.len(),
@@ -295,6 +312,7 @@ mod tests {
         Some(Buckets::Ids(BucketIds {
             ids: v,
             known_digests: Bytes::new(),
+            scheme: wire::BUCKET_SCHEME_TAG,
         }))
     }
 
@@ -325,6 +343,21 @@ mod tests {
     }
 
     #[test]
+    fn ids_of_another_bucket_scheme_are_refused() {
+        for scheme in [0, 1, 3] {
+            let old = Some(Buckets::Ids(BucketIds {
+                ids: vec![1],
+                known_digests: Bytes::new(),
+                scheme,
+            }));
+            assert!(matches!(
+                select_buckets(old, 4, 8),
+                Err(DiscoverError::BucketScheme { scheme: s }) if s == scheme
+            ));
+        }
+    }
+
+    #[test]
     fn known_digests_pair_with_ids_zero_means_none_and_the_first_listing_counts() {
         let a = BucketDigest::of(b"a");
         let b = BucketDigest::of(b"b");
@@ -336,6 +369,7 @@ mod tests {
             Some(Buckets::Ids(BucketIds {
                 ids: v,
                 known_digests: Bytes::copy_from_slice(digests),
+                scheme: wire::BUCKET_SCHEME_TAG,
             }))
         };
         assert_eq!(

@@ -38,6 +38,7 @@ impl Discovery for DiscoveryService {
             bucket_bits: u32::from(serving.table.bits().get()),
             max_elements_per_request: s.max_elements(),
             suite: wire::SUITE.to_owned(),
+            bucket_scheme: wire::BUCKET_SCHEME_TAG,
         }))
     }
 
