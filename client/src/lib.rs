@@ -39,6 +39,9 @@ pub mod session;
 mod test_support;
 
 pub use cache::{CacheError, DiscoveryCache};
-pub use client::{BucketMode, Client, ClientBuilder, Contact, DiscoveryReport};
+pub use cds_core::{ProfileError, ServerProfile};
+pub use client::{
+    BucketMode, Client, ClientBuilder, Contact, DEFAULT_MAX_BUCKET_BITS, DiscoveryReport,
+};
 pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};

@@ -213,6 +213,15 @@ impl ServerProfile {
         })
     }
 
+    /// A profile accepting `key` only (what pinning one key means).
+    pub fn one_key(key: PublicKey, max_bucket_bits: BucketBits) -> Self {
+        Self {
+            suite: Suite::Ristretto255Sha512,
+            keys: vec![key],
+            max_bucket_bits,
+        }
+    }
+
     /// Parse the text form (`cds-profile-v1:` and base64url). Whitespace
     /// around it is ignored; nothing else is.
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
@@ -503,6 +512,10 @@ mod tests {
     #[test]
     fn construction_checks_what_parsing_checks() {
         let k = key(CDS_KEY);
+        assert_eq!(
+            ServerProfile::one_key(k, bits(8)).to_string(),
+            KNOWN_ONE_KEY
+        );
         assert_eq!(ServerProfile::new([], bits(8)), Err(ProfileError::NoKeys));
         assert_eq!(
             ServerProfile::new([k, k], bits(8)),

@@ -97,6 +97,19 @@ impl TestServer {
         format!("http://{}", self.running().discovery_addr())
     }
 
+    /// The public key the server announces now (`GetConfig`, read without
+    /// the client's checks).
+    pub async fn public_key(&self) -> cds_core::PublicKey {
+        let config = cds_proto::v1::discovery_client::DiscoveryClient::connect(self.url())
+            .await
+            .expect("discovery connects")
+            .get_config(cds_proto::v1::GetConfigRequest {})
+            .await
+            .expect("config")
+            .into_inner();
+        cds_core::PublicKey::from_slice(&config.public_key).expect("a valid public key")
+    }
+
     /// A connected client of [`TEST_ACCOUNT`] with default options.
     pub async fn client(&self) -> Client {
         self.client_builder(TEST_ACCOUNT)
