@@ -121,3 +121,122 @@ async fn without_a_profile_the_default_ceiling_applies() {
     assert_eq!(server.stats().await.evaluated_elements, 0);
     server.stop().await;
 }
+
+fn key_of(bytes: &[u8]) -> PublicKey {
+    PublicKey::from_slice(bytes).expect("a valid public key")
+}
+
+#[tokio::test]
+async fn a_client_keeps_working_across_a_rotation_to_the_announced_key() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "alice", true).await;
+    let current = server.public_key().await;
+    let before = server.profile_keys().await;
+    assert_eq!(key_of(&before.public_key), current);
+    assert!(before.next_public_key.is_empty(), "nothing announced yet");
+
+    let announced = server.announce_next_key().await;
+    assert!(announced.created);
+    let again = server.announce_next_key().await;
+    assert!(!again.created, "a second call returns the same key");
+    assert_eq!(
+        (again.public_key.clone(), again.epoch),
+        (announced.public_key.clone(), announced.epoch)
+    );
+    let next = key_of(&announced.public_key);
+    assert_ne!(next, current);
+    let listed = server.profile_keys().await;
+    assert_eq!(key_of(&listed.public_key), current);
+    assert_eq!(key_of(&listed.next_public_key), next);
+    assert_eq!(listed.next_epoch, announced.epoch);
+    assert_eq!(listed.bucket_bits, 4);
+
+    // The app ships both keys; another app still ships the old one alone.
+    let mut both = server
+        .client_builder(TEST_ACCOUNT)
+        .profile(profile(&[current, next], 4))
+        .connect()
+        .await
+        .expect("the current key is in the profile");
+    let mut old_only = server
+        .client_builder("old-app")
+        .profile(profile(&[current], 4))
+        .connect()
+        .await
+        .expect("the current key is in the profile");
+    for client in [&mut both, &mut old_only] {
+        let found = client
+            .discover(&["+12015550123"], us())
+            .await
+            .expect("discovers");
+        assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
+    }
+
+    let rotated = server.rotate_key().await;
+    assert!(
+        rotated.announced,
+        "the rotation switched to the announced key"
+    );
+    assert_eq!(rotated.epoch, announced.epoch);
+    assert_eq!(server.public_key().await, next);
+
+    // The same client refreshes by itself and accepts the new key.
+    let found = both
+        .discover(&["+12015550123"], us())
+        .await
+        .expect("the announced key is in the profile");
+    assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
+    assert_eq!(both.params().map(|p| p.public_key), Some(next));
+
+    // The old profile is refused after the rotation, and nothing more is evaluated.
+    let evaluated = server.stats().await.evaluated_elements;
+    let err = old_only
+        .discover(&["+12015550199"], us())
+        .await
+        .expect_err("the new key is not in the old profile");
+    assert!(matches!(err, ClientError::PublicKeyMismatch), "{err:?}");
+    let err = old_only
+        .discover(&["+12015550199"], us())
+        .await
+        .expect_err("still refused: the refused configuration was not kept");
+    assert!(matches!(err, ClientError::PublicKeyMismatch), "{err:?}");
+    let err = server
+        .client_builder("old-app")
+        .profile(profile(&[current], 4))
+        .connect()
+        .await
+        .expect_err("a new client with the old profile is refused too");
+    assert!(matches!(err, ClientError::PublicKeyMismatch), "{err:?}");
+    assert_eq!(server.stats().await.evaluated_elements, evaluated);
+
+    // The announcement is used up; the next rotation makes a fresh key.
+    let after = server.profile_keys().await;
+    assert_eq!(key_of(&after.public_key), next);
+    assert!(after.next_public_key.is_empty());
+    let fresh = server.rotate_key().await;
+    assert!(!fresh.announced);
+    assert_ne!(server.public_key().await, next);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_announced_key_survives_a_restart_and_is_the_one_rotated_to() {
+    let mut server = TestServer::start().await;
+    let announced = server.announce_next_key().await;
+    server.restart().await;
+    let again = server.announce_next_key().await;
+    assert!(!again.created);
+    assert_eq!(again.public_key, announced.public_key);
+    assert_eq!(
+        server.profile_keys().await.next_public_key,
+        announced.public_key
+    );
+    let rotated = server.rotate_key().await;
+    assert!(rotated.announced);
+    assert_eq!(rotated.epoch, announced.epoch);
+    server.restart().await;
+    let after = server.profile_keys().await;
+    assert_eq!(after.public_key, announced.public_key);
+    assert!(after.next_public_key.is_empty());
+    server.stop().await;
+}

@@ -10,6 +10,7 @@ use cds_client::{Client, ClientBuilder, Contact, Region};
 use cds_core::{AccountId, CredentialIssuer};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
+    AnnounceNextKeyRequest, AnnounceNextKeyResponse, ProfileRequest, ProfileResponse,
     RegisterRequest, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest, StatsRequest,
     StatsResponse, UnregisterRequest, User,
 };
@@ -189,6 +190,26 @@ impl TestServer {
             .rotate_key(RotateKeyRequest {})
             .await
             .expect("rotation succeeds")
+            .into_inner()
+    }
+
+    /// Announce the next key (Admin `AnnounceNextKey`).
+    pub async fn announce_next_key(&self) -> AnnounceNextKeyResponse {
+        self.admin()
+            .await
+            .announce_next_key(AnnounceNextKeyRequest {})
+            .await
+            .expect("announcement succeeds")
+            .into_inner()
+    }
+
+    /// The current and announced keys and the bucket bits (Admin `Profile`).
+    pub async fn profile_keys(&self) -> ProfileResponse {
+        self.admin()
+            .await
+            .profile(ProfileRequest {})
+            .await
+            .expect("profile")
             .into_inner()
     }
 
