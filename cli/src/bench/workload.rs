@@ -28,6 +28,8 @@ pub struct Target {
     pub url: String,
     /// Credential sent with every request.
     pub token: Option<String>,
+    /// What the client trusts about the server (`None`: the defaults).
+    pub profile: Option<cds_core::ServerProfile>,
     /// Admin URL, for the server's CPU counters.
     pub admin: Option<String>,
     /// Digits of numbers known to be registered (local mode), so about a
@@ -176,6 +178,9 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     if let Some(t) = &target.token {
         connect = connect.credential(t.clone());
     }
+    if let Some(p) = &target.profile {
+        connect = connect.profile(p.clone());
+    }
     let params = connect
         .connect()
         .await
@@ -246,6 +251,7 @@ pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
     let target = Target {
         url: url.to_owned(),
         token: args.token.clone(),
+        profile: args.profile.clone(),
         admin: args.admin.clone(),
         registered: None,
     };
