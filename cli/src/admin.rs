@@ -5,10 +5,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use cds_core::{BucketBits, PublicKey, ServerProfile};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
-    ImportRequest, ListChangesRequest, RegisterRequest, RotateKeyRequest, SetDiscoverableRequest,
-    StatsRequest, UnregisterRequest, User, registry_change,
+    AnnounceNextKeyRequest, ImportRequest, ListChangesRequest, ProfileRequest, RegisterRequest,
+    RotateKeyRequest, SetDiscoverableRequest, StatsRequest, UnregisterRequest, User,
+    registry_change,
 };
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -117,8 +119,24 @@ enum AdminCommand {
     },
     /// Rotate the OPRF key: prepare a new epoch while the current one
     /// serves, switch at once, wipe the old key. Waits until done (about as
-    /// long as a table build at start). Clients refresh by themselves.
+    /// long as a table build at start). Clients refresh by themselves. The
+    /// new key is the announced one (`announce-key`) if there is one.
     RotateKey,
+    /// Announce the key the next `rotate-key` switches to, without using it
+    /// yet, so apps can ship it in their server profile first (see
+    /// `profile`). Prints its public key; a second call prints the same key.
+    AnnounceKey,
+    /// Print the server profile apps compile in: the current key, the
+    /// announced next key (if any) and the most bucket bits the app lets the
+    /// server use. Give it to `cds discover --profile` or
+    /// `ClientBuilder::profile`.
+    Profile {
+        /// The ceiling on bucket bits, 0 to 24 (default: the server's
+        /// current bucket bits). A contacts-only lookup reveals this many
+        /// bits of each contact at most.
+        #[arg(long, value_name = "N", value_parser = parse_bucket_bits)]
+        max_bucket_bits: Option<BucketBits>,
+    },
     /// Print registry changes after a position as JSON lines (seq, time,
     /// number, label in hex, discoverable, or removed), oldest first.
     Changes {
@@ -130,6 +148,58 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u64,
     },
+}
+
+/// Parse `--max-bucket-bits`.
+fn parse_bucket_bits(text: &str) -> Result<BucketBits, String> {
+    text.trim()
+        .parse::<u8>()
+        .ok()
+        .and_then(|b| BucketBits::new(b).ok())
+        .ok_or_else(|| {
+            format!(
+                "expected a whole number from 0 to {}",
+                cds_core::MAX_BUCKET_BITS
+            )
+        })
+}
+
+/// The server's profile from its Admin `Profile` answer: the current key,
+/// the announced one if any, and `max_bucket_bits` (default: the server's
+/// bucket bits). Also returns whether a next key is announced.
+pub async fn server_profile(
+    admin: &mut Admin,
+    max_bucket_bits: Option<BucketBits>,
+) -> anyhow::Result<(ServerProfile, bool)> {
+    let p = admin
+        .profile(ProfileRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    if p.suite != cds_proto::wire::SUITE {
+        bail!(
+            "the server uses ciphersuite {:?}, this cds speaks {} only",
+            p.suite,
+            cds_proto::wire::SUITE
+        );
+    }
+    let mut keys =
+        vec![PublicKey::from_slice(&p.public_key).context("the server sent an invalid key")?];
+    if !p.next_public_key.is_empty() {
+        keys.push(
+            PublicKey::from_slice(&p.next_public_key)
+                .context("the server sent an invalid announced key")?,
+        );
+    }
+    let announced = keys.len() > 1;
+    let ceiling = match max_bucket_bits {
+        Some(b) => b,
+        None => u8::try_from(p.bucket_bits)
+            .ok()
+            .and_then(|b| BucketBits::new(b).ok())
+            .context("the server sent bucket bits out of range")?,
+    };
+    Ok((ServerProfile::new(keys, ceiling)?, announced))
 }
 
 /// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`): a file, or "" for
@@ -352,8 +422,49 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 .into_inner();
             let _ = writeln!(
                 out,
-                "rotated: epoch {:016x} retired, epoch {:016x} serving {} records (took {} ms)",
-                r.retired_epoch, r.epoch, r.records, r.build_ms
+                "rotated: epoch {:016x} retired, epoch {:016x} serving {} records (took {} ms){}",
+                r.retired_epoch,
+                r.epoch,
+                r.records,
+                r.build_ms,
+                if r.announced {
+                    "; the new key is the announced one"
+                } else {
+                    ""
+                }
+            );
+        }
+        AdminCommand::AnnounceKey => {
+            let r = admin
+                .announce_next_key(AnnounceNextKeyRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let _ = writeln!(out, "{}", hex::encode(&r.public_key));
+            eprintln!(
+                "{} the next key (epoch {:016x}); `cds admin profile` prints a profile with it, \
+                 ship that to apps before `cds admin rotate-key` switches to it",
+                if r.created {
+                    "announced"
+                } else {
+                    "already announced"
+                },
+                r.epoch
+            );
+        }
+        AdminCommand::Profile { max_bucket_bits } => {
+            let (profile, announced) = server_profile(&mut admin, max_bucket_bits).await?;
+            let _ = writeln!(out, "{profile}");
+            eprintln!(
+                "{} key(s), at most {} bucket bits{}",
+                profile.keys().len(),
+                profile.max_bucket_bits().get(),
+                if announced {
+                    ": the current key and the announced next one"
+                } else {
+                    ": the current key only; apps with this profile stop working at the next \
+                     rotation unless you run `cds admin announce-key` first and ship the new profile"
+                }
             );
         }
         AdminCommand::Changes { after, limit } => out = changes(&mut admin, after, limit).await?,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cds_client::{BucketMode, Client, Contact, DiscoveryCache, Region};
+use cds_client::{BucketMode, Client, Contact, DiscoveryCache, Region, ServerProfile};
 use cds_core::PublicKey;
 use clap::Args;
 
@@ -27,8 +27,13 @@ pub struct DiscoverArgs {
     #[arg(long)]
     contacts_only_buckets: bool,
     /// Trust only this server public key (64 hex digits) instead of the announced one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     pin_key: Option<String>,
+    /// Trust only what this server profile allows (`cds admin profile`
+    /// prints it): its keys, and at most its bucket bits. Without one, any
+    /// key is trusted and at most 16 bucket bits.
+    #[arg(long, env = "CDS_PROFILE", value_name = "TEXT", value_parser = ServerProfile::parse)]
+    profile: Option<ServerProfile>,
     /// The account credential from the messenger backend (`cds admin token`).
     #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -124,6 +129,9 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     builder = builder.channel(args.channel.options()?);
     if let Some(k) = &args.pin_key {
         builder = builder.pin_public_key(parse_key(k)?);
+    }
+    if let Some(p) = &args.profile {
+        builder = builder.profile(p.clone());
     }
     if let Some(t) = &args.token {
         builder = builder.credential(t.clone());

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use cds_core::{BucketBits, E164, Label, PublicKey, RecordKeys};
-use cds_proto::v1::GetConfigRequest;
+use cds_core::{BucketBits, E164, Label, PublicKey, RecordKeys, ServerProfile};
 use cds_proto::v1::discovery_client::DiscoveryClient;
+use cds_proto::v1::{Config, GetConfigRequest};
 use cds_proto::wire;
 use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -20,6 +20,14 @@ use crate::transport::ChannelOptions;
 
 /// Largest response the client accepts (the records of many buckets).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
+/// The most bucket bits a client without a [`ServerProfile`] accepts from
+/// the server (65,536 buckets). In contacts-only mode the server learns
+/// this many bits of a hash of every contact looked up; a server announcing
+/// more is refused ([`ClientError::BucketBitsAboveCeiling`]). An app whose
+/// server legitimately uses more buckets ships a profile with a higher
+/// ceiling; `docs/threat-model.md` gives the figures.
+pub const DEFAULT_MAX_BUCKET_BITS: u8 = 16;
 
 /// How much the client tells the server about which records it needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,7 +67,8 @@ pub enum Contact {
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
     url: String,
-    pinned: Option<PublicKey>,
+    /// What the app trusts about the server, if it said ([`ClientBuilder::profile`]).
+    pinned: Option<ServerProfile>,
     bucket_mode: BucketMode,
     credential: Option<String>,
     cache: DiscoveryCache,
@@ -102,9 +111,27 @@ impl ClientBuilder {
         DangerousClientBuilder(self)
     }
 
-    /// Trust only this public key, instead of the one the server announces.
+    /// Trust only this public key, instead of the one the server announces:
+    /// the same as a [`ClientBuilder::profile`] listing this key alone, with
+    /// the default ceiling [`DEFAULT_MAX_BUCKET_BITS`]. Replaces an earlier
+    /// profile. A single pinned key stops working at the server's next key
+    /// rotation; a profile can list the announced next key too.
     pub fn pin_public_key(mut self, key: PublicKey) -> Self {
-        self.pinned = Some(key);
+        self.pinned = Some(ServerProfile::one_key(key, DEFAULT_CEILING));
+        self
+    }
+
+    /// Trust only what `profile` allows: its suite, its public keys, and at
+    /// most its ceiling of bucket bits. Every configuration the client
+    /// fetches (at connect, and after a key rotation) is checked against it
+    /// before any request that carries contact data is sent; a server
+    /// outside the profile is refused ([`ClientError::UnsupportedSuite`],
+    /// [`ClientError::PublicKeyMismatch`],
+    /// [`ClientError::BucketBitsAboveCeiling`]). Replaces an earlier pinned
+    /// key. Without a profile, any key is trusted and the ceiling is
+    /// [`DEFAULT_MAX_BUCKET_BITS`].
+    pub fn profile(mut self, profile: ServerProfile) -> Self {
+        self.pinned = Some(profile);
         self
     }
 
@@ -180,7 +207,8 @@ pub struct DiscoveryReport {
 #[derive(Debug, Clone)]
 pub struct Client {
     rpc: DiscoveryClient<Channel>,
-    pinned: Option<PublicKey>,
+    /// The app's server profile, if it gave one.
+    pinned: Option<ServerProfile>,
     bucket_mode: BucketMode,
     params: Option<ServerParams>,
     authorization: Option<MetadataValue<Ascii>>,
@@ -226,33 +254,21 @@ impl Client {
         self.params.as_ref()
     }
 
-    /// Fetch the server's configuration again (after a key rotation).
+    /// The server profile the client checks every configuration against,
+    /// if the app gave one (or pinned a key).
+    pub fn profile(&self) -> Option<&ServerProfile> {
+        self.pinned.as_ref()
+    }
+
+    /// Fetch the server's configuration again (after a key rotation) and
+    /// check it against the profile. A refused configuration also forgets
+    /// the previous one, so nothing more is sent until a configuration
+    /// passes.
     pub async fn refresh_config(&mut self) -> Result<&ServerParams, ClientError> {
+        self.params = None;
         let c = self.rpc.get_config(GetConfigRequest {}).await?.into_inner();
-        if c.suite != wire::SUITE {
-            return Err(ClientError::UnsupportedSuite(c.suite));
-        }
-        let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
-            ClientError::InvalidConfig("the public key is not a canonical ristretto255 element")
-        })?;
-        if self.pinned.is_some_and(|p| p != public_key) {
-            return Err(ClientError::PublicKeyMismatch);
-        }
-        let bucket_bits = u8::try_from(c.bucket_bits)
-            .ok()
-            .and_then(|b| BucketBits::new(b).ok())
-            .ok_or(ClientError::InvalidConfig("bucket bits out of range"))?;
-        let max = (c.max_elements_per_request as usize).min(cds_core::MAX_BATCH);
-        if max == 0 {
-            return Err(ClientError::InvalidConfig("the server accepts no elements"));
-        }
-        Ok(self.params.insert(ServerParams {
-            epoch: c.epoch,
-            public_key,
-            bucket_bits,
-            max_elements_per_request: max,
-            bucket_scheme: c.bucket_scheme,
-        }))
+        let params = accept_config(c, self.pinned.as_ref())?;
+        Ok(self.params.insert(params))
     }
 
     /// Find out which address-book `entries` belong to discoverable users.
@@ -467,4 +483,143 @@ fn ids_in_chunks(ids: &BTreeSet<u32>, max: usize) -> Vec<BucketSelection> {
     ids.chunks(max)
         .map(|c| BucketSelection::Ids(c.to_vec()))
         .collect()
+}
+
+/// The ceiling of a client without a profile (checked at compile time).
+const DEFAULT_CEILING: BucketBits = match BucketBits::new(DEFAULT_MAX_BUCKET_BITS) {
+    Ok(bits) => bits,
+    Err(_) => panic!("DEFAULT_MAX_BUCKET_BITS is above MAX_BUCKET_BITS"),
+};
+
+/// Check a `GetConfig` answer against the app's profile (or, without one,
+/// the default ceiling) and the protocol's rules: the suite, the public
+/// key, the bucket bits and the batch limit (docs/protocol.md §7).
+fn accept_config(c: Config, profile: Option<&ServerProfile>) -> Result<ServerParams, ClientError> {
+    // In v1 a profile's suite is the one suite this client speaks.
+    let suite = profile.map_or(wire::SUITE, |p| p.suite().name());
+    if c.suite != suite {
+        return Err(ClientError::UnsupportedSuite(c.suite));
+    }
+    let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
+        ClientError::InvalidConfig("the public key is not a canonical ristretto255 element")
+    })?;
+    if profile.is_some_and(|p| !p.accepts(&public_key)) {
+        return Err(ClientError::PublicKeyMismatch);
+    }
+    let bucket_bits = u8::try_from(c.bucket_bits)
+        .ok()
+        .and_then(|b| BucketBits::new(b).ok())
+        .ok_or(ClientError::InvalidConfig("bucket bits out of range"))?;
+    let ceiling = profile.map_or(DEFAULT_CEILING, ServerProfile::max_bucket_bits);
+    if bucket_bits.get() > ceiling.get() {
+        return Err(ClientError::BucketBitsAboveCeiling {
+            announced: bucket_bits.get(),
+            ceiling: ceiling.get(),
+        });
+    }
+    let max = (c.max_elements_per_request as usize).min(cds_core::MAX_BATCH);
+    if max == 0 {
+        return Err(ClientError::InvalidConfig("the server accepts no elements"));
+    }
+    Ok(ServerParams {
+        epoch: c.epoch,
+        public_key,
+        bucket_bits,
+        max_elements_per_request: max,
+        bucket_scheme: c.bucket_scheme,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cds_core::KeyPair;
+
+    fn key() -> PublicKey {
+        *KeyPair::generate(&mut rand::rng()).public()
+    }
+
+    fn config(public_key: &PublicKey, bucket_bits: u32) -> Config {
+        Config {
+            epoch: 7,
+            public_key: public_key.to_bytes().to_vec().into(),
+            bucket_bits,
+            max_elements_per_request: 100,
+            suite: wire::SUITE.to_owned(),
+            bucket_scheme: wire::BUCKET_SCHEME_TAG,
+        }
+    }
+
+    fn profile(keys: &[PublicKey], ceiling: u8) -> ServerProfile {
+        ServerProfile::new(
+            keys.iter().copied(),
+            BucketBits::new(ceiling).expect("valid"),
+        )
+        .expect("valid profile")
+    }
+
+    #[test]
+    fn a_config_inside_the_profile_is_accepted() {
+        let (current, next) = (key(), key());
+        let p = profile(&[current, next], 8);
+        for k in [current, next] {
+            let params = accept_config(config(&k, 8), Some(&p)).expect("accepted");
+            assert_eq!(params.public_key, k);
+            assert_eq!(params.bucket_bits.get(), 8);
+        }
+    }
+
+    #[test]
+    fn each_way_out_of_the_profile_has_its_own_error() {
+        let (trusted, other) = (key(), key());
+        let p = profile(&[trusted], 8);
+        let mut wrong_suite = config(&trusted, 8);
+        wrong_suite.suite = "P256-SHA256".into();
+        assert!(matches!(
+            accept_config(wrong_suite, Some(&p)),
+            Err(ClientError::UnsupportedSuite(_))
+        ));
+        assert!(matches!(
+            accept_config(config(&other, 8), Some(&p)),
+            Err(ClientError::PublicKeyMismatch)
+        ));
+        assert!(matches!(
+            accept_config(config(&trusted, 9), Some(&p)),
+            Err(ClientError::BucketBitsAboveCeiling {
+                announced: 9,
+                ceiling: 8
+            })
+        ));
+        assert!(matches!(
+            accept_config(config(&trusted, 25), Some(&p)),
+            Err(ClientError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_profile_any_key_and_the_default_ceiling() {
+        assert!(accept_config(config(&key(), 16), None).is_ok());
+        let err = accept_config(config(&key(), 17), None).expect_err("above 16");
+        assert!(matches!(
+            err,
+            ClientError::BucketBitsAboveCeiling {
+                announced: 17,
+                ceiling: DEFAULT_MAX_BUCKET_BITS
+            }
+        ));
+        let message = err.to_string();
+        assert!(
+            message.contains("17") && message.contains("16"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_pinned_key_is_a_profile_of_that_key_with_the_default_ceiling() {
+        let k = key();
+        let builder = Client::builder("http://127.0.0.1:1").pin_public_key(k);
+        let p = builder.pinned.expect("pinned");
+        assert_eq!(p.keys(), [k]);
+        assert_eq!(p.max_bucket_bits().get(), DEFAULT_MAX_BUCKET_BITS);
+    }
 }

@@ -45,9 +45,10 @@ pub enum ClientError {
         /// The server's explanation.
         message: String,
     },
-    /// The server offers a ciphersuite this client does not speak.
+    /// The server announces a ciphersuite other than the profile's, which
+    /// is the only one this client speaks. Nothing was sent.
     #[error(
-        "the server uses ciphersuite {0:?}, this client speaks {suite} only: upgrade the client", suite = wire::SUITE
+        "the server uses ciphersuite {0:?}, but the app's server profile and this client speak {suite} only: check the server address, or upgrade the app", suite = wire::SUITE
     )]
     UnsupportedSuite(String),
     /// The server places records by number (a cds server before bucket
@@ -60,11 +61,24 @@ pub enum ClientError {
     /// The server's configuration is unusable.
     #[error("the server's configuration is invalid: {0}")]
     InvalidConfig(&'static str),
-    /// The server's public key is not the one the app pinned.
+    /// The server's public key is not one of the keys the app trusts (its
+    /// server profile, or the pinned key). Nothing was sent.
     #[error(
-        "the server's public key differs from the pinned key: refusing to use this server; check the pinned key or the server address"
+        "the server's public key is not in the app's server profile (or is not the pinned key): refusing to use this server; check the server address, or ship a profile that lists the server's current key (`cds admin profile`)"
     )]
     PublicKeyMismatch,
+    /// The server announces more bucket bits than the app's ceiling (its
+    /// profile's, or [`crate::DEFAULT_MAX_BUCKET_BITS`]): in contacts-only
+    /// mode it would learn that many bits of each contact. Nothing was sent.
+    #[error(
+        "the server announces {announced} bucket bits, more than the {ceiling} this app accepts (a contacts-only lookup would reveal {announced} bits of each contact): refusing to use this server; check the server address, or ship a profile with a higher ceiling if the operator really uses more buckets"
+    )]
+    BucketBitsAboveCeiling {
+        /// The bucket bits the server announced.
+        announced: u8,
+        /// The most the app accepts.
+        ceiling: u8,
+    },
     /// The server's proof does not verify: its answers were not computed
     /// with the key the client trusts, and are discarded.
     #[error("the server's proof does not verify against the trusted public key: results discarded")]

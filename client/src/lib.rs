@@ -40,8 +40,10 @@ mod test_support;
 mod transport;
 
 pub use cache::{CacheError, DiscoveryCache};
+pub use cds_core::{ProfileError, ServerProfile};
 pub use client::{
-    BucketMode, Client, ClientBuilder, Contact, DangerousClientBuilder, DiscoveryReport,
+    BucketMode, Client, ClientBuilder, Contact, DEFAULT_MAX_BUCKET_BITS, DangerousClientBuilder,
+    DiscoveryReport,
 };
 pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};

@@ -26,8 +26,8 @@ pub const MAX_BUCKET_BITS: u8 = 24;
 pub struct BucketBits(u8);
 
 impl BucketBits {
-    /// Check `bits` is within the supported range.
-    pub fn new(bits: u8) -> Result<Self> {
+    /// Check `bits` is within the supported range (usable in constants).
+    pub const fn new(bits: u8) -> Result<Self> {
         if bits > MAX_BUCKET_BITS {
             return Err(Error::BucketBits {
                 max: MAX_BUCKET_BITS,
@@ -37,7 +37,7 @@ impl BucketBits {
     }
 
     /// The number of bits.
-    pub fn get(self) -> u8 {
+    pub const fn get(self) -> u8 {
         self.0
     }
 

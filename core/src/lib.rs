@@ -12,6 +12,8 @@
 //!   looks up and the key that seals the user's label.
 //! - [`BucketBits`]: the public map from a number to one of `2^b` buckets.
 //! - [`E164`]: the canonical phone-number form the protocol hashes.
+//! - [`ServerProfile`]: what an app trusts about its server (suite, public
+//!   keys, the most bucket bits), as one line of text it compiles in.
 //!
 //! Every wire value is a newtype that can only be built by parsing, which
 //! rejects non-canonical encodings and the identity element. Secrets (keys,
@@ -68,6 +70,7 @@ mod group;
 mod hash;
 mod key;
 pub mod oprf;
+mod profile;
 mod record;
 mod secret;
 mod suite;
@@ -83,6 +86,9 @@ pub use key::{KeyPair, SecretKey};
 pub use oprf::{
     BatchEvaluation, BlindResult, OprfClient, OprfServer, Output, PoprfClient, PoprfServer,
     VoprfClient, VoprfServer,
+};
+pub use profile::{
+    MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
 pub use record::{Label, MatchTag, Record, RecordKeys, RecordRef};
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};

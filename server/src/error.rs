@@ -30,6 +30,16 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The announced next key file exists but is not a valid cds key file.
+    #[error(
+        "the announced key file {path} is corrupt ({reason}); restore it from backup, or delete it and announce a new key (apps that shipped the old announcement then need a new profile before the rotation)"
+    )]
+    AnnouncedKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The admin token file does not hold a usable token.
     #[error(
         "the admin token file {path} {reason}; a token is 32 to 256 visible ASCII characters on one line (`cds admin new-admin-token --out FILE` writes one)"

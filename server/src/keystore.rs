@@ -7,6 +7,15 @@
 //! overwritten. A crash before the rename leaves the current key in place
 //! and a pending key that [`load_or_create`] wipes; a crash after it leaves
 //! the new key current. There is no state in between.
+//!
+//! A next key can also be announced ahead of the rotation
+//! ([`announce_next`], [`ANNOUNCED_KEY_FILE`]), so apps can ship it in their
+//! server profile before it serves. The next rotation copies it to the
+//! pending key file ([`prepare_next`]) and, once it is current, removes the
+//! announcement ([`retire_announced`]). Until then a crash changes nothing
+//! about it: the announcement outlives a discarded rotation, and one whose
+//! key is already current (the crash came between the switch and the
+//! removal) is removed at the next start.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -22,6 +31,9 @@ use crate::error::ServerError;
 pub const KEY_FILE: &str = "oprf-key.v1";
 /// File name of the next epoch's key while a rotation prepares it.
 pub const NEXT_KEY_FILE: &str = "oprf-key.next.v1";
+/// File name of the announced next key: created by `AnnounceNextKey`, kept
+/// until a rotation has made it current.
+pub const ANNOUNCED_KEY_FILE: &str = "oprf-key.announced.v1";
 const HEADER: &str = "cds-oprf-key v1\n";
 /// Info string of `DeriveKeyPair` for cds keys.
 pub const KEY_INFO: &[u8] = b"cds-v1 oprf key";
@@ -86,7 +98,19 @@ pub fn load_or_create(dir: &Path) -> Result<Epoch, ServerError> {
         );
     }
     let seed = load_or_create_seed(&path, HEADER)?;
-    epoch_from_seed(&path, &seed)
+    let epoch = epoch_from_seed(&path, &seed)?;
+    // A half-written announcement never reached its name: nobody saw it.
+    wipe(&temporary(&dir.join(ANNOUNCED_KEY_FILE)))?;
+    match retire_announced(dir, epoch.key.public()) {
+        Ok(true) => tracing::info!(
+            "the announced key is the current key (a rotation switched to it); the announcement was removed"
+        ),
+        Ok(false) => {}
+        // Not needed to serve; announcing, the profile and the next
+        // rotation report it.
+        Err(e) => tracing::error!(error = %e, "the announced key file cannot be read"),
+    }
+    Ok(epoch)
 }
 
 fn epoch_from_seed(path: &Path, seed: &[u8; 32]) -> Result<Epoch, ServerError> {
@@ -103,12 +127,95 @@ fn epoch_from_seed(path: &Path, seed: &[u8; 32]) -> Result<Epoch, ServerError> {
 /// Create the next epoch's key in [`NEXT_KEY_FILE`] (replacing a pending
 /// one), durable before this returns. It is not used until [`commit_next`].
 pub fn create_next(dir: &Path) -> Result<Epoch, ServerError> {
+    stage_next(dir, &random_seed())
+}
+
+/// [`create_next`] with the announced key if there is one (other than
+/// `current`), else a fresh one; says whether it is the announced key. The
+/// announcement stays until [`retire_announced`], so a rotation that never
+/// switches leaves it for the next one.
+pub fn prepare_next(dir: &Path, current: &PublicKey) -> Result<(Epoch, bool), ServerError> {
+    match read_announced(dir, current)? {
+        Some(seed) => Ok((stage_next(dir, &seed)?, true)),
+        None => Ok((create_next(dir)?, false)),
+    }
+}
+
+fn stage_next(dir: &Path, seed: &[u8; 32]) -> Result<Epoch, ServerError> {
     discard_next(dir)?;
     let path = dir.join(NEXT_KEY_FILE);
+    write_seed_file(dir, &path, HEADER, seed)?;
+    epoch_from_seed(&path, seed)
+}
+
+fn random_seed() -> Zeroizing<[u8; 32]> {
     let mut seed = Zeroizing::new([0u8; 32]);
     rand::rng().fill_bytes(seed.as_mut());
+    seed
+}
+
+/// The announced next key, if [`ANNOUNCED_KEY_FILE`] holds one other than
+/// `current`. A file that exists but is not a valid key file is an error:
+/// apps may have shipped its key, so it is never replaced silently.
+pub fn announced(dir: &Path, current: &PublicKey) -> Result<Option<Epoch>, ServerError> {
+    let path = dir.join(ANNOUNCED_KEY_FILE);
+    read_announced(dir, current)?
+        .map(|seed| epoch_from_seed(&path, &seed))
+        .transpose()
+}
+
+/// The seed of the announced key, unless there is none or it is `current`.
+fn read_announced(
+    dir: &Path,
+    current: &PublicKey,
+) -> Result<Option<Zeroizing<[u8; 32]>>, ServerError> {
+    let path = dir.join(ANNOUNCED_KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let seed = read_announced_seed(&path)?;
+    let epoch = epoch_from_seed(&path, &seed)?;
+    Ok((epoch.key.public() != current).then_some(seed))
+}
+
+/// Read the announced key file; a bad one is [`ServerError::AnnouncedKeyFile`].
+fn read_announced_seed(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+    read_seed(path, HEADER, "cannot read the announced key file").map_err(|e| match e {
+        ServerError::KeyFile { path, reason } => ServerError::AnnouncedKeyFile { path, reason },
+        other => other,
+    })
+}
+
+/// Announce the next epoch's key: the one already announced (other than
+/// `current`), or a new one written to [`ANNOUNCED_KEY_FILE`] (mode 0600,
+/// written beside and renamed, durable before this returns). Says whether
+/// it was created now. Callers serialize announcements.
+pub fn announce_next(dir: &Path, current: &PublicKey) -> Result<(Epoch, bool), ServerError> {
+    let path = dir.join(ANNOUNCED_KEY_FILE);
+    if let Some(epoch) = announced(dir, current)? {
+        return Ok((epoch, false));
+    }
+    // An announcement of the current key is spent: replace it.
+    retire_announced(dir, current)?;
+    let seed = random_seed();
     write_seed_file(dir, &path, HEADER, &seed)?;
-    epoch_from_seed(&path, &seed)
+    Ok((epoch_from_seed(&path, &seed)?, true))
+}
+
+/// Wipe and remove the announcement if its key is `current` (a rotation
+/// switched to it); returns whether it did. Another announced key is kept.
+pub fn retire_announced(dir: &Path, current: &PublicKey) -> Result<bool, ServerError> {
+    let path = dir.join(ANNOUNCED_KEY_FILE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let seed = read_announced_seed(&path)?;
+    if epoch_from_seed(&path, &seed)?.key.public() != current {
+        return Ok(false);
+    }
+    let removed = wipe(&path)?;
+    sync_dir(dir);
+    Ok(removed)
 }
 
 /// Make the pending next key the current one: one atomic rename, then the
@@ -143,23 +250,27 @@ pub fn commit_next(dir: &Path) -> Result<(), ServerError> {
 /// Wipe and remove a pending next key (and a half-written one); returns
 /// whether there was one.
 pub fn discard_next(dir: &Path) -> Result<bool, ServerError> {
-    let mut found = false;
     let next = dir.join(NEXT_KEY_FILE);
-    for path in [temporary(&next), next.clone()] {
-        match OpenOptions::new().write(true).open(&path) {
-            Ok(mut f) => {
-                found |= path == next;
-                let _ = zero_fill(&mut f);
-                fs::remove_file(&path).map_err(io("cannot remove the pending key file", &path))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot open the pending key file", &path)(e)),
-        }
-    }
+    wipe(&temporary(&next))?;
+    let found = wipe(&next)?;
     if found {
         sync_dir(dir);
     }
     Ok(found)
+}
+
+/// Overwrite a key file with zeros (best effort) and remove it; returns
+/// whether it existed.
+fn wipe(path: &Path) -> Result<bool, ServerError> {
+    match OpenOptions::new().write(true).open(path) {
+        Ok(mut f) => {
+            let _ = zero_fill(&mut f);
+            fs::remove_file(path).map_err(io("cannot remove the key file", path))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("cannot open the key file", path)(e)),
+    }
 }
 
 /// Overwrite a file's bytes with zeros and wait for the disk.
@@ -235,8 +346,7 @@ fn load_or_create_seed(path: &Path, header: &str) -> Result<Zeroizing<[u8; 32]>,
     match fs::read_to_string(path).map(Zeroizing::new) {
         Ok(text) => parse(path, &text, header),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = Zeroizing::new([0u8; 32]);
-            rand::rng().fill_bytes(seed.as_mut());
+            let seed = random_seed();
             let dir = path.parent().unwrap_or(Path::new("."));
             write_seed_file(dir, path, header, &seed)?;
             tracing::info!(file = %path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), "created a new key file");
@@ -418,6 +528,105 @@ mod tests {
                 prop_assert_eq!(*parse(Path::new("k"), &text, HEADER).expect("parses"), seed);
             }
         }
+    }
+
+    fn public(dir: &Path) -> PublicKey {
+        *load_or_create(dir).expect("loads").key.public()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_announcement_is_durable_private_and_idempotent() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let current = public(dir.path());
+        let (first, created) = announce_next(dir.path(), &current).expect("announces");
+        assert!(created);
+        assert_ne!(first.key.public(), &current);
+        let (again, created) = announce_next(dir.path(), &current).expect("announces");
+        assert!(!created, "a second call returns the same key");
+        assert_eq!(again.id, first.id);
+        let path = dir.path().join(ANNOUNCED_KEY_FILE);
+        let mode = fs::metadata(&path).expect("exists").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // It survives a restart, and the current key is unchanged.
+        assert_eq!(public(dir.path()), current);
+        let kept = announced(dir.path(), &current).expect("reads");
+        assert_eq!(kept.map(|e| e.id), Some(first.id));
+    }
+
+    #[test]
+    fn the_next_rotation_uses_the_announced_key_then_removes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let current = public(dir.path());
+        let (announced_key, _) = announce_next(dir.path(), &current).expect("announces");
+        let (next, used) = prepare_next(dir.path(), &current).expect("stages");
+        assert!(used);
+        assert_eq!(next.id, announced_key.id);
+        commit_next(dir.path()).expect("commits");
+        assert!(retire_announced(dir.path(), next.key.public()).expect("retires"));
+        assert!(!dir.path().join(ANNOUNCED_KEY_FILE).exists());
+        assert_eq!(public(dir.path()), *next.key.public());
+        // Without an announcement, a fresh key.
+        let (fresh, used) = prepare_next(dir.path(), next.key.public()).expect("stages");
+        assert!(!used);
+        assert_ne!(fresh.id, next.id);
+    }
+
+    #[test]
+    fn a_rotation_discarded_by_a_crash_keeps_the_announcement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let current = public(dir.path());
+        let (announced_key, _) = announce_next(dir.path(), &current).expect("announces");
+        prepare_next(dir.path(), &current).expect("stages");
+        // Restart before the switch: the pending key goes, the announcement stays.
+        assert_eq!(public(dir.path()), current);
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
+        let kept = announced(dir.path(), &current).expect("reads");
+        assert_eq!(kept.map(|e| e.id), Some(announced_key.id));
+    }
+
+    #[test]
+    fn a_crash_between_the_switch_and_the_removal_is_tidied_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let current = public(dir.path());
+        let (announced_key, _) = announce_next(dir.path(), &current).expect("announces");
+        prepare_next(dir.path(), &current).expect("stages");
+        commit_next(dir.path()).expect("commits");
+        // The announcement was not removed yet; a half-written one lies around too.
+        fs::write(dir.path().join(format!("{ANNOUNCED_KEY_FILE}.tmp")), "cds").expect("writes");
+        let now = load_or_create(dir.path()).expect("loads");
+        assert_eq!(now.id, announced_key.id);
+        assert!(!dir.path().join(ANNOUNCED_KEY_FILE).exists());
+        assert!(
+            !dir.path()
+                .join(format!("{ANNOUNCED_KEY_FILE}.tmp"))
+                .exists()
+        );
+        // Announcing again makes a new key, not the current one.
+        let (fresh, created) = announce_next(dir.path(), now.key.public()).expect("announces");
+        assert!(created);
+        assert_ne!(fresh.id, now.id);
+    }
+
+    #[test]
+    fn a_corrupt_announcement_is_reported_never_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let current = public(dir.path());
+        let path = dir.path().join(ANNOUNCED_KEY_FILE);
+        fs::write(&path, "garbage").expect("writes");
+        // The server still starts: serving does not need it.
+        assert_eq!(public(dir.path()), current);
+        for result in [
+            announce_next(dir.path(), &current).map(|_| ()),
+            prepare_next(dir.path(), &current).map(|_| ()),
+        ] {
+            assert!(
+                matches!(result, Err(ServerError::AnnouncedKeyFile { .. })),
+                "{result:?}"
+            );
+        }
+        assert_eq!(fs::read_to_string(&path).expect("reads"), "garbage");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   buckets. It never sees a phone number.
 //! - **Admin** (`cds.v1.Admin`, default `127.0.0.1:50052`) for the
 //!   messenger's backend: register, unregister, change discoverability,
-//!   bulk import, counts, key rotation, the change feed. Bind it to a
+//!   bulk import, counts, key rotation (and announcing the next key ahead
+//!   of it, for apps' server profiles), the change feed. Bind it to a
 //!   private interface; beyond loopback it requires a shared token
 //!   ([`admin_token`], `admin_token_file`).
 //!

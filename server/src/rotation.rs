@@ -1,8 +1,10 @@
-//! Key rotation: prepare the next epoch in the background, then switch.
+//! Key rotation: prepare the next epoch in the background, then switch;
+//! and announcing the next key ahead of a rotation.
 //!
 //! 1. Claim the rotation (one at a time) and start noting which numbers
 //!    admin writes change from now on.
-//! 2. Write the next key beside the current one (durable, not yet used).
+//! 2. Write the next key beside the current one (durable, not yet used):
+//!    the announced key if there is one ([`announce`]), else a fresh one.
 //! 3. Read the discoverable users and seal their records under the next
 //!    key, on a pool of half the cores, while the current epoch serves.
 //! 4. Under the write lock: re-apply the numbers changed since step 1 from
@@ -14,13 +16,15 @@
 //! A crash before the rename leaves the old key current and a pending key
 //! that the next start wipes; after it, the new key is current. The
 //! registry does not depend on the key, so it is consistent either way.
+//! An announced key is removed only once it is current, so a crash at any
+//! point leaves it announced until a rotation has switched to it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use cds_core::{E164, VoprfServer};
+use cds_core::{BucketBits, E164, PublicKey, VoprfServer};
 use rayon::prelude::*;
 
 use crate::epoch::ServingEpoch;
@@ -40,6 +44,75 @@ pub(crate) struct Rotated {
     pub(crate) records: usize,
     /// Milliseconds from claim to switch.
     pub(crate) took_ms: u64,
+    /// Whether the new key is the one announced ahead of time.
+    pub(crate) announced: bool,
+}
+
+/// The key the next rotation will switch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Announced {
+    /// The epoch it will serve as.
+    pub(crate) epoch: u64,
+    /// Its public key.
+    pub(crate) public_key: PublicKey,
+    /// Whether this call created it (false: it was announced before).
+    pub(crate) created: bool,
+}
+
+/// What an app's server profile lists: the serving key and the announced
+/// one, and the table's bucket bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProfileKeys {
+    /// The serving epoch and its public key.
+    pub(crate) current: (u64, PublicKey),
+    /// The announced next epoch and key, if any.
+    pub(crate) next: Option<(u64, PublicKey)>,
+    /// The bucket bits of the serving table.
+    pub(crate) bucket_bits: BucketBits,
+}
+
+/// Announce the next key (blocking: one file written and synced): the key
+/// already announced, or a new one, stored durably beside the current key.
+/// The next rotation switches to it. Refused while the server starts or a
+/// rotation runs (so the answer is never a key about to become current).
+pub(crate) fn announce(state: &State) -> Result<Announced, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = state.serving().ok_or(ServerError::Starting)?;
+    if state
+        .rotation
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+    {
+        return Err(ServerError::RotationInProgress);
+    }
+    let (next, created) =
+        keystore::announce_next(&state.config.data_dir, serving.oprf.public_key())?;
+    if created {
+        tracing::info!(
+            epoch = format_args!("{:016x}", next.id),
+            "announced the next key; the next rotation switches to it"
+        );
+    }
+    Ok(Announced {
+        epoch: next.id,
+        public_key: *next.key.public(),
+        created,
+    })
+}
+
+/// The keys and bucket bits for a server profile, read together under the
+/// write lock so a rotation's switch cannot fall between them.
+pub(crate) fn profile_keys(state: &State) -> Result<ProfileKeys, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = state.serving().ok_or(ServerError::Starting)?;
+    let current = *serving.oprf.public_key();
+    let next = keystore::announced(&state.config.data_dir, &current)?;
+    Ok(ProfileKeys {
+        current: (serving.id, current),
+        next: next.map(|e| (e.id, *e.key.public())),
+        bucket_bits: serving.table.bits(),
+    })
 }
 
 /// The claim on the one rotation that may run. Dropping it (on success,
@@ -107,7 +180,13 @@ pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
 
 fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, ServerError> {
     let dir = &state.config.data_dir;
-    let next = keystore::create_next(dir)?;
+    let (next, announced) = {
+        let current = state.serving().ok_or(ServerError::Starting)?;
+        // Under the write lock, so no announcement is half made.
+        let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        keystore::prepare_next(dir, current.oprf.public_key())?
+    };
+    let next_key = *next.key.public();
     let oprf = VoprfServer::new(next.key);
     let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
 
@@ -154,6 +233,12 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
 
     // The point of no return: from here on the next key is the key.
     keystore::commit_next(dir)?;
+    if announced {
+        // Should this fail, the next start removes it (its key is current).
+        if let Err(e) = keystore::retire_announced(dir, &next_key) {
+            tracing::warn!(error = %e, "the used announcement could not be removed");
+        }
+    }
     let records = table.len();
     let old = state.switch_to(Arc::new(ServingEpoch::with_server(next.id, oprf, table)));
     state.quotas.refill_all(Instant::now());
@@ -167,6 +252,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         records,
         replayed = changed.len(),
         took_ms,
+        announced,
         "key rotation switched to the new epoch"
     );
     Ok(Rotated {
@@ -174,5 +260,6 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         epoch: next.id,
         records,
         took_ms,
+        announced,
     })
 }

@@ -10,6 +10,7 @@ use cds_client::{Client, ClientBuilder, Contact, Region};
 use cds_core::{AccountId, CredentialIssuer};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
+    AnnounceNextKeyRequest, AnnounceNextKeyResponse, ProfileRequest, ProfileResponse,
     RegisterRequest, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest, StatsRequest,
     StatsResponse, UnregisterRequest, User,
 };
@@ -99,6 +100,19 @@ impl TestServer {
         format!("http://{}", self.running().discovery_addr())
     }
 
+    /// The public key the server announces now (`GetConfig`, read without
+    /// the client's checks).
+    pub async fn public_key(&self) -> cds_core::PublicKey {
+        let config = cds_proto::v1::discovery_client::DiscoveryClient::connect(self.url())
+            .await
+            .expect("discovery connects")
+            .get_config(cds_proto::v1::GetConfigRequest {})
+            .await
+            .expect("config")
+            .into_inner();
+        cds_core::PublicKey::from_slice(&config.public_key).expect("a valid public key")
+    }
+
     /// A connected client of [`TEST_ACCOUNT`] with default options.
     pub async fn client(&self) -> Client {
         self.client_builder(TEST_ACCOUNT)
@@ -178,6 +192,26 @@ impl TestServer {
             .rotate_key(RotateKeyRequest {})
             .await
             .expect("rotation succeeds")
+            .into_inner()
+    }
+
+    /// Announce the next key (Admin `AnnounceNextKey`).
+    pub async fn announce_next_key(&self) -> AnnounceNextKeyResponse {
+        self.admin()
+            .await
+            .announce_next_key(AnnounceNextKeyRequest {})
+            .await
+            .expect("announcement succeeds")
+            .into_inner()
+    }
+
+    /// The current and announced keys and the bucket bits (Admin `Profile`).
+    pub async fn profile_keys(&self) -> ProfileResponse {
+        self.admin()
+            .await
+            .profile(ProfileRequest {})
+            .await
+            .expect("profile")
             .into_inner()
     }
 

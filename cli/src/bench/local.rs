@@ -18,6 +18,7 @@ use super::BenchArgs;
 use super::report::Report;
 use super::sample::Setup;
 use super::workload::{self, Target};
+use crate::admin::SendAdminToken;
 
 /// Synthetic registered users are German mobiles +491512 followed by 7
 /// digits, counting up from here.
@@ -128,6 +129,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         rss_delta: rss_before.zip(rss_after).map(|(b, a)| a.saturating_sub(b)),
     };
 
+    // The in-process server's own profile, so any --bucket-bits is accepted.
+    let mut admin = crate::admin::connect(
+        &admin_url,
+        &cds_client::ChannelOptions::default(),
+        SendAdminToken::from_file(None)?,
+    )
+    .await?;
+    let (profile, _) = crate::admin::server_profile(&mut admin, None).await?;
     let account = AccountId::new(b"bench".to_vec())?;
     let url = match &args.tls_cert {
         Some(_) => format!("https://localhost:{}", server.discovery_addr().port()),
@@ -136,6 +145,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let target = Target {
         url,
         token: Some(issuer.issue(&account, cds_server::unix_now() + 86_400)),
+        profile: Some(profile),
         admin: Some(admin_url),
         admin_channel: cds_client::ChannelOptions::default(),
         channel: args.channel.options()?,

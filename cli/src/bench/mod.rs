@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// Benchmark a running server at this Discovery URL instead.
     #[arg(long)]
     server: Option<String>,
+    /// The running server's profile (`cds admin profile`): the client
+    /// refuses a server outside it, as an app would.
+    #[arg(long, value_name = "TEXT", conflicts_with = "local", value_parser = cds_core::ServerProfile::parse)]
+    profile: Option<cds_core::ServerProfile>,
     /// Credential for the running server (`cds admin token`).
     #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
     token: Option<String>,

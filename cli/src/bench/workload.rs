@@ -30,6 +30,8 @@ pub struct Target {
     pub token: Option<String>,
     /// How Discovery is reached (TLS options).
     pub channel: ChannelOptions,
+    /// What the client trusts about the server (`None`: the defaults).
+    pub profile: Option<cds_core::ServerProfile>,
     /// Admin URL, for the server's CPU counters.
     pub admin: Option<String>,
     /// How Admin is reached.
@@ -237,6 +239,9 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     if let Some(t) = &target.token {
         connect = connect.credential(t.clone());
     }
+    if let Some(p) = &target.profile {
+        connect = connect.profile(p.clone());
+    }
     let params = connect
         .connect()
         .await
@@ -312,6 +317,7 @@ pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
     let target = Target {
         url: url.to_owned(),
         token: args.token.clone(),
+        profile: args.profile.clone(),
         admin: args.admin.clone(),
         admin_channel: args.client_cert.apply(channel.clone())?,
         channel,

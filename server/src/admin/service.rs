@@ -8,11 +8,13 @@ use std::sync::atomic::Ordering;
 use cds_core::{E164, Label};
 use cds_proto::v1::admin_server::Admin;
 use cds_proto::v1::{
-    ImportRequest, ImportResponse, ListChangesRequest, ListChangesResponse, RegisterRequest,
+    AnnounceNextKeyRequest, AnnounceNextKeyResponse, ImportRequest, ImportResponse,
+    ListChangesRequest, ListChangesResponse, ProfileRequest, ProfileResponse, RegisterRequest,
     RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse, RowError,
     SetDiscoverableRequest, SetDiscoverableResponse, StatsRequest, StatsResponse,
     UnregisterRequest, UnregisterResponse, registry_change,
 };
+use cds_proto::wire;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::writes;
@@ -79,6 +81,13 @@ fn admin_status(e: ServerError) -> Status {
         ServerError::CorruptChange { .. } => {
             tracing::error!(error = %e, "the change log is damaged");
             Status::data_loss(e.to_string())
+        }
+        // The operator's own files: the message names the file and the fix.
+        ServerError::KeyFile { .. }
+        | ServerError::AnnouncedKeyFile { .. }
+        | ServerError::Io { .. } => {
+            tracing::error!(error = %e, "a key file operation failed");
+            Status::unavailable(e.to_string())
         }
         other => store_status(other),
     }
@@ -213,6 +222,45 @@ impl Admin for AdminService {
             epoch: rotated.epoch,
             records: rotated.records as u64,
             build_ms: rotated.took_ms,
+            announced: rotated.announced,
+        }))
+    }
+
+    async fn announce_next_key(
+        &self,
+        _: Request<AnnounceNextKeyRequest>,
+    ) -> Result<Response<AnnounceNextKeyResponse>, Status> {
+        let state = Arc::clone(&self.state);
+        let next = on_blocking_pool(move || crate::rotation::announce(&state))
+            .await?
+            .map_err(admin_status)?;
+        Ok(Response::new(AnnounceNextKeyResponse {
+            public_key: next.public_key.to_bytes().to_vec().into(),
+            epoch: next.epoch,
+            created: next.created,
+        }))
+    }
+
+    async fn profile(
+        &self,
+        _: Request<ProfileRequest>,
+    ) -> Result<Response<ProfileResponse>, Status> {
+        self.state.serving_or_unavailable()?;
+        let state = Arc::clone(&self.state);
+        let keys = on_blocking_pool(move || crate::rotation::profile_keys(&state))
+            .await?
+            .map_err(admin_status)?;
+        let (next_public_key, next_epoch) = match keys.next {
+            Some((epoch, key)) => (key.to_bytes().to_vec().into(), epoch),
+            None => (Default::default(), 0),
+        };
+        Ok(Response::new(ProfileResponse {
+            suite: wire::SUITE.to_owned(),
+            public_key: keys.current.1.to_bytes().to_vec().into(),
+            epoch: keys.current.0,
+            next_public_key,
+            next_epoch,
+            bucket_bits: u32::from(keys.bucket_bits.get()),
         }))
     }
 
