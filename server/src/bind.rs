@@ -23,9 +23,11 @@ use crate::error::ServerError;
 use crate::housekeeping::sweep;
 use crate::keystore::{self, Epoch};
 use crate::lifecycle::{Health, RunningServer, ServeTasks, Starting};
+use crate::limits::budget_store::{StoredBudget, unix_ms_now};
 use crate::limits::gate::Gate;
 use crate::limits::peer::{LimitedConnection, PeerLimits};
 use crate::limits::quota::Quotas;
+use crate::limits::response_memory::HoldLayer;
 use crate::limits::token_bucket::Rate;
 use crate::metrics::layer::ObserveLayer;
 use crate::registry::Registry;
@@ -44,6 +46,7 @@ const PER_CONNECTION_CONCURRENCY: usize = 64;
 
 /// What the data directory and the configured files give a server.
 struct Opened {
+    budgets: Vec<StoredBudget>,
     epoch: Epoch,
     registry: Registry,
     verifier: CredentialVerifier,
@@ -91,7 +94,9 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     // directory before anything in it (such as a pending key) is touched.
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
+    let budgets = registry.load_budgets()?;
     Ok(Opened {
+        budgets,
         epoch,
         registry,
         verifier,
@@ -242,6 +247,8 @@ async fn spawn_discovery(
     .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
     let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
+        // Responses keep their memory reservation until they are sent.
+        .layer(HoldLayer)
         .timeout(config.request_timeout)
         // Find and drop dead or stalled peers instead of holding their
         // responses forever.
@@ -325,6 +332,10 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     };
 
     let state = Arc::new(new_state(&config, opened.registry, opened.verifier));
+    // Budgets spent before a restart stay spent.
+    state
+        .quotas
+        .restore(opened.budgets, std::time::Instant::now(), unix_ms_now());
 
     let (stop, _) = watch::channel(false);
     let mut tasks = ServeTasks::new();

@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// The largest encoded response the server sends (records of many
     /// buckets can be large).
     pub max_response_bytes: usize,
+    /// The memory all Discover responses not yet sent may hold together;
+    /// beyond it requests are shed with UNAVAILABLE.
+    pub max_response_memory: usize,
     /// How long one request may take before it is cancelled.
     pub request_timeout: Duration,
     /// How long in-flight requests may run after SIGTERM or SIGINT before
@@ -171,6 +174,8 @@ pub const DEFAULT_BUCKET_BITS: u8 = 8;
 pub const DEFAULT_MAX_ELEMENTS: u32 = 4096;
 /// Default largest response: 256 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Default memory of responses not yet sent: 1 GiB.
+pub const DEFAULT_MAX_RESPONSE_MEMORY: usize = 1024 * 1024 * 1024;
 /// Default time limit of one request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time in-flight requests get after SIGTERM or SIGINT.
@@ -195,6 +200,7 @@ impl Default for ServerConfig {
             bucket_bits: BucketBits::new(DEFAULT_BUCKET_BITS).expect("the default is in range"),
             max_elements_per_request: DEFAULT_MAX_ELEMENTS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_response_memory: DEFAULT_MAX_RESPONSE_MEMORY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             change_log_retention: DEFAULT_CHANGE_LOG_RETENTION,
@@ -333,6 +339,14 @@ impl ServerConfig {
             self.max_response_bytes > 0,
             "max_response_bytes",
             "must be at least 1".into(),
+        )?;
+        check(
+            self.max_response_memory >= self.max_response_bytes,
+            "max_response_memory",
+            format!(
+                "must be at least max_response_bytes ({}), or no response of the largest size could ever be sent",
+                self.max_response_bytes
+            ),
         )?;
         check(
             !self.request_timeout.is_zero(),

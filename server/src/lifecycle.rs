@@ -202,6 +202,11 @@ impl RunningServer {
                 tasks.shutdown().await;
             }
         }
+        // The last requests' charges, before the registry closes.
+        {
+            let state = Arc::clone(&state);
+            let _ = tokio::task::spawn_blocking(move || state.save_budgets()).await;
+        }
         // The services held the state; the registry closes when the last
         // holder is gone (every change was already committed durably).
         // Connections cut off at the deadline, or a rotation still

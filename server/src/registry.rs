@@ -192,6 +192,12 @@ impl Registry {
         Ok(Self { db, log_changes })
     }
 
+    /// The database, for other tables kept in the same file
+    /// (`limits::budget_store`).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Register or update `users` in one transaction: all land or none do.
     pub fn upsert(&self, users: &[User]) -> Result<Vec<Upserted>, ServerError> {
         let txn = self.db.begin_write()?;

@@ -241,7 +241,6 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     }
     let records = table.len();
     let old = state.switch_to(Arc::new(ServingEpoch::with_server(next.id, oprf, table)));
-    state.quotas.refill_all(Instant::now());
     state.metrics.rotations.inc();
     let took_ms = started.elapsed().as_millis() as u64;
     state.table_build_ms.store(took_ms, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use crate::epoch::ServingEpoch;
 use crate::limits::gate::Gate;
 use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
+use crate::limits::response_memory::ResponseMemory;
 use crate::metrics::{Metrics, Snapshot};
 use crate::registry::Registry;
 
@@ -44,6 +45,8 @@ pub(crate) struct State {
     pub(crate) quotas: Quotas,
     pub(crate) peers: PeerLimits,
     pub(crate) gate: Gate,
+    /// Memory of Discover responses not yet sent.
+    pub(crate) response_memory: ResponseMemory,
 }
 
 impl State {
@@ -55,6 +58,7 @@ impl State {
         peers: PeerLimits,
         gate: Gate,
     ) -> Self {
+        let response_memory = ResponseMemory::new(config.max_response_memory);
         Self {
             serving: RwLock::new(None),
             rotation: Mutex::new(None),
@@ -69,6 +73,7 @@ impl State {
             quotas,
             peers,
             gate,
+            response_memory,
         }
     }
 
@@ -137,6 +142,7 @@ impl State {
             ready: serving.is_some(),
             rotating,
             quota_accounts: self.quotas.tracked(),
+            response_memory: self.response_memory.held(),
         }
     }
 

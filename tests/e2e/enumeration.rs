@@ -486,3 +486,50 @@ async fn the_whole_table_without_evaluations_does_not_tell_which_numbers_to_skip
         "{skipped:.2} of the registered numbers fall into empty buckets, against {empty:.2} by chance"
     );
 }
+
+#[tokio::test]
+async fn a_spent_budget_stays_spent_across_a_restart_and_a_key_rotation() {
+    let mut server = TestServer::start_with(quota(50)).await;
+    let numbers = german_mobiles(60, 0);
+    let spend = |server: &TestServer, book: Vec<String>| {
+        let builder = server.client_builder("spender");
+        async move {
+            let mut client = builder.connect().await.expect("connects");
+            client.discover(&book, us()).await.map(|_| ())
+        }
+    };
+    spend(&server, numbers[..50].to_vec())
+        .await
+        .expect("within the budget");
+    let refused = |r: Result<(), ClientError>| {
+        matches!(
+            r,
+            Err(ClientError::QuotaExceeded {
+                limit: Limit::AccountBudget,
+                ..
+            })
+        )
+    };
+    assert!(refused(spend(&server, numbers[50..55].to_vec()).await));
+
+    server.restart().await;
+    assert!(
+        refused(spend(&server, numbers[50..55].to_vec()).await),
+        "a restart refilled the budget"
+    );
+    server.rotate_key().await;
+    assert!(
+        refused(spend(&server, numbers[50..55].to_vec()).await),
+        "a key rotation refilled the budget"
+    );
+    // Other accounts are untouched.
+    let mut other = server
+        .client_builder("someone-else")
+        .connect()
+        .await
+        .expect("connects");
+    other
+        .discover(&numbers[50..55], us())
+        .await
+        .expect("own budget");
+}

@@ -164,6 +164,17 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.max_response_bytes),
     },
     Setting {
+        key: "max_response_memory",
+        value_name: "BYTES",
+        default: "1073741824",
+        about: "Memory, in bytes, that all Discover responses not yet sent may \
+                hold together (a slow reader holds its response until it has \
+                read it). Beyond it, requests are shed with UNAVAILABLE and a \
+                retry-after. At least max_response_bytes.",
+        flag: None,
+        field: field!(server.max_response_memory),
+    },
+    Setting {
         key: "request_timeout",
         value_name: "DURATION",
         default: "30s",

@@ -116,21 +116,34 @@ pub enum DiscoverError {
     Proof(cds_core::Error),
 }
 
-/// A request that passed every check that costs no evaluation: the elements
-/// to evaluate (not decoded yet) and the buckets of the response, with its
-/// size known.
+/// Which buckets a request asks for, sorted and distinct.
+#[derive(Debug, PartialEq, Eq)]
+enum Selection {
+    /// Every bucket of the table.
+    All,
+    /// These buckets, each with the digest the client holds for it.
+    Ids(Vec<(u32, Option<BucketDigest>)>),
+}
+
+/// A request that passed every check that costs neither evaluation nor
+/// memory in proportion to the table: the elements to evaluate (not decoded
+/// yet), the buckets of the response and an upper bound of its size. The
+/// response's buckets are gathered only by [`DiscoverPlan::answer`], after
+/// the caller has admitted the request.
 #[derive(Debug)]
 pub struct DiscoverPlan {
     epoch: u64,
     packed: Bytes,
     elements: usize,
-    buckets: Vec<BucketRecords>,
+    selection: Selection,
+    buckets: usize,
     response_bytes: usize,
 }
 
 impl DiscoverPlan {
-    /// Check `request` against `epoch` and `limits` and lay out its
-    /// response. Costs the selected buckets' handles, no evaluation.
+    /// Check `request` against `epoch` and `limits` and bound its response.
+    /// Costs at most one read per requested bucket id (never per bucket of
+    /// the table), and no evaluation.
     pub fn new(
         request: DiscoverRequest,
         epoch: &ServingEpoch,
@@ -142,29 +155,35 @@ impl DiscoverPlan {
             });
         }
         let elements = batch_size(&request.blinded_elements, limits.max_elements)?;
-        let selected = select_buckets(
+        let table = &epoch.table;
+        let selection = select_buckets(
             request.buckets,
-            epoch.table.bits().count(),
+            table.bits().count(),
             limits.max_elements as usize,
         )?;
         let mut response_bytes = elements * ELEMENT_LEN + PROOF_LEN;
-        let mut buckets = Vec::with_capacity(selected.len());
-        for (bucket, known) in selected {
-            let current = epoch.table.bucket(bucket);
-            let unchanged = known == Some(current.digest);
-            let records = if unchanged {
-                Bytes::new()
-            } else {
-                current.records
-            };
-            // Payload plus protobuf framing (tags and varint lengths).
-            response_bytes += records.len() + BUCKET_FRAMING;
-            buckets.push(BucketRecords {
-                bucket,
-                records,
-                unchanged,
-            });
-        }
+        // Payload plus protobuf framing (tags and varint lengths).
+        let buckets = match &selection {
+            Selection::All => {
+                response_bytes += table.record_bytes();
+                table.bits().count() as usize
+            }
+            Selection::Ids(ids) => {
+                response_bytes += ids
+                    .iter()
+                    .map(|&(b, known)| {
+                        let current = table.bucket(b);
+                        if known == Some(current.digest) {
+                            0
+                        } else {
+                            current.records.len()
+                        }
+                    })
+                    .sum::<usize>();
+                ids.len()
+            }
+        };
+        response_bytes += buckets * BUCKET_FRAMING;
         if response_bytes > limits.max_response_bytes {
             return Err(DiscoverError::ResponseTooLarge {
                 size: response_bytes,
@@ -175,6 +194,7 @@ impl DiscoverPlan {
             epoch: epoch.id,
             packed: request.blinded_elements,
             elements,
+            selection,
             buckets,
             response_bytes,
         })
@@ -187,12 +207,41 @@ impl DiscoverPlan {
 
     /// Buckets in the response.
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.buckets
     }
 
     /// The response's size, bounded above (framing counted at its largest).
     pub fn response_bytes(&self) -> usize {
         self.response_bytes
+    }
+
+    /// The memory answering holds until the response is sent: its encoded
+    /// size (the transport copies the message into one buffer) and one
+    /// handle per bucket.
+    pub fn held_bytes(&self) -> usize {
+        self.response_bytes + self.buckets * std::mem::size_of::<BucketRecords>()
+    }
+
+    /// The buckets of the response, as the table holds them now.
+    fn gather(selection: Selection, epoch: &ServingEpoch) -> Vec<BucketRecords> {
+        let table = &epoch.table;
+        let entry = |bucket: u32, known: Option<BucketDigest>| {
+            let current = table.bucket(bucket);
+            let unchanged = known == Some(current.digest);
+            BucketRecords {
+                bucket,
+                records: if unchanged {
+                    Bytes::new()
+                } else {
+                    current.records
+                },
+                unchanged,
+            }
+        };
+        match selection {
+            Selection::All => (0..table.bits().count()).map(|b| entry(b, None)).collect(),
+            Selection::Ids(ids) => ids.into_iter().map(|(b, known)| entry(b, known)).collect(),
+        }
     }
 
     /// Evaluate and prove (nothing when the request has no elements) and
@@ -214,7 +263,7 @@ impl DiscoverPlan {
             epoch: self.epoch,
             evaluated_elements,
             proof,
-            buckets: self.buckets,
+            buckets: Self::gather(self.selection, epoch),
         })
     }
 }
@@ -240,10 +289,10 @@ fn select_buckets(
     selection: Option<Buckets>,
     count: u32,
     max_ids: usize,
-) -> Result<Vec<(u32, Option<BucketDigest>)>, DiscoverError> {
+) -> Result<Selection, DiscoverError> {
     match selection {
         None => Err(DiscoverError::NoBuckets),
-        Some(Buckets::All(_)) => Ok((0..count).map(|b| (b, None)).collect()),
+        Some(Buckets::All(_)) => Ok(Selection::All),
         Some(Buckets::Ids(BucketIds {
             ids,
             known_digests,
@@ -284,7 +333,7 @@ fn select_buckets(
             // Stable: the first listing of a bucket stays first, and is kept.
             selected.sort_by_key(|&(b, _)| b);
             selected.dedup_by_key(|&mut (b, _)| b);
-            Ok(selected)
+            Ok(Selection::Ids(selected))
         }
     }
 }
@@ -321,7 +370,7 @@ mod tests {
         let all = Some(Buckets::All(AllBuckets {}));
         assert_eq!(
             select_buckets(ids(vec![3, 1, 3]), 4, 8).expect("valid"),
-            vec![(1, None), (3, None)]
+            Selection::Ids(vec![(1, None), (3, None)])
         );
         assert!(matches!(
             select_buckets(ids(vec![4]), 4, 8),
@@ -335,11 +384,11 @@ mod tests {
             select_buckets(None, 4, 8),
             Err(DiscoverError::NoBuckets)
         ));
+        assert_eq!(select_buckets(all, 2, 1).expect("valid"), Selection::All);
         assert_eq!(
-            select_buckets(all, 2, 1).expect("valid"),
-            vec![(0, None), (1, None)]
+            select_buckets(ids(vec![]), 4, 8).expect("valid"),
+            Selection::Ids(vec![])
         );
-        assert!(select_buckets(ids(vec![]), 4, 8).expect("valid").is_empty());
     }
 
     #[test]
@@ -374,7 +423,7 @@ mod tests {
         };
         assert_eq!(
             select_buckets(with(vec![3, 1, 3], &packed), 4, 8).expect("valid"),
-            vec![(1, None), (3, Some(a))]
+            Selection::Ids(vec![(1, None), (3, Some(a))])
         );
         for bad in [
             &packed[..32],

@@ -67,43 +67,59 @@ impl Discovery for DiscoveryService {
             .quotas
             .admit(&account, n as u32, Instant::now())
             .map_err(quota_status)?;
-        let slot = state.gate.enter().await.map_err(|_| {
-            state.metrics.shed.inc();
-            with_retry_after(
-                Status::unavailable("the server is overloaded: retry shortly"),
-                Some(state.gate.retry_after()),
-            )
-        })?;
-        let response = if n == 0 {
-            drop(slot);
-            admission.commit();
-            plan.answer(&serving, &mut rand::rng(), &|_| {})
-                .map_err(|e| discover_status(&state, e))?
+        // Only an admitted request may build a response, and only within
+        // the memory all unsent responses share; the reservation is held
+        // until the response has been sent (see `HoldLayer`). Refused here,
+        // the admission is dropped and charges nothing.
+        let reservation = state
+            .response_memory
+            .try_reserve(plan.held_bytes())
+            .ok_or_else(|| {
+                state.metrics.shed.inc();
+                with_retry_after(
+                    Status::unavailable(
+                        "the server is sending too many large responses: retry shortly",
+                    ),
+                    Some(Duration::from_secs(1)),
+                )
+            })?;
+        let slot = if n == 0 {
+            None
         } else {
-            // The CPU job owns the slot and the charge: if the client goes
-            // away, the work still counts against the gate and the account,
-            // so cancelling cannot buy free evaluations. Invalid elements
-            // are found before anything is evaluated, and refunded.
-            let cpu_state = Arc::clone(&state);
-            let cpu_serving = Arc::clone(&serving);
-            on_cpu_pool(move || {
-                let _slot = slot;
-                let metrics = &cpu_state.metrics;
-                let busy = &metrics.evaluation_cpu_seconds;
-                let result = plan.answer(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
-                    busy.inc_by(spent.as_secs_f64());
-                });
-                if result.is_ok() {
-                    admission.commit();
-                    metrics.evaluated_elements.inc_by(n as u64);
-                }
-                result
-            })
-            .await?
-            .map_err(|e| discover_status(&state, e))?
+            Some(state.gate.enter().await.map_err(|_| {
+                state.metrics.shed.inc();
+                with_retry_after(
+                    Status::unavailable("the server is overloaded: retry shortly"),
+                    Some(state.gate.retry_after()),
+                )
+            })?)
         };
+        // On the CPU pool: evaluating, and gathering every bucket of a large
+        // table, are CPU work. The job owns the gate slot and the charge: if
+        // the client goes away, the work still counts against the gate and
+        // the account, so cancelling cannot buy free evaluations. Invalid
+        // elements are found before anything is evaluated, and refunded.
+        let cpu_state = Arc::clone(&state);
+        let cpu_serving = Arc::clone(&serving);
+        let response = on_cpu_pool(move || {
+            let _slot = slot;
+            let metrics = &cpu_state.metrics;
+            let busy = &metrics.evaluation_cpu_seconds;
+            let result = plan.answer(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
+                busy.inc_by(spent.as_secs_f64());
+            });
+            if result.is_ok() {
+                admission.commit();
+                metrics.evaluated_elements.inc_by(n as u64);
+            }
+            result
+        })
+        .await?
+        .map_err(|e| discover_status(&state, e))?;
+        let mut response = Response::new(response);
+        response.extensions_mut().insert(reservation);
         tracing::debug!(elements = n, buckets, "discover served");
-        Ok(Response::new(response))
+        Ok(response)
     }
 }
 

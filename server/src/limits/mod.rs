@@ -3,9 +3,11 @@
 //! per-peer connection and request limits, and the evaluation gate that
 //! sheds load under overload.
 
+pub mod budget_store;
 pub mod gate;
 pub mod peer;
 pub mod quota;
+pub mod response_memory;
 pub mod token_bucket;
 
 use std::time::Duration;

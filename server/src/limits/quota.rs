@@ -2,16 +2,20 @@
 //!
 //! Every evaluated element costs one token from the account's bucket. A
 //! request that does not fit is refused whole and charges nothing; a
-//! request that fails after admission gets its tokens back. State lives in
-//! memory only, and an account's entry is dropped once its bucket is full
-//! again (it then says nothing a fresh entry would not).
+//! request that fails after admission gets its tokens back. Buckets live in
+//! memory and are written behind to the store (`budget_store`): every
+//! account whose tokens changed is marked, and [`Quotas::dirty`] hands the
+//! marked ones to the saver. An account's entry is dropped once its bucket
+//! is full again (it then says nothing a fresh entry would not), and its
+//! stored entry deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cds_core::AccountId;
 
+use super::budget_store::StoredBudget;
 use super::token_bucket::{Rate, TokenBucket};
 
 /// Why a request was not admitted.
@@ -32,7 +36,14 @@ struct Account {
 struct Inner {
     rate: Rate,
     max_in_flight: u32,
-    accounts: Mutex<HashMap<AccountId, Account>>,
+    accounts: Mutex<Accounts>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    by_id: HashMap<AccountId, Account>,
+    /// Accounts whose tokens changed since the last save.
+    dirty: HashSet<AccountId>,
 }
 
 /// Quotas of all accounts.
@@ -73,10 +84,11 @@ impl Drop for Admission {
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = accounts.get_mut(&self.account) {
+        if let Some(a) = accounts.by_id.get_mut(&self.account) {
             a.in_flight = a.in_flight.saturating_sub(1);
             if self.charged > 0.0 {
                 a.bucket.put_back(self.charged, inner.rate);
+                accounts.dirty.insert(self.account.clone());
             }
         }
     }
@@ -89,7 +101,7 @@ impl Quotas {
             inner: Arc::new(Inner {
                 rate,
                 max_in_flight,
-                accounts: Mutex::new(HashMap::new()),
+                accounts: Mutex::new(Accounts::default()),
             }),
         }
     }
@@ -107,10 +119,13 @@ impl Quotas {
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let a = accounts.entry(account.clone()).or_insert_with(|| Account {
-            bucket: TokenBucket::full(inner.rate, now),
-            in_flight: 0,
-        });
+        let a = accounts
+            .by_id
+            .entry(account.clone())
+            .or_insert_with(|| Account {
+                bucket: TokenBucket::full(inner.rate, now),
+                in_flight: 0,
+            });
         if a.in_flight >= inner.max_in_flight {
             return Err(Refusal::TooManyInFlight);
         }
@@ -119,6 +134,9 @@ impl Quotas {
             .try_take(n, inner.rate, now)
             .map_err(Refusal::Exhausted)?;
         a.in_flight += 1;
+        if elements > 0 {
+            accounts.dirty.insert(account.clone());
+        }
         Ok(Admission {
             quotas: self.clone(),
             account: account.clone(),
@@ -134,7 +152,7 @@ impl Quotas {
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match accounts.get_mut(account) {
+        match accounts.by_id.get_mut(account) {
             Some(a) => a.bucket.available(inner.rate, now),
             None => inner.rate.burst,
         }
@@ -148,23 +166,78 @@ impl Quotas {
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let before = accounts.len();
-        accounts.retain(|_, a| a.in_flight > 0 || !a.bucket.is_full(inner.rate, now));
-        before - accounts.len()
+        let Accounts { by_id, dirty } = &mut *accounts;
+        let before = by_id.len();
+        by_id.retain(|id, a| {
+            let keep = a.in_flight > 0 || !a.bucket.is_full(inner.rate, now);
+            if !keep {
+                // Saved as full, which deletes the stored entry.
+                dirty.insert(id.clone());
+            }
+            keep
+        });
+        before - by_id.len()
     }
 
-    /// Give every account its whole budget back, as after a key rotation:
-    /// every client must evaluate its address book again under the new key.
-    /// Requests in flight keep their slots.
-    pub fn refill_all(&self, now: Instant) {
+    /// The budgets changed since the last call, as of `now` (wall clock
+    /// `now_unix_ms`), for the store; accounts no longer held, or full
+    /// again, come without tokens (delete their entry).
+    pub fn dirty(&self, now: Instant, now_unix_ms: u64) -> Vec<StoredBudget> {
         let inner = &self.inner;
         let mut accounts = inner
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        accounts.retain(|_, a| a.in_flight > 0);
-        for a in accounts.values_mut() {
-            a.bucket = TokenBucket::full(inner.rate, now);
+        let Accounts { by_id, dirty } = &mut *accounts;
+        dirty
+            .drain()
+            .map(|account| {
+                let tokens = by_id
+                    .get_mut(&account)
+                    .map(|a| a.bucket.available(inner.rate, now))
+                    .filter(|&t| t < inner.rate.burst);
+                StoredBudget {
+                    account,
+                    tokens,
+                    at_unix_ms: now_unix_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Mark `accounts` to be saved again (after a failed save).
+    pub fn mark_dirty(&self, accounts: impl IntoIterator<Item = AccountId>) {
+        self.inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dirty
+            .extend(accounts);
+    }
+
+    /// Put back budgets saved earlier: each account's tokens as stored,
+    /// plus what refilled between then and now.
+    pub fn restore(&self, stored: Vec<StoredBudget>, now: Instant, now_unix_ms: u64) {
+        let inner = &self.inner;
+        let mut accounts = inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for b in stored {
+            let Some(tokens) = b.tokens else { continue };
+            let elapsed = Duration::from_millis(now_unix_ms.saturating_sub(b.at_unix_ms));
+            let refilled = tokens + elapsed.as_secs_f64() * inner.rate.per_sec;
+            if refilled >= inner.rate.burst {
+                accounts.dirty.insert(b.account);
+                continue;
+            }
+            accounts.by_id.insert(
+                b.account,
+                Account {
+                    bucket: TokenBucket::with_tokens(refilled, inner.rate, now),
+                    in_flight: 0,
+                },
+            );
         }
     }
 
@@ -174,6 +247,7 @@ impl Quotas {
             .accounts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_id
             .len()
     }
 }
@@ -244,5 +318,28 @@ mod tests {
         assert_eq!(q.tracked(), 1);
         assert_eq!(q.sweep(t + Duration::from_secs(5)), 1);
         assert_eq!(q.tracked(), 0);
+    }
+
+    #[test]
+    fn spent_budgets_are_handed_out_for_saving_once_and_restore_with_their_refill() {
+        let rate = Rate::per_hour(100, 3600.0); // one token a second
+        let q = Quotas::new(rate, 4);
+        let t = Instant::now();
+        q.admit(&acct("a"), 80, t).expect("fits").commit();
+        drop(q.admit(&acct("b"), 10, t).expect("fits")); // refunded: full again
+        let mut saved = q.dirty(t, 1_000_000);
+        saved.sort_by(|x, y| x.account.cmp(&y.account));
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved[0].tokens, Some(20.0));
+        assert_eq!(saved[1].tokens, None, "a full bucket deletes its entry");
+        assert!(q.dirty(t, 1_000_000).is_empty(), "saved once");
+
+        // A new process, 5 s of wall time later: 20 + 5 tokens.
+        let restarted = Quotas::new(rate, 4);
+        let later = Instant::now();
+        restarted.restore(saved, later, 1_005_000);
+        assert_eq!(restarted.available(&acct("a"), later), 25.0);
+        assert_eq!(restarted.available(&acct("b"), later), 100.0);
+        assert!(restarted.admit(&acct("a"), 26, later).is_err());
     }
 }

@@ -70,8 +70,15 @@ impl TokenBucket {
         self.tokens >= rate.burst
     }
 
+    /// A bucket holding `tokens` (at most the burst) at `now`.
+    pub fn with_tokens(tokens: f64, rate: Rate, now: Instant) -> Self {
+        Self {
+            tokens: tokens.clamp(0.0, rate.burst),
+            updated: now,
+        }
+    }
+
     /// Tokens available at `now`.
-    #[cfg(test)]
     pub fn available(&mut self, rate: Rate, now: Instant) -> f64 {
         self.refill(rate, now);
         self.tokens

@@ -64,6 +64,7 @@ pub(crate) struct Metrics {
     ready: Gauge,
     rotating: Gauge,
     quota_accounts: Gauge,
+    response_memory: Gauge,
 }
 
 /// Values read from the server when the metrics are scraped.
@@ -74,6 +75,7 @@ pub(crate) struct Snapshot {
     pub(crate) ready: bool,
     pub(crate) rotating: bool,
     pub(crate) quota_accounts: usize,
+    pub(crate) response_memory: usize,
 }
 
 impl Default for Metrics {
@@ -94,6 +96,7 @@ impl Default for Metrics {
             ready: Gauge::default(),
             rotating: Gauge::default(),
             quota_accounts: Gauge::default(),
+            response_memory: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -162,6 +165,11 @@ impl Default for Metrics {
             m.rotating.clone(),
         );
         r.register(
+            "response_memory_bytes",
+            "Memory reserved by Discover responses not yet sent",
+            m.response_memory.clone(),
+        );
+        r.register(
             "quota_accounts",
             "Accounts whose quota state is held (not yet back to a full budget)",
             m.quota_accounts.clone(),
@@ -210,6 +218,7 @@ impl Metrics {
         self.ready.set(i64::from(now.ready));
         self.rotating.set(i64::from(now.rotating));
         self.quota_accounts.set(as_i64(now.quota_accounts));
+        self.response_memory.set(as_i64(now.response_memory));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
