@@ -224,8 +224,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let issuer = cds_server::keystore::read_issuer(&issuer_key)
                 .context("cannot load the issuer key")?;
             let account = cds_core::AccountId::new(account.into_bytes()).context("--account")?;
-            let expires = cds_server::unix_now().saturating_add(ttl_secs);
-            let _ = writeln!(out, "{}", issuer.issue(&account, expires));
+            let now = cds_server::unix_now();
+            let expires = now.saturating_add(ttl_secs);
+            let _ = writeln!(out, "{}", issuer.issue(&account, now, expires));
             return crate::print_out(&out);
         }
         AdminCommand::IssuerKeygen { out: path } => {

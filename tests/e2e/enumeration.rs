@@ -171,8 +171,11 @@ async fn missing_forged_expired_and_tampered_credentials_are_unauthenticated() {
     tampered[14] = if tampered[14] == b'A' { b'B' } else { b'A' };
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing", None),
-        ("forged", Some(forger.issue(&account, now + 3600))),
-        ("expired", Some(server.issuer.issue(&account, now - 3600))),
+        ("forged", Some(forger.issue(&account, now, now + 3600))),
+        (
+            "expired",
+            Some(server.issuer.issue(&account, now - 7200, now - 3600)),
+        ),
         ("malformed", Some("not-a-token".into())),
         (
             "tampered",
