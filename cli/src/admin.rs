@@ -143,8 +143,8 @@ enum AdminCommand {
     },
 }
 
-/// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`): a file, or "" for
-/// none.
+/// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`), or `--token-file`
+/// (and `CDS_TOKEN_FILE`): a file, or "" for none.
 #[derive(Clone, Debug)]
 pub struct TokenFile(pub Option<PathBuf>);
 
@@ -155,7 +155,8 @@ impl TokenFile {
     }
 }
 
-/// Parse `--admin-token-file`: "" is none, as in the configuration file.
+/// Parse `--admin-token-file` or `--token-file`: "" is none, as in the
+/// configuration file.
 pub fn parse_token_file(text: &str) -> Result<TokenFile, String> {
     Ok(TokenFile((!text.is_empty()).then(|| PathBuf::from(text))))
 }

@@ -29,9 +29,8 @@ pub struct DiscoverArgs {
     /// Trust only this server public key (64 hex digits) instead of the announced one.
     #[arg(long)]
     pin_key: Option<String>,
-    /// The account credential from the messenger backend (`cds admin token`).
-    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    credential: crate::credential::CredentialArgs,
     /// Keep evaluated contacts in this file, so the next run only pays for
     /// new numbers (created if missing; private: it lists contacts).
     #[arg(long)]
@@ -125,8 +124,8 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     if let Some(k) = &args.pin_key {
         builder = builder.pin_public_key(parse_key(k)?);
     }
-    if let Some(t) = &args.token {
-        builder = builder.credential(t.clone());
+    if let Some(token) = args.credential.load()? {
+        builder = builder.credential(token);
     }
     if let Some(path) = &args.cache {
         builder = builder.cache(load_cache(path)?);

@@ -20,9 +20,8 @@ pub struct BenchArgs {
     /// Benchmark a running server at this Discovery URL instead.
     #[arg(long)]
     server: Option<String>,
-    /// Credential for the running server (`cds admin token`).
-    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    credential: crate::credential::CredentialArgs,
     /// Admin URL of the running server, to report its CPU time per element.
     #[arg(long)]
     admin: Option<String>,
