@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cds_core::{BucketBits, PublicKey, ServerProfile};
@@ -12,6 +13,7 @@ use cds_proto::v1::{
     RotateKeyRequest, SetDiscoverableRequest, StatsRequest, UnregisterRequest, User,
     registry_change,
 };
+use cds_server::config::DEFAULT_MAX_CREDENTIAL_LIFETIME;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -92,9 +94,18 @@ enum AdminCommand {
         /// The issuer key file (development servers create one in their data directory).
         #[arg(long, default_value = "./cds-data/issuer.key")]
         issuer_key: PathBuf,
-        /// Validity in seconds.
-        #[arg(long, default_value_t = 86_400)]
-        ttl_secs: u64,
+        /// How long the credential is valid, such as 24h, 90min or 3days.
+        /// Servers refuse credentials valid for longer than their
+        /// max_credential_lifetime (7 days by default).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = cds_cli::settings::parse_duration)]
+        valid_for: Duration,
+        /// Validity in seconds (the older spelling of --valid-for).
+        #[arg(long, hide = true, conflicts_with = "valid_for")]
+        ttl_secs: Option<u64>,
+        /// The target server's max_credential_lifetime, if it allows more
+        /// than the default 7 days: --valid-for may be up to this long.
+        #[arg(long, value_name = "DURATION", value_parser = cds_cli::settings::parse_duration)]
+        max_lifetime: Option<Duration>,
     },
     /// Create a credential issuer key for the messenger backend and print its
     /// public key (give that to `cds serve --issuer-public-key`).
@@ -202,8 +213,8 @@ pub async fn server_profile(
     Ok((ServerProfile::new(keys, ceiling)?, announced))
 }
 
-/// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`): a file, or "" for
-/// none.
+/// `--admin-token-file` (and `CDS_ADMIN_TOKEN_FILE`), or `--token-file`
+/// (and `CDS_TOKEN_FILE`): a file, or "" for none.
 #[derive(Clone, Debug)]
 pub struct TokenFile(pub Option<PathBuf>);
 
@@ -214,7 +225,8 @@ impl TokenFile {
     }
 }
 
-/// Parse `--admin-token-file`: "" is none, as in the configuration file.
+/// Parse `--admin-token-file` or `--token-file`: "" is none, as in the
+/// configuration file.
 pub fn parse_token_file(text: &str) -> Result<TokenFile, String> {
     Ok(TokenFile((!text.is_empty()).then(|| PathBuf::from(text))))
 }
@@ -278,6 +290,35 @@ pub async fn connect(
     Ok(AdminClient::with_interceptor(channel, token))
 }
 
+/// The lifetime in seconds of a credential valid for `valid_for`, or why a
+/// server whose max_credential_lifetime is `max_lifetime` (the default if
+/// not given) would refuse it.
+fn credential_lifetime(valid_for: Duration, max_lifetime: Option<Duration>) -> anyhow::Result<u64> {
+    let shown = |d: Duration| humantime::format_duration(d).to_string();
+    let secs = valid_for.as_secs();
+    if secs == 0 {
+        bail!("--valid-for must be at least 1s: credentials carry whole seconds");
+    }
+    match max_lifetime {
+        None if valid_for > DEFAULT_MAX_CREDENTIAL_LIFETIME => bail!(
+            "--valid-for {} is longer than servers accept by default ({} days, their setting \
+             max_credential_lifetime), so the server would refuse the credential: give a shorter \
+             --valid-for, or, if the target server's max_credential_lifetime allows more, give it \
+             as --max-lifetime",
+            shown(valid_for),
+            DEFAULT_MAX_CREDENTIAL_LIFETIME.as_secs() / 86_400,
+        ),
+        Some(max) if secs > max.as_secs() => bail!(
+            "--valid-for {} is longer than --max-lifetime {} (the target server's \
+             max_credential_lifetime), so the server would refuse the credential: give a shorter \
+             --valid-for",
+            shown(valid_for),
+            shown(max),
+        ),
+        _ => Ok(secs),
+    }
+}
+
 fn status(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("the server refused ({:?}): {}", s.code(), s.message())
 }
@@ -289,13 +330,18 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Token {
             account,
             issuer_key,
+            valid_for,
             ttl_secs,
+            max_lifetime,
         } => {
+            let valid_for = ttl_secs.map_or(valid_for, Duration::from_secs);
+            let lifetime = credential_lifetime(valid_for, max_lifetime)?;
             let issuer = cds_server::keystore::read_issuer(&issuer_key)
                 .context("cannot load the issuer key")?;
             let account = cds_core::AccountId::new(account.into_bytes()).context("--account")?;
-            let expires = cds_server::unix_now().saturating_add(ttl_secs);
-            let _ = writeln!(out, "{}", issuer.issue(&account, expires));
+            let now = cds_server::unix_now();
+            let expires = now.saturating_add(lifetime);
+            let _ = writeln!(out, "{}", issuer.issue(&account, now, expires));
             return crate::print_out(&out);
         }
         AdminCommand::IssuerKeygen { out: path } => {

@@ -34,9 +34,8 @@ pub struct DiscoverArgs {
     /// key is trusted and at most 16 bucket bits.
     #[arg(long, env = "CDS_PROFILE", value_name = "TEXT", value_parser = ServerProfile::parse)]
     profile: Option<ServerProfile>,
-    /// The account credential from the messenger backend (`cds admin token`).
-    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    credential: crate::credential::CredentialArgs,
     /// Keep evaluated contacts in this file, so the next run only pays for
     /// new numbers (created if missing; private: it lists contacts).
     #[arg(long)]
@@ -133,8 +132,8 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.profile {
         builder = builder.profile(p.clone());
     }
-    if let Some(t) = &args.token {
-        builder = builder.credential(t.clone());
+    if let Some(token) = args.credential.load()? {
+        builder = builder.credential(token);
     }
     if let Some(path) = &args.cache {
         builder = builder.cache(load_cache(path)?);

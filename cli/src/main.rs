@@ -13,6 +13,7 @@
 mod admin;
 mod bench;
 mod channel;
+mod credential;
 mod discover;
 mod serve;
 

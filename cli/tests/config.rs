@@ -402,6 +402,7 @@ fn every_setting_survives_printing_and_reading_back() {
     s.shutdown_timeout = Duration::ZERO;
     s.change_log_retention = Duration::from_secs(9 * 86_400 + 1);
     s.issuer = Some(cds_core::CredentialIssuer::from_seed(&[1; 32]).verifier());
+    s.max_credential_lifetime = Duration::from_secs(3 * 3_600 + 1);
     s.quota.burst = 10;
     s.quota.refill_per_hour = 0.125;
     s.quota.max_in_flight = 11;

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{cds, cds_ok, path, serve, serve_with, text};
+use std::process::Command;
+
+use common::{CDS, cds, cds_ok, path, serve, serve_with, text};
 
 #[test]
 fn import_then_discover_prints_registered_contacts_as_json() {
@@ -26,7 +28,8 @@ fn import_then_discover_prints_registered_contacts_as_json() {
         text(&import.stderr)
     );
 
-    // Development mode: the server created an issuer key in its data directory.
+    // Development mode: the server created an issuer key in its data
+    // directory. As the README: the token goes to a file of mode 0600.
     let issuer_key = dir.path().join("data").join("issuer.key");
     let token = cds(&[
         "admin",
@@ -37,6 +40,14 @@ fn import_then_discover_prints_registered_contacts_as_json() {
         path(&issuer_key),
     ]);
     assert!(token.status.success(), "{}", text(&token.stderr));
+    let token_file = dir.path().join("me.token");
+    std::fs::write(&token_file, &token.stdout).expect("writes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod 600");
+    }
     let token = text(&token.stdout).trim().to_owned();
 
     let book = dir.path().join("book.txt");
@@ -44,12 +55,21 @@ fn import_then_discover_prints_registered_contacts_as_json() {
     std::fs::write(&book, entries).expect("writes");
     let cache = dir.path().join("contacts.cache");
     let discover = |json: bool| {
-        let mut args = vec!["discover", "--server", &served.discovery, "--token", &token];
+        let mut args = vec!["discover", "--server", &served.discovery];
         args.extend(["--cache", path(&cache), "--region", "US", path(&book)]);
         if json {
             args.push("--json");
         }
-        cds(&args)
+        let out = Command::new(CDS)
+            .args(&args)
+            .env("CDS_TOKEN_FILE", &token_file)
+            .output()
+            .expect("cds runs");
+        assert!(
+            !text(&out.stdout).contains(&token) && !text(&out.stderr).contains(&token),
+            "the token is never printed"
+        );
+        out
     };
 
     let out = discover(true);

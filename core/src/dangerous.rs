@@ -5,7 +5,11 @@
 //! reusing a proof nonce with the same key reveals the key. These functions
 //! exist so that the RFC 9497 test vectors can be reproduced; never call
 //! them with values that are not freshly random in production.
+//!
+//! The same goes for [`issue_v1_credential`]: version 1 credentials carry
+//! no issue time, which is why cds no longer issues them.
 
+use crate::credential::{AccountId, CredentialIssuer};
 use crate::error::Result;
 use crate::group::{BlindedElement, EvaluatedElement, Proof, PublicKey};
 use crate::key::SecretKey;
@@ -57,4 +61,16 @@ pub fn poprf_blind_evaluate_batch(
     r: &[u8; SCALAR_LEN],
 ) -> Result<BatchEvaluation> {
     server.blind_evaluate_batch_with(blinded, info, &scalar(r)?)
+}
+
+/// Issue a version 1 credential: an expiry and no issue time. Servers
+/// still accept these while the expiry is within their maximum lifetime of
+/// now; [`CredentialIssuer::issue`] writes version 2, which servers bound
+/// by its issue time. Only for tests of compatibility with older backends.
+pub fn issue_v1_credential(
+    issuer: &CredentialIssuer,
+    account: &AccountId,
+    expires_at: u64,
+) -> String {
+    issuer.issue_v1(account, expires_at)
 }

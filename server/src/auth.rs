@@ -17,8 +17,10 @@ pub fn unix_now() -> u64 {
 }
 
 /// The account named by the request's credential, or UNAUTHENTICATED.
+/// Credentials valid for longer than `max_lifetime_secs` are refused.
 pub fn authenticate(
     verifier: &CredentialVerifier,
+    max_lifetime_secs: u64,
     metadata: &MetadataMap,
 ) -> Result<AccountId, Status> {
     let value = metadata.get(AUTHORIZATION).ok_or_else(|| {
@@ -32,7 +34,7 @@ pub fn authenticate(
         .and_then(wire::strip_bearer)
         .ok_or_else(|| Status::unauthenticated(CredentialError::Malformed.to_string()))?;
     verifier
-        .verify(token, unix_now())
+        .verify(token, unix_now(), max_lifetime_secs)
         .map(|c| c.account)
         .map_err(|e| Status::unauthenticated(e.to_string()))
 }

@@ -66,6 +66,11 @@ pub struct ServerConfig {
     /// The messenger backend's credential public key. `None`: development
     /// mode, with an issuer key created in the data directory.
     pub issuer: Option<CredentialVerifier>,
+    /// The longest validity a credential may have: from its issue time to
+    /// its expiry (credentials without an issue time: from now). Longer
+    /// ones are refused, which bounds how long a stolen credential is
+    /// usable. Whole seconds.
+    pub max_credential_lifetime: Duration,
     /// Evaluation budgets per account.
     pub quota: QuotaConfig,
     /// Limits per peer address.
@@ -182,6 +187,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default retention of the registry's change feed: 30 days.
 pub const DEFAULT_CHANGE_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default longest credential lifetime: 7 days.
+pub const DEFAULT_MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -205,6 +212,7 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             change_log_retention: DEFAULT_CHANGE_LOG_RETENTION,
             issuer: None,
+            max_credential_lifetime: DEFAULT_MAX_CREDENTIAL_LIFETIME,
             quota: QuotaConfig::default(),
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
@@ -354,6 +362,11 @@ impl ServerConfig {
             "must be longer than 0s".into(),
         )?;
         check(
+            self.max_credential_lifetime.as_secs() > 0,
+            "max_credential_lifetime",
+            "must be at least 1s (credentials carry whole seconds)".into(),
+        )?;
+        check(
             self.quota.burst > 0,
             "quota.burst",
             "must be at least 1".into(),
@@ -465,5 +478,14 @@ mod tests {
         c.admin_tls_key = Some("a.key".into());
         c.admin_client_ca = Some("ca.pem".into());
         c.validate().expect("client certificates authenticate");
+    }
+
+    #[test]
+    fn credentials_must_be_allowed_a_lifetime_of_at_least_a_second() {
+        let mut c = ServerConfig::new("data");
+        c.max_credential_lifetime = Duration::from_millis(999);
+        assert_eq!(refused_key(&c), "max_credential_lifetime");
+        c.max_credential_lifetime = Duration::from_secs(1);
+        c.validate().expect("one second");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cds_client::session::{BucketSelection, prepare};
 use cds_client::{Client, ClientError, DiscoveryCache, Limit};
-use cds_core::{AccountId, CredentialIssuer, E164};
+use cds_core::{AccountId, CredentialIssuer, E164, dangerous};
 use cds_proto::v1::DiscoverRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use cds_tests::{TestServer, german_mobiles, label_of, us};
@@ -171,8 +171,15 @@ async fn missing_forged_expired_and_tampered_credentials_are_unauthenticated() {
     tampered[14] = if tampered[14] == b'A' { b'B' } else { b'A' };
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing", None),
-        ("forged", Some(forger.issue(&account, now + 3600))),
-        ("expired", Some(server.issuer.issue(&account, now - 3600))),
+        ("forged", Some(forger.issue(&account, now, now + 3600))),
+        (
+            "expired",
+            Some(server.issuer.issue(&account, now - 7200, now - 3600)),
+        ),
+        (
+            "valid longer than the default 7 days",
+            Some(server.issuer.issue(&account, now, now + 7 * 86_400 + 1)),
+        ),
         ("malformed", Some("not-a-token".into())),
         (
             "tampered",
@@ -204,6 +211,72 @@ async fn missing_forged_expired_and_tampered_credentials_are_unauthenticated() {
         .discover(&["+12015550123"], us())
         .await
         .expect("valid");
+    server.stop().await;
+}
+
+/// A discovery of `+12015550123` with `token`: the label found, or the
+/// refusal's message.
+async fn discover_with(server: &TestServer, token: &str) -> Result<Option<String>, String> {
+    let mut client = Client::builder(server.url())
+        .credential(token)
+        .connect()
+        .await
+        .expect("configuration needs no credential");
+    match client.discover(&["+12015550123"], us()).await {
+        Ok(found) => Ok(label_of(&found[0])),
+        Err(ClientError::Unauthenticated(message)) => Err(message),
+        Err(other) => panic!("expected Unauthenticated, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn credentials_valid_too_long_or_issued_in_the_future_are_refused_and_evaluate_nothing() {
+    let max = 3_600;
+    let server =
+        TestServer::start_with(|c| c.max_credential_lifetime = Duration::from_secs(max)).await;
+    server.register("+12015550123", "alice", true).await;
+    let account = AccountId::new(b"alice".to_vec()).expect("valid");
+    let now = cds_server::unix_now();
+    let ahead = cds_core::CLOCK_SKEW_SECS + 600;
+    let refused = [
+        (
+            "valid one second longer than the maximum",
+            server.issuer.issue(&account, now, now + max + 1),
+            "at most 3600 s",
+        ),
+        (
+            "issued beyond the clock skew in the future",
+            server.issuer.issue(&account, now + ahead, now + ahead + 60),
+            "issued in the future",
+        ),
+        (
+            "version 1 expiring beyond the maximum from now",
+            dangerous::issue_v1_credential(&server.issuer, &account, now + 2 * max),
+            "at most 3600 s",
+        ),
+    ];
+    for (name, token, expected) in refused {
+        let message = discover_with(&server, &token).await.expect_err(name);
+        assert!(message.contains(expected), "{name}: {message}");
+        assert!(!message.contains("alice"), "{name}: {message}");
+        assert!(!message.contains(&token), "{name}: {message}");
+    }
+    assert_eq!(
+        server.stats().await.evaluated_elements,
+        0,
+        "a refused credential evaluates nothing"
+    );
+
+    // Exactly the maximum is accepted, and so is a version 1 credential
+    // (no issue time) that expires within it.
+    for token in [
+        server.issuer.issue(&account, now, now + max),
+        dangerous::issue_v1_credential(&server.issuer, &account, now + max / 2),
+    ] {
+        let label = discover_with(&server, &token).await.expect("accepted");
+        assert_eq!(label.as_deref(), Some("alice"));
+    }
+    assert_eq!(server.stats().await.evaluated_elements, 2);
     server.stop().await;
 }
 

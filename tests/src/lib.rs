@@ -73,7 +73,8 @@ impl TestServer {
     /// A credential for `account`, valid for an hour.
     pub fn token(&self, account: &str) -> String {
         let account = AccountId::new(account.as_bytes().to_vec()).expect("valid account id");
-        self.issuer.issue(&account, cds_server::unix_now() + 3600)
+        let now = cds_server::unix_now();
+        self.issuer.issue(&account, now, now + 3600)
     }
 
     /// `message` as a request carrying a valid credential of `account`.

@@ -144,7 +144,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     };
     let target = Target {
         url,
-        token: Some(issuer.issue(&account, cds_server::unix_now() + 86_400)),
+        token: Some({
+            let now = cds_server::unix_now();
+            issuer.issue(&account, now, now + 86_400)
+        }),
         profile: Some(profile),
         admin: Some(admin_url),
         admin_channel: cds_client::ChannelOptions::default(),

@@ -24,9 +24,8 @@ pub struct BenchArgs {
     /// refuses a server outside it, as an app would.
     #[arg(long, value_name = "TEXT", conflicts_with = "local", value_parser = cds_core::ServerProfile::parse)]
     profile: Option<cds_core::ServerProfile>,
-    /// Credential for the running server (`cds admin token`).
-    #[arg(long, env = "CDS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    credential: crate::credential::CredentialArgs,
     /// Admin URL of the running server, to report its CPU time per element.
     #[arg(long)]
     admin: Option<String>,

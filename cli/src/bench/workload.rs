@@ -316,7 +316,7 @@ pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
     let channel = args.channel.options()?;
     let target = Target {
         url: url.to_owned(),
-        token: args.token.clone(),
+        token: args.credential.load()?,
         profile: args.profile.clone(),
         admin: args.admin.clone(),
         admin_channel: args.client_cert.apply(channel.clone())?,

@@ -211,6 +211,17 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.issuer),
     },
     Setting {
+        key: "max_credential_lifetime",
+        value_name: "DURATION",
+        default: "7days",
+        about: "The longest validity accepted in a credential, from its issue time \
+                to its expiry (old credentials without an issue time: from now). \
+                Longer ones are refused: this bounds how long a stolen credential \
+                is usable.",
+        flag: None,
+        field: field!(server.max_credential_lifetime),
+    },
+    Setting {
         key: "log_format",
         value_name: "FORMAT",
         default: "human",

@@ -48,7 +48,11 @@ impl Discovery for DiscoveryService {
     ) -> Result<Response<DiscoverResponse>, Status> {
         let state = Arc::clone(&self.state);
         check_peer_rate(&state, &request)?;
-        let account = authenticate(&state.verifier, request.metadata())?;
+        let account = authenticate(
+            &state.verifier,
+            state.config.max_credential_lifetime.as_secs(),
+            request.metadata(),
+        )?;
         // The whole request is served by this one epoch, even if a rotation
         // switches meanwhile.
         let serving = state.serving_or_unavailable()?;
