@@ -18,6 +18,7 @@ use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
 pub mod pki;
+pub mod tamper;
 
 /// A running server on loopback and its data directory.
 pub struct TestServer {
@@ -111,6 +112,16 @@ impl TestServer {
             .expect("config")
             .into_inner();
         cds_core::PublicKey::from_slice(&config.public_key).expect("a valid public key")
+    }
+
+    /// The match tag of `e164` as the key holder computes it (with the
+    /// key file of the data directory), and its bucket: where the server
+    /// would put a record for that number, forged or not.
+    pub fn tag_of(&self, e164: &str) -> (cds_core::MatchTag, u32) {
+        let epoch = cds_server::keystore::load_or_create(self.dir.path()).expect("the key loads");
+        let number = cds_core::E164::parse(e164).expect("a valid number");
+        let tag = cds_server::table::tag_of(&cds_core::VoprfServer::new(epoch.key), &number);
+        (tag, self.config.bucket_bits.bucket_of(&tag))
     }
 
     /// A connected client of [`TEST_ACCOUNT`] with default options.
