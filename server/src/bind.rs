@@ -76,15 +76,21 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     };
     let dir = &config.data_dir;
     keystore::ensure_private_dir(dir)?;
-    let verifier = match config.issuer {
-        Some(v) => v,
-        None => {
+    let verifier = match (config.issuer, config.dev) {
+        (Some(v), _) => v,
+        (None, true) => {
             tracing::warn!(
                 "development mode: credentials are checked against {} in the data directory; \
                  give the messenger backend's public key for production",
                 keystore::ISSUER_FILE
             );
             keystore::load_or_create_dev_issuer(dir)?
+        }
+        // `validate` refuses this before anything is opened.
+        (None, false) => {
+            return Err(ServerError::Config(
+                "no issuer_public_key and not in development mode".into(),
+            ));
         }
     };
     // The registry first: its lock keeps a second server off this
