@@ -285,6 +285,12 @@ fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting(
 fn an_unusable_admin_token_file_stops_the_start_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("short.token"), "tooshort\n").unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        dir.path().join("short.token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let stderr = serve_fails(
         dir.path(),
         &[

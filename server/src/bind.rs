@@ -28,6 +28,7 @@ use crate::limits::peer::{LimitedConnection, PeerLimits};
 use crate::limits::quota::Quotas;
 use crate::limits::token_bucket::Rate;
 use crate::metrics::layer::ObserveLayer;
+use crate::private_files;
 use crate::registry::Registry;
 use crate::state::State;
 use crate::tls::ListenerTls;
@@ -54,9 +55,19 @@ struct Opened {
 
 /// Read the admin token and the TLS files, create or check the data
 /// directory, open the registry (its lock keeps a second server off the
-/// directory) and load or create the key. Blocking: runs on the blocking
-/// pool.
+/// directory) and load or create the key. Every secret file and the data
+/// directory must be closed to group and others (Unix). Blocking: runs on
+/// the blocking pool.
 fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
+    if let Some(path) = &config.admin_token_file {
+        private_files::check_secret(path, "the admin token file")?;
+    }
+    for key in [&config.tls_key, &config.admin_tls_key]
+        .into_iter()
+        .flatten()
+    {
+        private_files::check_secret(key, "the TLS private key file")?;
+    }
     let admin_token = config
         .admin_token_file
         .as_deref()
@@ -76,6 +87,10 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     };
     let dir = &config.data_dir;
     keystore::ensure_private_dir(dir)?;
+    private_files::check_data_dir(dir)?;
+    for (name, what) in private_files::DATA_DIR_SECRETS {
+        private_files::check_secret(&dir.join(name), what)?;
+    }
     let verifier = match (config.issuer, config.dev) {
         (Some(v), _) => v,
         (None, true) => {
@@ -95,6 +110,7 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     };
     // The registry first: its lock keeps a second server off this
     // directory before anything in it (such as a pending key) is touched.
+    private_files::create_private(&dir.join(crate::registry::DB_FILE))?;
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
     Ok(Opened {

@@ -54,6 +54,7 @@ pub mod keystore;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod private_files;
 pub mod registry;
 mod rotation;
 mod state;

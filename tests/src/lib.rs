@@ -56,7 +56,7 @@ impl TestServer {
 
     /// Start a server on a fresh data directory with adjusted settings.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
+        let dir = private_tempdir();
         let issuer = CredentialIssuer::generate(&mut rand::rng());
         let mut config = test_config(dir.path(), &issuer);
         adjust(&mut config);
@@ -311,6 +311,16 @@ impl TestServer {
             s.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A new temporary directory only its owner can enter (0700 on Unix), as
+/// the server requires of its data directory: `tempfile` creates them with
+/// the default mode (0755 under the usual umask).
+pub fn private_tempdir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir().expect("temporary directory")
 }
 
 /// The US region, for entries written without a country code.
