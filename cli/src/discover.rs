@@ -161,6 +161,17 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         report.bytes_sent,
         report.bytes_received
     );
+    if report.unopenable_records > 0 {
+        // Which contacts is not said, here or anywhere: the entries are
+        // listed as not registered, as if there were no record.
+        eprintln!(
+            "warning: the server sent {} record(s) under your contacts' match tags that do not \
+             open (corrupt or forged); those contacts are listed as not registered. An honest \
+             server never does this: it may be probing which numbers address books hold. Do not \
+             pass this count on to the service.",
+            report.unopenable_records
+        );
+    }
 
     if args.json {
         let out: Vec<_> = entries

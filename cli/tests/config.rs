@@ -59,7 +59,9 @@ fn value_of(document: &str, key: &str) -> toml::Value {
 #[test]
 fn print_config_of_the_defaults_is_toml_with_every_setting_after_a_comment() {
     let dir = tempfile::tempdir().unwrap();
-    let printed = print_config(dir.path(), &[], &[]);
+    // The defaults plus development mode: without it (or an issuer key)
+    // the server would not run.
+    let printed = print_config(dir.path(), &["--dev"], &[]);
 
     let table: toml::Table = printed.parse().expect("--print-config prints valid TOML");
     assert_eq!(value_of(&printed, "bucket_bits").as_integer(), Some(8));
@@ -157,7 +159,8 @@ fn environment_overrides_the_file_and_a_flag_overrides_the_environment() {
     std::fs::write(&file, "bucket_bits = 5\n[quota]\nburst = 50\n").unwrap();
     let file = file.to_str().unwrap();
     let bits = |args: &[&str], env: &[(&str, &str)]| {
-        let printed = print_config(dir.path(), args, env);
+        let args = [&["--dev"], args].concat();
+        let printed = print_config(dir.path(), &args, env);
         value_of(&printed, "bucket_bits").as_integer().unwrap()
     };
 
@@ -179,7 +182,7 @@ fn environment_overrides_the_file_and_a_flag_overrides_the_environment() {
         7,
         "a flag over the environment"
     );
-    let printed = print_config(dir.path(), &["--bucket-bits", "7"], &env);
+    let printed = print_config(dir.path(), &["--dev", "--bucket-bits", "7"], &env);
     assert_eq!(
         value_of(&printed, "quota.burst").as_integer(),
         Some(50),
@@ -259,6 +262,7 @@ fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting(
     let printed = print_config(
         dir.path(),
         &[
+            "--dev",
             "--admin-listen",
             "0.0.0.0:0",
             "--insecure-behind-terminator",
@@ -281,9 +285,21 @@ fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting(
 fn an_unusable_admin_token_file_stops_the_start_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("short.token"), "tooshort\n").unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        dir.path().join("short.token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let stderr = serve_fails(
         dir.path(),
-        &["--admin-token-file", "short.token", "--data-dir", "data"],
+        &[
+            "--dev",
+            "--admin-token-file",
+            "short.token",
+            "--data-dir",
+            "data",
+        ],
         &[],
     );
     assert!(
@@ -294,7 +310,13 @@ fn an_unusable_admin_token_file_stops_the_start_and_names_the_file() {
     assert!(!dir.path().join("data").exists(), "nothing was created");
     let stderr = serve_fails(
         dir.path(),
-        &["--admin-token-file", "missing.token", "--data-dir", "data"],
+        &[
+            "--dev",
+            "--admin-token-file",
+            "missing.token",
+            "--data-dir",
+            "data",
+        ],
         &[],
     );
     assert!(
@@ -478,10 +500,48 @@ fn a_bad_issuer_key_names_the_key() {
 }
 
 #[test]
-fn empty_strings_mean_no_metrics_endpoint_and_development_mode() {
+fn empty_strings_mean_no_metrics_endpoint_and_no_issuer_key() {
     let settings = from_toml("metrics_listen = \"\"\nissuer_public_key = \"\"\n").unwrap();
     assert_eq!(settings.server.metrics_listen, None);
     assert_eq!(settings.server.issuer, None);
+    assert!(!settings.server.dev, "no key is not development mode");
+    assert_eq!(
+        settings.server.validate().unwrap_err().key,
+        "issuer_public_key",
+        "a server needs a key or dev; the environment or flags may still give either"
+    );
+}
+
+#[test]
+fn without_an_issuer_key_the_server_starts_only_in_development_mode_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    for env in [&[][..], &[("CDS_ISSUER_PUBLIC_KEY", "")][..]] {
+        let stderr = serve_fails(dir.path(), &["--data-dir", "data"], env);
+        assert!(
+            stderr.contains("issuer_public_key is not set (or empty)")
+                && stderr.contains("--issuer-public-key")
+                && stderr.contains("--dev"),
+            "{stderr}"
+        );
+        assert!(!dir.path().join("data").exists(), "nothing was created");
+    }
+    for (args, env) in [
+        (&["--dev"][..], &[][..]),
+        (&[][..], &[("CDS_DEV", "true")][..]),
+    ] {
+        let printed = print_config(dir.path(), args, env);
+        assert_eq!(value_of(&printed, "dev").as_bool(), Some(true));
+    }
+    let key = hex::encode(
+        cds_core::CredentialIssuer::from_seed(&[7; 32])
+            .verifier()
+            .to_bytes(),
+    );
+    let stderr = serve_fails(dir.path(), &["--dev", "--issuer-public-key", &key], &[]);
+    assert!(
+        stderr.contains("dev cannot be combined with issuer_public_key"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn sigterm_during_the_table_build_stops_it_cleanly_and_the_next_start_serves() {
 
     // Start again and send SIGTERM as soon as the table build begins.
     let mut child = std::process::Command::new(common::CDS)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
         .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env("CDS_LOG", "info")

@@ -35,7 +35,7 @@ fn by_name(url: &str) -> String {
 #[test]
 fn admin_with_a_client_certificate_and_discover_with_a_private_ca_work_over_tls() {
     let pki = TestPki::new();
-    let data = tempfile::tempdir().expect("tempdir");
+    let data = cds_tests::private_tempdir();
     let server = tls_serve(data.path(), &pki);
     assert!(
         server.discovery.starts_with("https://"),
@@ -153,7 +153,7 @@ fn serving_plaintext_beyond_loopback_is_refused_with_the_flag_to_add() {
 
 #[test]
 fn behind_a_declared_terminator_plaintext_serves_and_the_log_says_so_once() {
-    let data = tempfile::tempdir().expect("tempdir");
+    let data = cds_tests::private_tempdir();
     let mut server = serve_on(
         "0.0.0.0:0",
         data.path(),

@@ -92,6 +92,7 @@ fn import_then_discover_prints_registered_contacts_as_json() {
         report.contains("3 evaluated by the server, 0 from the cache"),
         "{report}"
     );
+    assert!(!report.contains("warning"), "an honest server: {report}");
 
     // The second run reads the cache: nothing new is evaluated.
     let table = discover(false);

@@ -1,6 +1,6 @@
 //! The networked client: connect, fetch the configuration, discover.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use cds_core::{BucketBits, E164, Label, PublicKey, RecordKeys, ServerProfile};
 use cds_proto::v1::discovery_client::DiscoveryClient;
@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use crate::cache::DiscoveryCache;
 
 use crate::error::ClientError;
-use crate::matching::RecordIndex;
+use crate::matching::{Lookup, RecordIndex};
 use crate::normalize::{InvalidReason, Region, normalize};
 use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
 use crate::transport::ChannelOptions;
@@ -201,6 +201,15 @@ pub struct DiscoveryReport {
     pub bytes_sent: usize,
     /// Encoded size of the Discover responses received.
     pub bytes_received: usize,
+    /// Records under a contact's match tag that did not open (never which
+    /// contacts). Each such contact was reported as not registered, the
+    /// same as if the server had sent no record. An honest server never
+    /// sends one: a non-zero count means a corrupt or forged table,
+    /// possibly a server probing which numbers address books hold. Show it
+    /// to the user at most; never send it to the messenger's servers or
+    /// anything the operator reads: to the server that forged a record
+    /// under one number's tag, the count says whether the book holds it.
+    pub unopenable_records: usize,
 }
 
 /// A connection to a cds Discovery service.
@@ -279,6 +288,13 @@ impl Client {
     /// again (they cost no quota), but their records are fetched afresh, so
     /// a contact who registered or opted out since is seen correctly. The
     /// result has one [`Contact`] per entry, in order.
+    ///
+    /// A record under a contact's match tag that does not open makes that
+    /// contact [`Contact::NotRegistered`], as if there were no record, and
+    /// the call still succeeds; [`DiscoveryReport::unopenable_records`]
+    /// counts such records. Failing the call instead would let a server
+    /// that forges one record under a number's tag learn whether this
+    /// address book holds that number.
     pub async fn discover<S: AsRef<str>>(
         &mut self,
         entries: &[S],
@@ -312,24 +328,39 @@ impl Client {
             }
         };
 
-        normalized
+        // Each distinct number is looked up once. A record that does not
+        // open counts as no record: the call goes on exactly as if the
+        // server had sent none, so a forged record cannot tell the server
+        // whether this book holds the number (see `matching`).
+        let mut found: HashMap<&E164, Option<Label>> = HashMap::with_capacity(unique.len());
+        let mut unopenable = 0;
+        for number in &unique {
+            let output = self
+                .cache
+                .get(number)
+                .ok_or(ClientError::MalformedResponse(
+                    "a contact was not evaluated",
+                ))?;
+            let lookup = index.lookup(output);
+            if lookup == Lookup::Unopenable {
+                unopenable += 1;
+            }
+            found.insert(number, lookup.label());
+        }
+        // Not logged: an app may ship its logs to the operator, and for the
+        // server that forged a record the count answers its question.
+        self.last_report.unopenable_records = unopenable;
+
+        Ok(normalized
             .into_iter()
             .map(|n| match n {
-                Err(reason) => Ok(Contact::Invalid { reason }),
-                Ok(number) => {
-                    let output = self
-                        .cache
-                        .get(&number)
-                        .ok_or(ClientError::MalformedResponse(
-                            "a contact was not evaluated",
-                        ))?;
-                    Ok(match index.lookup(output)? {
-                        Some(label) => Contact::Registered { number, label },
-                        None => Contact::NotRegistered { number },
-                    })
-                }
+                Err(reason) => Contact::Invalid { reason },
+                Ok(number) => match found.get(&number).cloned().flatten() {
+                    Some(label) => Contact::Registered { number, label },
+                    None => Contact::NotRegistered { number },
+                },
             })
-            .collect()
+            .collect())
     }
 
     /// Evaluate the numbers the cache lacks, in batches, and fetch each

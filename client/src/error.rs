@@ -86,10 +86,6 @@ pub enum ClientError {
     /// The server's response is malformed.
     #[error("malformed response from the server: {0}")]
     MalformedResponse(&'static str),
-    /// A record under a contact's match tag does not open: the server sent
-    /// a corrupt record.
-    #[error("a record matching a contact does not open: the server sent a corrupt record")]
-    RecordOpen,
     /// The credential cannot be sent (it is not printable ASCII).
     #[error(
         "the credential is not a valid token: use the token the messenger backend issued, unchanged"

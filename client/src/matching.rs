@@ -1,4 +1,11 @@
 //! Local matching: find each contact's record by its match tag and open it.
+//!
+//! A record under a contact's tag that does not open is "not registered"
+//! for that contact, exactly like no record: the server (which holds the
+//! key) can seal a record under any number's tag, and if a failed open
+//! behaved differently it would learn, from the app's reaction, whether an
+//! address book holds that number. Count such records ([`Lookup::Unopenable`]),
+//! never report which contact they were for.
 
 use std::collections::HashMap;
 
@@ -47,19 +54,188 @@ impl RecordIndex {
         self.by_tag.is_empty()
     }
 
-    /// The label of the user behind `output`, if that user is discoverable.
-    pub fn lookup(&self, output: &Output) -> Result<Option<Label>, ClientError> {
+    /// What the records say about the number behind `output`.
+    pub fn lookup(&self, output: &Output) -> Lookup {
         let keys = RecordKeys::derive(output);
         let Some(&(buf, start, end)) = self.by_tag.get(keys.tag()) else {
-            return Ok(None);
+            return Lookup::NotFound;
         };
         let bytes = &self.buffers[buf][start..end];
-        let record = RecordRef::decode_packed(bytes)
+        RecordRef::decode_packed(bytes)
             .ok()
             .and_then(|mut v| v.pop())
-            .ok_or(ClientError::RecordOpen)?;
-        keys.open(record)
-            .map(Some)
-            .map_err(|_| ClientError::RecordOpen)
+            .and_then(|record| keys.open(record).ok())
+            .map_or(Lookup::Unopenable, Lookup::Registered)
+    }
+}
+
+/// What [`RecordIndex::lookup`] found for one number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A record under the number's tag opened: a discoverable user, with
+    /// this label.
+    Registered(Label),
+    /// No record under the number's tag: not registered, or not
+    /// discoverable.
+    NotFound,
+    /// A record under the number's tag does not open: the server sent a
+    /// corrupt or forged record. Treat the number as not registered, and
+    /// at most count such records: acting on it for this number (an
+    /// error, a retry, a message naming it) would tell the server that the
+    /// address book holds it.
+    Unopenable,
+}
+
+impl Lookup {
+    /// The label, if the record opened; `None` for not found and for a
+    /// record that does not open alike.
+    pub fn label(self) -> Option<Label> {
+        match self {
+            Lookup::Registered(label) => Some(label),
+            Lookup::NotFound | Lookup::Unopenable => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{BucketSelection, ServerParams, prepare};
+    use cds_core::{BucketBits, E164, KeyPair, MatchTag};
+    use cds_proto::v1::DiscoverResponse;
+    use cds_proto::wire;
+    use cds_server::ServingEpoch;
+    use cds_server::discovery::{DiscoverLimits, answer};
+    use cds_server::registry::User;
+    use cds_server::table::{RecordTable, tag_of};
+
+    const ALICE: &str = "+12015550123";
+    const BOB: &str = "+4915123456789";
+
+    fn number(n: &str) -> E164 {
+        E164::parse(n).expect("valid")
+    }
+
+    /// A server whose table holds alice (discoverable), and the client's
+    /// view of it. Bob is not registered.
+    fn setup() -> (ServingEpoch, ServerParams) {
+        let bits = BucketBits::new(2).expect("valid");
+        let server = ServingEpoch::new(
+            7,
+            KeyPair::generate(&mut rand::rng()),
+            RecordTable::new(bits),
+        );
+        server.table().apply(
+            server.oprf(),
+            &User {
+                number: number(ALICE),
+                label: Label::new(b"alice".to_vec()).expect("short"),
+                discoverable: true,
+            },
+        );
+        let params = ServerParams {
+            epoch: 7,
+            public_key: *server.oprf().public_key(),
+            bucket_bits: bits,
+            max_elements_per_request: 10,
+            bucket_scheme: wire::BUCKET_SCHEME_TAG,
+        };
+        (server, params)
+    }
+
+    /// A record under `tag` that no key opens: what a key holder can plant
+    /// for any number, without knowing any label.
+    fn forged_record(tag: &MatchTag) -> Vec<u8> {
+        let mut record = tag.as_bytes().to_vec();
+        record.extend_from_slice(&[7; 12]); // nonce
+        record.push(5); // label length
+        record.extend_from_slice(&[0xab; 5 + 16]); // ciphertext and Poly1305 tag
+        record
+    }
+
+    /// Look `numbers` up through the real request core: prepare, let the
+    /// server answer, apply `tamper` to the answer, verify, match.
+    fn discover(
+        server: &ServingEpoch,
+        params: &ServerParams,
+        numbers: &[&str],
+        tamper: impl FnOnce(&mut DiscoverResponse),
+    ) -> Vec<Lookup> {
+        let numbers: Vec<E164> = numbers.iter().map(|n| number(n)).collect();
+        let p = prepare(
+            numbers.clone(),
+            params,
+            BucketSelection::All,
+            &mut rand::rng(),
+        )
+        .expect("prepares");
+        let limits = DiscoverLimits {
+            max_elements: 10,
+            max_response_bytes: 1 << 20,
+        };
+        let mut response =
+            answer(server, p.message, &limits, &mut rand::rng()).expect("a valid request");
+        tamper(&mut response);
+        let result = p.state.finish(response).expect("the proof verifies");
+        let mut index = RecordIndex::new();
+        for (_, packed) in result.records {
+            index.add(packed).expect("well-formed records");
+        }
+        result
+            .outputs
+            .iter()
+            .map(|(_, output)| index.lookup(output))
+            .collect()
+    }
+
+    #[test]
+    fn an_honest_table_yields_registered_and_not_found() {
+        let (server, params) = setup();
+        let found = discover(&server, &params, &[ALICE, BOB], |_| {});
+        assert_eq!(
+            found,
+            [
+                Lookup::Registered(Label::new(b"alice".to_vec()).expect("short")),
+                Lookup::NotFound
+            ]
+        );
+    }
+
+    #[test]
+    fn a_forged_record_under_a_contacts_tag_reads_as_not_registered() {
+        let (server, params) = setup();
+        // The key holder computes bob's tag and plants a record under it.
+        let tag = tag_of(server.oprf(), &number(BOB));
+        let bucket = params.bucket_bits.bucket_of(&tag);
+        let found = discover(&server, &params, &[ALICE, BOB], |r| {
+            let b = r
+                .buckets
+                .iter_mut()
+                .find(|b| b.bucket == bucket)
+                .expect("every bucket is there");
+            let mut records = b.records.to_vec();
+            records.extend_from_slice(&forged_record(&tag));
+            b.records = records.into();
+        });
+        assert_eq!(found[1], Lookup::Unopenable);
+        assert_eq!(found[1].clone().label(), None, "the same as no record");
+        assert!(matches!(found[0], Lookup::Registered(_)));
+    }
+
+    #[test]
+    fn a_tampered_record_of_a_registered_contact_reads_as_not_registered() {
+        let (server, params) = setup();
+        let bucket = params
+            .bucket_bits
+            .bucket_of(&tag_of(server.oprf(), &number(ALICE)));
+        let found = discover(&server, &params, &[ALICE, BOB], |r| {
+            // Alice's record is the only one in her bucket.
+            let b = &mut r.buckets[bucket as usize];
+            let mut records = b.records.to_vec();
+            let last = records.len() - 1;
+            records[last] ^= 1; // one bit of alice's Poly1305 tag
+            b.records = records.into();
+        });
+        assert_eq!(found, [Lookup::Unopenable, Lookup::NotFound]);
     }
 }

@@ -23,6 +23,11 @@ fn scalar(bytes: &[u8; SCALAR_LEN]) -> Result<curve25519_dalek::Scalar> {
     Ok(SecretKey::from_bytes(bytes)?.0)
 }
 
+/// A caller-chosen proof nonce, wiped after use like a random one.
+fn nonce(bytes: &[u8; SCALAR_LEN]) -> Result<crate::dleq::Nonce> {
+    Ok(zeroize::Zeroizing::new(scalar(bytes)?))
+}
+
 /// OPRF `Blind` with a caller-chosen blind.
 pub fn oprf_blind(input: &[u8], blind: &[u8; SCALAR_LEN]) -> Result<BlindResult<OprfClient>> {
     OprfClient::blind_with(input, scalar(blind)?)
@@ -50,7 +55,7 @@ pub fn voprf_prove_batch(
     evaluated: &[EvaluatedElement],
     r: &[u8; SCALAR_LEN],
 ) -> Result<Proof> {
-    server.prove_batch_with(blinded, evaluated, &scalar(r)?)
+    server.prove_batch_with(blinded, evaluated, &nonce(r)?)
 }
 
 /// POPRF `BlindEvaluateBatch` with a caller-chosen nonce `r`.
@@ -60,7 +65,7 @@ pub fn poprf_blind_evaluate_batch(
     info: &[u8],
     r: &[u8; SCALAR_LEN],
 ) -> Result<BatchEvaluation> {
-    server.blind_evaluate_batch_with(blinded, info, &scalar(r)?)
+    server.blind_evaluate_batch_with(blinded, info, &nonce(r)?)
 }
 
 /// Issue a version 1 credential: an expiry and no issue time. Servers

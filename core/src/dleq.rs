@@ -3,10 +3,13 @@
 
 use curve25519_dalek::traits::VartimeMultiscalarMul;
 use curve25519_dalek::{RistrettoPoint, Scalar};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::group::{Proof, PublicKey};
 use crate::hash::{hash_to_scalar_default, sha512};
+use crate::key::random_nonzero_scalar;
 use crate::suite::{MAX_BATCH, len2};
 
 /// The composite weights `d[i]` of `ComputeComposites`, derived from the
@@ -106,6 +109,17 @@ impl Elements {
     }
 }
 
+/// The prover's nonce `r` of one proof. It is as secret as the key: with
+/// the proof it gives `k = (r - s) / c`. [`Zeroizing`] wipes it when it is
+/// dropped, on every path (an error, a panic), and [`generate_proof`]
+/// takes nothing else.
+pub(crate) type Nonce = Zeroizing<Scalar>;
+
+/// RFC 9497 `RandomScalar` for a proof nonce: uniform, nonzero, wiped on drop.
+pub(crate) fn random_nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> Nonce {
+    Zeroizing::new(random_nonzero_scalar(rng))
+}
+
 /// `GenerateProof(k, G, B, C, D)` with the prover's nonce `r`, using
 /// `ComputeCompositesFast` (`Z = k * M`).
 pub(crate) fn generate_proof(
@@ -113,7 +127,7 @@ pub(crate) fn generate_proof(
     b: &[u8; 32],
     c: &Elements,
     d_bytes: &[[u8; 32]],
-    r: &Scalar,
+    r: &Nonce,
     context: &[u8],
 ) -> Result<Proof> {
     check_batch(c.bytes.len(), d_bytes.len())?;
@@ -121,9 +135,11 @@ pub(crate) fn generate_proof(
     let m = composite_m_vartime(&weights, &c.points);
     let z = k * m;
     let t2 = RistrettoPoint::mul_base(r);
-    let t3 = r * m;
+    let t3 = **r * m;
     let c = challenge(b, &m, &z, &t2, &t3, context);
-    let s = r - c * k;
+    // `c * k` reveals the key as surely as `r` does: wiped as well.
+    let ck = Zeroizing::new(c * k);
+    let s = **r - *ck;
     Ok(Proof { c, s })
 }
 
@@ -147,5 +163,22 @@ pub(crate) fn verify_proof_vartime(
         Ok(())
     } else {
         Err(Error::ProofVerification)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiles only for types that wipe themselves when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    #[test]
+    fn a_proof_nonce_is_random_nonzero_and_wiped_on_drop() {
+        let mut rng = rand::rng();
+        let (a, b) = (random_nonce(&mut rng), random_nonce(&mut rng));
+        wiped_on_drop(&a);
+        assert_ne!(*a, Scalar::ZERO);
+        assert_ne!(*a, *b, "a fresh nonce for every proof");
     }
 }

@@ -30,6 +30,7 @@ use crate::limits::quota::Quotas;
 use crate::limits::response_memory::HoldLayer;
 use crate::limits::token_bucket::Rate;
 use crate::metrics::layer::ObserveLayer;
+use crate::private_files;
 use crate::registry::Registry;
 use crate::state::State;
 use crate::tls::ListenerTls;
@@ -57,9 +58,19 @@ struct Opened {
 
 /// Read the admin token and the TLS files, create or check the data
 /// directory, open the registry (its lock keeps a second server off the
-/// directory) and load or create the key. Blocking: runs on the blocking
-/// pool.
+/// directory) and load or create the key. Every secret file and the data
+/// directory must be closed to group and others (Unix). Blocking: runs on
+/// the blocking pool.
 fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
+    if let Some(path) = &config.admin_token_file {
+        private_files::check_secret(path, "the admin token file")?;
+    }
+    for key in [&config.tls_key, &config.admin_tls_key]
+        .into_iter()
+        .flatten()
+    {
+        private_files::check_secret(key, "the TLS private key file")?;
+    }
     let admin_token = config
         .admin_token_file
         .as_deref()
@@ -79,9 +90,13 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     };
     let dir = &config.data_dir;
     keystore::ensure_private_dir(dir)?;
-    let verifier = match config.issuer {
-        Some(v) => v,
-        None => {
+    private_files::check_data_dir(dir)?;
+    for (name, what) in private_files::DATA_DIR_SECRETS {
+        private_files::check_secret(&dir.join(name), what)?;
+    }
+    let verifier = match (config.issuer, config.dev) {
+        (Some(v), _) => v,
+        (None, true) => {
             tracing::warn!(
                 "development mode: credentials are checked against {} in the data directory; \
                  give the messenger backend's public key for production",
@@ -89,9 +104,16 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
             );
             keystore::load_or_create_dev_issuer(dir)?
         }
+        // `validate` refuses this before anything is opened.
+        (None, false) => {
+            return Err(ServerError::Config(
+                "no issuer_public_key and not in development mode".into(),
+            ));
+        }
     };
     // The registry first: its lock keeps a second server off this
     // directory before anything in it (such as a pending key) is touched.
+    private_files::create_private(&dir.join(crate::registry::DB_FILE))?;
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
     let budgets = registry.load_budgets()?;

@@ -63,14 +63,19 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How long entries of the registry's change feed are kept.
     pub change_log_retention: Duration,
-    /// The messenger backend's credential public key. `None`: development
-    /// mode, with an issuer key created in the data directory.
+    /// The messenger backend's credential public key. `None` only with
+    /// `dev`: [`ServerConfig::validate`] refuses a server with neither.
     pub issuer: Option<CredentialVerifier>,
     /// The longest validity a credential may have: from its issue time to
     /// its expiry (credentials without an issue time: from now). Longer
     /// ones are refused, which bounds how long a stolen credential is
     /// usable. Whole seconds.
     pub max_credential_lifetime: Duration,
+    /// Development mode: without `issuer`, create an issuer key in the data
+    /// directory and accept the credentials made with it (`cds admin
+    /// token`). Only when asked for: whoever reads the data directory can
+    /// then mint credentials.
+    pub dev: bool,
     /// Evaluation budgets per account.
     pub quota: QuotaConfig,
     /// Limits per peer address.
@@ -213,6 +218,7 @@ impl Default for ServerConfig {
             change_log_retention: DEFAULT_CHANGE_LOG_RETENTION,
             issuer: None,
             max_credential_lifetime: DEFAULT_MAX_CREDENTIAL_LIFETIME,
+            dev: false,
             quota: QuotaConfig::default(),
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
@@ -326,6 +332,38 @@ impl ServerConfig {
     /// the first that is not. [`crate::start`] refuses such settings too;
     /// this tells before anything is opened.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.validate_partial()?;
+        self.validate_issuer()
+    }
+
+    /// Who issues credentials: the messenger backend's public key, or
+    /// development mode when asked for; never both, never neither (an
+    /// empty key is no key).
+    fn validate_issuer(&self) -> Result<(), InvalidSetting> {
+        let fail = |key, problem: &str| {
+            Err(InvalidSetting {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        match (&self.issuer, self.dev) {
+            (None, false) => fail(
+                "issuer_public_key",
+                "is not set (or empty): give --issuer-public-key with the messenger backend's credential public key (`cds admin issuer-keygen` makes one), or --dev for development mode, with an issuer key in the data directory",
+            ),
+            (Some(_), true) => fail(
+                "dev",
+                "cannot be combined with issuer_public_key: development mode makes its own issuer key; leave out --dev in production, or the issuer key for development",
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every check of [`ServerConfig::validate`] except who issues
+    /// credentials: for one layer of settings (a configuration file) that
+    /// the environment or flags may still complete with an issuer key or
+    /// `dev`.
+    pub fn validate_partial(&self) -> Result<(), InvalidSetting> {
         let check = |ok: bool, key: &'static str, problem: String| {
             if ok {
                 Ok(())
@@ -419,8 +457,41 @@ mod tests {
             listen: "0.0.0.0:50051".parse().expect("address"),
             admin_listen: "10.0.0.5:50052".parse().expect("address"),
             admin_token_file: Some("admin.token".into()),
+            dev: true,
             ..ServerConfig::default()
         }
+    }
+
+    #[test]
+    fn development_mode_only_when_asked_for_and_never_beside_an_issuer_key() {
+        let defaults = ServerConfig::default();
+        let refused = defaults.validate().expect_err("no issuer, no dev");
+        assert_eq!(refused.key, "issuer_public_key");
+        assert!(
+            refused.problem.contains("--issuer-public-key") && refused.problem.contains("--dev"),
+            "{refused}"
+        );
+        defaults
+            .validate_partial()
+            .expect("a layer may leave the issuer to the next");
+
+        let dev = ServerConfig {
+            dev: true,
+            ..ServerConfig::default()
+        };
+        dev.validate().expect("development mode, asked for");
+        let issuer = cds_core::CredentialIssuer::from_seed(&[1; 32]).verifier();
+        let production = ServerConfig {
+            issuer: Some(issuer),
+            ..ServerConfig::default()
+        };
+        production.validate().expect("the backend's key");
+        let both = ServerConfig {
+            issuer: Some(issuer),
+            dev: true,
+            ..ServerConfig::default()
+        };
+        assert_eq!(refused_key(&both), "dev");
     }
 
     fn refused_key(c: &ServerConfig) -> &'static str {
@@ -445,8 +516,13 @@ mod tests {
         plain.insecure_behind_terminator = true;
         plain.validate().expect("a declared terminator");
         assert!(
-            ServerConfig::default().validate().is_ok(),
-            "loopback quick start"
+            ServerConfig {
+                dev: true,
+                ..ServerConfig::default()
+            }
+            .validate()
+            .is_ok(),
+            "loopback quick start (cds serve --dev)"
         );
     }
 
@@ -454,6 +530,7 @@ mod tests {
     fn tls_files_come_in_pairs_and_client_cas_need_admin_tls() {
         let only = |adjust: fn(&mut ServerConfig)| {
             let mut c = ServerConfig::new("data");
+            c.dev = true;
             adjust(&mut c);
             refused_key(&c)
         };
@@ -483,6 +560,7 @@ mod tests {
     #[test]
     fn credentials_must_be_allowed_a_lifetime_of_at_least_a_second() {
         let mut c = ServerConfig::new("data");
+        c.dev = true;
         c.max_credential_lifetime = Duration::from_millis(999);
         assert_eq!(refused_key(&c), "max_credential_lifetime");
         c.max_credential_lifetime = Duration::from_secs(1);

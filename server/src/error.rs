@@ -40,6 +40,32 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The data directory can be read or written by group or others.
+    #[error(
+        "the data directory {} is open to group or others (mode {mode:o}): run `chmod 700 {}` and start again; it holds the OPRF key and the registry",
+        .path.display(),
+        .path.display()
+    )]
+    DataDirOpen {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file holding a secret can be read or written by group or others.
+    #[error(
+        "{what} {} is readable or writable by group or others (mode {mode:o}): run `chmod 600 {}` and start again; if anyone else may have read it, replace it",
+        .path.display(),
+        .path.display()
+    )]
+    SecretOpen {
+        /// What the file holds, as errors name it.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The admin token file does not hold a usable token.
     #[error(
         "the admin token file {path} {reason}; a token is 32 to 256 visible ASCII characters on one line (`cds admin new-admin-token --out FILE` writes one)"

@@ -30,7 +30,9 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), cds_server::ServerError> {
-//! let server = cds_server::start(cds_server::ServerConfig::new("./cds-data")).await?;
+//! let mut config = cds_server::ServerConfig::new("./cds-data");
+//! config.dev = true; // or config.issuer = Some(the messenger backend's key)
+//! let server = cds_server::start(config).await?;
 //! println!("discovery on {}", server.discovery_addr());
 //! server.shutdown().await?;
 //! # Ok(()) }
@@ -52,6 +54,7 @@ pub mod keystore;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod private_files;
 pub mod registry;
 mod rotation;
 mod state;

@@ -240,7 +240,7 @@ async fn health(url: String, service: &str) -> ServingStatus {
 
 #[tokio::test]
 async fn health_is_not_serving_until_the_table_is_built_then_serving() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = cds_tests::private_tempdir();
     let issuer = cds_core::CredentialIssuer::generate(&mut rand::rng());
     let starting = cds_server::bind(test_config(dir.path(), &issuer))
         .await

@@ -18,6 +18,7 @@ use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
 pub mod pki;
+pub mod tamper;
 
 /// A running server on loopback and its data directory.
 pub struct TestServer {
@@ -55,7 +56,7 @@ impl TestServer {
 
     /// Start a server on a fresh data directory with adjusted settings.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
+        let dir = private_tempdir();
         let issuer = CredentialIssuer::generate(&mut rand::rng());
         let mut config = test_config(dir.path(), &issuer);
         adjust(&mut config);
@@ -112,6 +113,16 @@ impl TestServer {
             .expect("config")
             .into_inner();
         cds_core::PublicKey::from_slice(&config.public_key).expect("a valid public key")
+    }
+
+    /// The match tag of `e164` as the key holder computes it (with the
+    /// key file of the data directory), and its bucket: where the server
+    /// would put a record for that number, forged or not.
+    pub fn tag_of(&self, e164: &str) -> (cds_core::MatchTag, u32) {
+        let epoch = cds_server::keystore::load_or_create(self.dir.path()).expect("the key loads");
+        let number = cds_core::E164::parse(e164).expect("a valid number");
+        let tag = cds_server::table::tag_of(&cds_core::VoprfServer::new(epoch.key), &number);
+        (tag, self.config.bucket_bits.bucket_of(&tag))
     }
 
     /// A connected client of [`TEST_ACCOUNT`] with default options.
@@ -301,6 +312,16 @@ impl TestServer {
             s.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A new temporary directory only its owner can enter (0700 on Unix), as
+/// the server requires of its data directory: `tempfile` creates them with
+/// the default mode (0755 under the usual umask).
+pub fn private_tempdir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir().expect("temporary directory")
 }
 
 /// The US region, for entries written without a country code.

@@ -74,7 +74,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     if args.users > 10_000_000 {
         anyhow::bail!("--users is limited to 10,000,000 synthetic users");
     }
-    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+    let dir = private_tempdir().context("cannot create a temporary data directory")?;
     let users = args.users;
     let quiet = args.json;
     let data = dir.path().to_owned();
@@ -160,4 +160,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         .await
         .context("the benchmark server did not stop cleanly")?;
     Ok(Report::new(args, "local", measured?, Some(setup)))
+}
+
+/// A temporary data directory only this user can enter (0700 on Unix), as
+/// the server requires; `tempfile` uses the default mode otherwise.
+fn private_tempdir() -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir()
 }

@@ -86,9 +86,11 @@ impl Settings {
         let mut settings = defaults.clone();
         read_table(document.get_ref(), None, &defaults, &mut settings)
             .map_err(|(span, message)| parse_error(Some(span), message))?;
+        // The environment or flags may still give the issuer key (or
+        // `dev`); `cds serve` checks the whole once they are applied.
         settings
             .server
-            .validate()
+            .validate_partial()
             .map_err(|setting| ConfigFileError::Invalid {
                 path: path.to_owned(),
                 setting,

@@ -203,10 +203,9 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         key: "issuer_public_key",
         value_name: "HEX",
-        default: "none (development mode)",
+        default: "none",
         about: "The messenger backend's credential public key, 64 hex digits (from \
-                `cds admin issuer-keygen`). \"\" runs in development mode with an \
-                issuer key in the data directory, which `cds admin token` uses.",
+                `cds admin issuer-keygen`). Required unless dev is set; \"\" is no key.",
         flag: None,
         field: field!(server.issuer),
     },
@@ -220,6 +219,17 @@ pub static SETTINGS: &[Setting] = &[
                 is usable.",
         flag: None,
         field: field!(server.max_credential_lifetime),
+    },
+    Setting {
+        key: "dev",
+        value_name: "BOOL",
+        default: "false",
+        about: "Development mode, instead of issuer_public_key: keep an issuer key in \
+                the data directory (issuer.key) and accept the credentials `cds admin \
+                token` makes with it. Not for production: whoever reads the data \
+                directory can mint credentials.",
+        flag: None,
+        field: field!(server.dev),
     },
     Setting {
         key: "log_format",

@@ -171,8 +171,8 @@ impl SettingValue for Option<PathBuf> {
     }
 }
 
-/// The issuer public key: 64 hex digits, or "" for none (development
-/// mode).
+/// The issuer public key: 64 hex digits, or "" for none (which the server
+/// accepts only in development mode, `dev`).
 impl SettingValue for Option<CredentialVerifier> {
     fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
@@ -182,7 +182,7 @@ impl SettingValue for Option<CredentialVerifier> {
         let bytes: [u8; 32] = hex::decode(text)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or("expected 64 hex digits (the output of `cds admin issuer-keygen`), or \"\" for development mode")?;
+            .ok_or("expected 64 hex digits (the output of `cds admin issuer-keygen`)")?;
         CredentialVerifier::from_bytes(&bytes)
             .map(Some)
             .map_err(|_| {

@@ -64,8 +64,15 @@ pub fn serve_logging(data_dir: &Path, extra: &[&str], log_filter: &str) -> Serve
     serve_on("127.0.0.1:0", data_dir, extra, log_filter)
 }
 
-/// [`serve_logging`] with Discovery on `listen`.
+/// [`serve_logging`] with Discovery on `listen`. In development mode
+/// (`--dev`, as the README's quick start) unless `extra` gives an issuer
+/// key.
 pub fn serve_on(listen: &str, data_dir: &Path, extra: &[&str], log_filter: &str) -> Served {
+    let dev: &[&str] = if extra.contains(&"--issuer-public-key") {
+        &[]
+    } else {
+        &["--dev"]
+    };
     let mut child = Command::new(CDS)
         .args([
             "serve",
@@ -76,6 +83,7 @@ pub fn serve_on(listen: &str, data_dir: &Path, extra: &[&str], log_filter: &str)
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(dev)
         .args(extra)
         .env("CDS_LOG", log_filter)
         .stderr(Stdio::piped())

@@ -11,7 +11,7 @@ use super::{
     BatchEvaluation, Blind, BlindResult, Output, blind_input, check_input, check_lengths,
     finalize_hash, input_element, unblind_batch,
 };
-use crate::dleq::{Elements, generate_proof, verify_proof_vartime};
+use crate::dleq::{Elements, Nonce, generate_proof, random_nonce, verify_proof_vartime};
 use crate::error::{Error, Result};
 use crate::group::{BlindedElement, EvaluatedElement, Proof, PublicKey};
 use crate::hash::hash_to_scalar_default;
@@ -147,14 +147,14 @@ impl PoprfServer {
         info: &[u8],
         rng: &mut R,
     ) -> Result<BatchEvaluation> {
-        self.blind_evaluate_batch_with(blinded, info, &random_nonzero_scalar(rng))
+        self.blind_evaluate_batch_with(blinded, info, &random_nonce(rng))
     }
 
     pub(crate) fn blind_evaluate_batch_with(
         &self,
         blinded: &[BlindedElement],
         info: &[u8],
-        r: &Scalar,
+        r: &Nonce,
     ) -> Result<BatchEvaluation> {
         let mut t = self.tweak(info)?;
         let t_inv = t.invert();

@@ -12,7 +12,7 @@ use super::{
     BatchEvaluation, Blind, BlindResult, Output, blind_input, check_input, check_lengths,
     finalize_hash, input_element, input_elements, mul_compress_batch, unblind_batch,
 };
-use crate::dleq::{Elements, generate_proof, verify_proof_vartime};
+use crate::dleq::{Elements, Nonce, generate_proof, random_nonce, verify_proof_vartime};
 use crate::error::Result;
 use crate::group::{BlindedElement, EvaluatedElement, Proof, PublicKey};
 use crate::key::{KeyPair, random_nonzero_scalar};
@@ -289,14 +289,14 @@ impl VoprfServer {
         evaluated: &[EvaluatedElement],
         rng: &mut R,
     ) -> Result<Proof> {
-        self.prove_batch_with(blinded, evaluated, &random_nonzero_scalar(rng))
+        self.prove_batch_with(blinded, evaluated, &random_nonce(rng))
     }
 
     pub(crate) fn prove_batch_with(
         &self,
         blinded: &[BlindedElement],
         evaluated: &[EvaluatedElement],
-        r: &Scalar,
+        r: &Nonce,
     ) -> Result<Proof> {
         let d_bytes: Vec<_> = evaluated.iter().map(|e| e.bytes).collect();
         generate_proof(
