@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use cds_core::{BucketBits, E164, Label, PublicKey, RecordKeys, ServerProfile};
+use cds_core::{E164, Label, RecordKeys, ServerProfile};
+use cds_proto::v1::GetConfigRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
-use cds_proto::v1::{Config, GetConfigRequest};
 use cds_proto::wire;
 use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -12,22 +12,15 @@ use tonic::transport::Channel;
 
 use crate::cache::DiscoveryCache;
 
+use crate::builder::ClientBuilder;
+use crate::config_check::accept_config;
 use crate::error::ClientError;
 use crate::matching::{Lookup, RecordIndex};
 use crate::normalize::{InvalidReason, Region, normalize};
 use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
-use crate::transport::ChannelOptions;
 
 /// Largest response the client accepts (the records of many buckets).
-const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
-
-/// The most bucket bits a client without a [`ServerProfile`] accepts from
-/// the server (65,536 buckets). In contacts-only mode the server learns
-/// this many bits of a hash of every contact looked up; a server announcing
-/// more is refused ([`ClientError::BucketBitsAboveCeiling`]). An app whose
-/// server legitimately uses more buckets ships a profile with a higher
-/// ceiling; `docs/threat-model.md` gives the figures.
-pub const DEFAULT_MAX_BUCKET_BITS: u8 = 16;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
 /// How much the client tells the server about which records it needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,123 +54,6 @@ pub enum Contact {
         /// Why not.
         reason: InvalidReason,
     },
-}
-
-/// Builder for a [`Client`].
-#[derive(Clone, Debug)]
-pub struct ClientBuilder {
-    url: String,
-    /// What the app trusts about the server, if it said ([`ClientBuilder::profile`]).
-    pinned: Option<ServerProfile>,
-    bucket_mode: BucketMode,
-    credential: Option<String>,
-    cache: DiscoveryCache,
-    channel: ChannelOptions,
-}
-
-/// Options that weaken what the client protects, each named for what it
-/// gives up; from [`ClientBuilder::dangerous`].
-#[derive(Debug)]
-pub struct DangerousClientBuilder(ClientBuilder);
-
-impl DangerousClientBuilder {
-    /// Allow an `http://` URL to a host other than loopback: the
-    /// credential and every blinded element cross the network in clear
-    /// text, and a man in the middle can replay the credential. Only for a
-    /// TLS terminator on a network path you trust.
-    pub fn allow_remote_plaintext(mut self) -> ClientBuilder {
-        self.0.channel = self.0.channel.allow_remote_plaintext();
-        self.0
-    }
-}
-
-impl ClientBuilder {
-    /// For `https://` URLs: trust only the CA certificate(s) in `pem` (a
-    /// private CA) instead of the public web CAs.
-    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.channel = self.channel.ca_certificate(pem);
-        self
-    }
-
-    /// Reach the server with these channel options (CA, plaintext opt-in),
-    /// replacing any set before.
-    pub fn channel(mut self, options: ChannelOptions) -> Self {
-        self.channel = options;
-        self
-    }
-
-    /// Options that weaken the client's protection.
-    pub fn dangerous(self) -> DangerousClientBuilder {
-        DangerousClientBuilder(self)
-    }
-
-    /// Trust only this public key, instead of the one the server announces:
-    /// the same as a [`ClientBuilder::profile`] listing this key alone, with
-    /// the default ceiling [`DEFAULT_MAX_BUCKET_BITS`]. Replaces an earlier
-    /// profile. A single pinned key stops working at the server's next key
-    /// rotation; a profile can list the announced next key too.
-    pub fn pin_public_key(mut self, key: PublicKey) -> Self {
-        self.pinned = Some(ServerProfile::one_key(key, DEFAULT_CEILING));
-        self
-    }
-
-    /// Trust only what `profile` allows: its suite, its public keys, and at
-    /// most its ceiling of bucket bits. Every configuration the client
-    /// fetches (at connect, and after a key rotation) is checked against it
-    /// before any request that carries contact data is sent; a server
-    /// outside the profile is refused ([`ClientError::UnsupportedSuite`],
-    /// [`ClientError::PublicKeyMismatch`],
-    /// [`ClientError::BucketBitsAboveCeiling`]). Replaces an earlier pinned
-    /// key. Without a profile, any key is trusted and the ceiling is
-    /// [`DEFAULT_MAX_BUCKET_BITS`].
-    pub fn profile(mut self, profile: ServerProfile) -> Self {
-        self.pinned = Some(profile);
-        self
-    }
-
-    /// Choose how many buckets to download.
-    pub fn bucket_mode(mut self, mode: BucketMode) -> Self {
-        self.bucket_mode = mode;
-        self
-    }
-
-    /// The account credential the messenger backend issued (required by
-    /// servers that authenticate discovery, which is the default).
-    pub fn credential(mut self, token: impl Into<String>) -> Self {
-        self.credential = Some(token.into());
-        self
-    }
-
-    /// Start from a cache saved earlier ([`Client::cache`]), so known
-    /// contacts cost no evaluation.
-    pub fn cache(mut self, cache: DiscoveryCache) -> Self {
-        self.cache = cache;
-        self
-    }
-
-    /// Connect and fetch the server's configuration.
-    pub async fn connect(self) -> Result<Client, ClientError> {
-        let authorization = self
-            .credential
-            .map(|t| {
-                MetadataValue::try_from(wire::bearer(&t))
-                    .map_err(|_| ClientError::InvalidCredential)
-            })
-            .transpose()?;
-        let channel = self.channel.connect(&self.url).await?;
-        let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let mut client = Client {
-            rpc,
-            pinned: self.pinned,
-            bucket_mode: self.bucket_mode,
-            params: None,
-            authorization,
-            cache: self.cache,
-            last_report: DiscoveryReport::default(),
-        };
-        client.refresh_config().await?;
-        Ok(client)
-    }
 }
 
 /// What the last [`Client::discover`] call did.
@@ -215,14 +91,14 @@ pub struct DiscoveryReport {
 /// A connection to a cds Discovery service.
 #[derive(Debug, Clone)]
 pub struct Client {
-    rpc: DiscoveryClient<Channel>,
+    pub(crate) rpc: DiscoveryClient<Channel>,
     /// The app's server profile, if it gave one.
-    pinned: Option<ServerProfile>,
-    bucket_mode: BucketMode,
-    params: Option<ServerParams>,
-    authorization: Option<MetadataValue<Ascii>>,
-    cache: DiscoveryCache,
-    last_report: DiscoveryReport,
+    pub(crate) pinned: Option<ServerProfile>,
+    pub(crate) bucket_mode: BucketMode,
+    pub(crate) params: Option<ServerParams>,
+    pub(crate) authorization: Option<MetadataValue<Ascii>>,
+    pub(crate) cache: DiscoveryCache,
+    pub(crate) last_report: DiscoveryReport,
 }
 
 impl Client {
@@ -232,14 +108,7 @@ impl Client {
     /// server on this machine; `http://` to other hosts is refused unless
     /// [`DangerousClientBuilder::allow_remote_plaintext`].
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            pinned: None,
-            bucket_mode: BucketMode::default(),
-            credential: None,
-            cache: DiscoveryCache::new(),
-            channel: ChannelOptions::default(),
-        }
+        ClientBuilder::new(url.into())
     }
 
     /// The cache of evaluated contacts, to save (see [`DiscoveryCache::to_bytes`])
@@ -514,143 +383,4 @@ fn ids_in_chunks(ids: &BTreeSet<u32>, max: usize) -> Vec<BucketSelection> {
     ids.chunks(max)
         .map(|c| BucketSelection::Ids(c.to_vec()))
         .collect()
-}
-
-/// The ceiling of a client without a profile (checked at compile time).
-const DEFAULT_CEILING: BucketBits = match BucketBits::new(DEFAULT_MAX_BUCKET_BITS) {
-    Ok(bits) => bits,
-    Err(_) => panic!("DEFAULT_MAX_BUCKET_BITS is above MAX_BUCKET_BITS"),
-};
-
-/// Check a `GetConfig` answer against the app's profile (or, without one,
-/// the default ceiling) and the protocol's rules: the suite, the public
-/// key, the bucket bits and the batch limit (docs/protocol.md §7).
-fn accept_config(c: Config, profile: Option<&ServerProfile>) -> Result<ServerParams, ClientError> {
-    // In v1 a profile's suite is the one suite this client speaks.
-    let suite = profile.map_or(wire::SUITE, |p| p.suite().name());
-    if c.suite != suite {
-        return Err(ClientError::UnsupportedSuite(c.suite));
-    }
-    let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
-        ClientError::InvalidConfig("the public key is not a canonical ristretto255 element")
-    })?;
-    if profile.is_some_and(|p| !p.accepts(&public_key)) {
-        return Err(ClientError::PublicKeyMismatch);
-    }
-    let bucket_bits = u8::try_from(c.bucket_bits)
-        .ok()
-        .and_then(|b| BucketBits::new(b).ok())
-        .ok_or(ClientError::InvalidConfig("bucket bits out of range"))?;
-    let ceiling = profile.map_or(DEFAULT_CEILING, ServerProfile::max_bucket_bits);
-    if bucket_bits.get() > ceiling.get() {
-        return Err(ClientError::BucketBitsAboveCeiling {
-            announced: bucket_bits.get(),
-            ceiling: ceiling.get(),
-        });
-    }
-    let max = (c.max_elements_per_request as usize).min(cds_core::MAX_BATCH);
-    if max == 0 {
-        return Err(ClientError::InvalidConfig("the server accepts no elements"));
-    }
-    Ok(ServerParams {
-        epoch: c.epoch,
-        public_key,
-        bucket_bits,
-        max_elements_per_request: max,
-        bucket_scheme: c.bucket_scheme,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cds_core::KeyPair;
-
-    fn key() -> PublicKey {
-        *KeyPair::generate(&mut rand::rng()).public()
-    }
-
-    fn config(public_key: &PublicKey, bucket_bits: u32) -> Config {
-        Config {
-            epoch: 7,
-            public_key: public_key.to_bytes().to_vec().into(),
-            bucket_bits,
-            max_elements_per_request: 100,
-            suite: wire::SUITE.to_owned(),
-            bucket_scheme: wire::BUCKET_SCHEME_TAG,
-        }
-    }
-
-    fn profile(keys: &[PublicKey], ceiling: u8) -> ServerProfile {
-        ServerProfile::new(
-            keys.iter().copied(),
-            BucketBits::new(ceiling).expect("valid"),
-        )
-        .expect("valid profile")
-    }
-
-    #[test]
-    fn a_config_inside_the_profile_is_accepted() {
-        let (current, next) = (key(), key());
-        let p = profile(&[current, next], 8);
-        for k in [current, next] {
-            let params = accept_config(config(&k, 8), Some(&p)).expect("accepted");
-            assert_eq!(params.public_key, k);
-            assert_eq!(params.bucket_bits.get(), 8);
-        }
-    }
-
-    #[test]
-    fn each_way_out_of_the_profile_has_its_own_error() {
-        let (trusted, other) = (key(), key());
-        let p = profile(&[trusted], 8);
-        let mut wrong_suite = config(&trusted, 8);
-        wrong_suite.suite = "P256-SHA256".into();
-        assert!(matches!(
-            accept_config(wrong_suite, Some(&p)),
-            Err(ClientError::UnsupportedSuite(_))
-        ));
-        assert!(matches!(
-            accept_config(config(&other, 8), Some(&p)),
-            Err(ClientError::PublicKeyMismatch)
-        ));
-        assert!(matches!(
-            accept_config(config(&trusted, 9), Some(&p)),
-            Err(ClientError::BucketBitsAboveCeiling {
-                announced: 9,
-                ceiling: 8
-            })
-        ));
-        assert!(matches!(
-            accept_config(config(&trusted, 25), Some(&p)),
-            Err(ClientError::InvalidConfig(_))
-        ));
-    }
-
-    #[test]
-    fn without_a_profile_any_key_and_the_default_ceiling() {
-        assert!(accept_config(config(&key(), 16), None).is_ok());
-        let err = accept_config(config(&key(), 17), None).expect_err("above 16");
-        assert!(matches!(
-            err,
-            ClientError::BucketBitsAboveCeiling {
-                announced: 17,
-                ceiling: DEFAULT_MAX_BUCKET_BITS
-            }
-        ));
-        let message = err.to_string();
-        assert!(
-            message.contains("17") && message.contains("16"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn a_pinned_key_is_a_profile_of_that_key_with_the_default_ceiling() {
-        let k = key();
-        let builder = Client::builder("http://127.0.0.1:1").pin_public_key(k);
-        let p = builder.pinned.expect("pinned");
-        assert_eq!(p.keys(), [k]);
-        assert_eq!(p.max_bucket_bits().get(), DEFAULT_MAX_BUCKET_BITS);
-    }
 }

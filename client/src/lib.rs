@@ -29,8 +29,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
+mod builder;
 mod cache;
 mod client;
+mod config_check;
 mod error;
 pub mod matching;
 pub mod normalize;
@@ -39,12 +41,11 @@ pub mod session;
 mod test_support;
 mod transport;
 
+pub use builder::{ClientBuilder, DangerousClientBuilder};
 pub use cache::{CacheError, DiscoveryCache};
 pub use cds_core::{ProfileError, ServerProfile};
-pub use client::{
-    BucketMode, Client, ClientBuilder, Contact, DEFAULT_MAX_BUCKET_BITS, DangerousClientBuilder,
-    DiscoveryReport,
-};
+pub use client::{BucketMode, Client, Contact, DiscoveryReport};
+pub use config_check::DEFAULT_MAX_BUCKET_BITS;
 pub use error::{ClientError, Limit};
 pub use normalize::{InvalidReason, Region, UnknownRegion};
 pub use transport::ChannelOptions;

@@ -3,47 +3,28 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cds_core::CredentialVerifier;
-use cds_proto::v1::admin_server::AdminServer;
-use cds_proto::v1::discovery_server::DiscoveryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
-use crate::admin::AdminService;
 use crate::admin_token::AdminToken;
 use crate::config::ServerConfig;
-use crate::discovery::DiscoveryService;
 use crate::error::ServerError;
 use crate::housekeeping::sweep;
 use crate::keystore::{self, Epoch};
 use crate::lifecycle::{Health, RunningServer, ServeTasks, Starting};
 use crate::limits::budget_store::{StoredBudget, unix_ms_now};
 use crate::limits::gate::Gate;
-use crate::limits::peer::{LimitedConnection, PeerLimits};
+use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
-use crate::limits::response_memory::HoldLayer;
 use crate::limits::token_bucket::Rate;
-use crate::metrics::layer::ObserveLayer;
+use crate::listeners::{ADMIN_SERVICE, DISCOVERY_SERVICE, spawn_admin, spawn_discovery, stopped};
 use crate::private_files;
 use crate::registry::Registry;
 use crate::state::State;
 use crate::tls::ListenerTls;
-
-/// The full name of the Discovery service, as health checks name it.
-const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
-/// The full name of the Admin service.
-const ADMIN_SERVICE: &str = "cds.v1.Admin";
-
-/// Largest admin message accepted (an import chunk).
-const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
-/// Concurrent requests one connection may have in flight.
-const PER_CONNECTION_CONCURRENCY: usize = 64;
 
 /// What the data directory and the configured files give a server.
 struct Opened {
@@ -164,67 +145,6 @@ async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Se
     Ok((listener, local))
 }
 
-/// Accepted connections, less those over their peer's connection limit
-/// (closed at once).
-fn limited_incoming(
-    listener: TcpListener,
-    peers: PeerLimits,
-) -> impl tokio_stream::Stream<Item = std::io::Result<LimitedConnection>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
-        Ok(io) => LimitedConnection::admit(io, &peers).map(Ok),
-        Err(e) => Some(Err(e)),
-    })
-}
-
-/// A future that resolves once `stop` says so.
-fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
-    let mut rx = stop.subscribe();
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }
-}
-
-/// gRPC reflection of the cds and health services.
-fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    ServerError,
-> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cds_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServerError::Config(format!("gRPC reflection: {e}")))
-}
-
-/// A health reporter for one listener and its service, saying NOT_SERVING
-/// (a fresh reporter says SERVING) until the table is built.
-async fn not_serving_health() -> (
-    HealthReporter,
-    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) {
-    let (health, service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    (health, service)
-}
-
-/// `builder` serving TLS with `tls`, if given.
-fn with_tls(
-    builder: tonic::transport::Server,
-    tls: Option<ListenerTls>,
-) -> Result<tonic::transport::Server, ServerError> {
-    match tls {
-        Some(tls) => builder
-            .tls_config(tls.tonic())
-            .map_err(|e| ServerError::Config(format!("TLS: {e}"))),
-        None => Ok(builder),
-    }
-}
-
 /// Say once, at start, which listeners serve plaintext beyond loopback
 /// because the operator declared a TLS terminator in front.
 fn note_terminator(config: &ServerConfig) {
@@ -248,88 +168,6 @@ fn note_terminator(config: &ServerConfig) {
             "serving plaintext beyond loopback (insecure_behind_terminator): a TLS terminator in front must do TLS"
         );
     }
-}
-
-/// Serve Discovery (with health and reflection) on `listener` until `stop`.
-async fn spawn_discovery(
-    tasks: &mut ServeTasks,
-    state: &Arc<State>,
-    listener: TcpListener,
-    tls: Option<ListenerTls>,
-    stop: &watch::Sender<bool>,
-) -> Result<HealthReporter, ServerError> {
-    let (health, health_service) = not_serving_health().await;
-    let config = &state.config;
-    let discovery = DiscoveryServer::new(DiscoveryService {
-        state: Arc::clone(state),
-    })
-    .max_decoding_message_size(cds_proto::wire::max_discover_request_bytes(
-        config.max_elements_per_request as usize,
-    ))
-    .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
-    let serve = with_tls(tonic::transport::Server::builder(), tls)?
-        .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
-        // Responses keep their memory reservation until they are sent.
-        .layer(HoldLayer)
-        .timeout(config.request_timeout)
-        // Find and drop dead or stalled peers instead of holding their
-        // responses forever.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
-        .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
-        .add_service(health_service)
-        .add_service(reflection()?)
-        .add_service(discovery)
-        .serve_with_incoming_shutdown(
-            limited_incoming(listener, state.peers.clone()),
-            stopped(stop),
-        );
-    tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
-    Ok(health)
-}
-
-/// Serve Admin (with health and reflection) on `listener` until `stop`,
-/// checking `token` on every Admin call when there is one.
-async fn spawn_admin(
-    tasks: &mut ServeTasks,
-    state: &Arc<State>,
-    listener: TcpListener,
-    token: Option<AdminToken>,
-    tls: Option<ListenerTls>,
-    stop: &watch::Sender<bool>,
-) -> Result<HealthReporter, ServerError> {
-    let (health, health_service) = not_serving_health().await;
-    if token.is_none() && state.config.admin_client_ca.is_none() {
-        tracing::warn!(
-            "Admin calls are not authenticated (no admin_token_file or admin_client_ca): any process that reaches the Admin listener can read and change the registry"
-        );
-    }
-    let auth_refusals = state.metrics.admin_auth_refusals.clone();
-    let admin = InterceptedService::new(
-        AdminServer::new(AdminService {
-            state: Arc::clone(state),
-        })
-        .max_decoding_message_size(MAX_ADMIN_MESSAGE),
-        move |request: tonic::Request<()>| match &token {
-            Some(token) => token
-                .check(request.metadata())
-                .map(|()| request)
-                .inspect_err(|_| {
-                    auth_refusals.inc();
-                    tracing::warn!("an Admin call was refused: missing or wrong admin token");
-                }),
-            None => Ok(request),
-        },
-    );
-    let serve = with_tls(tonic::transport::Server::builder(), tls)?
-        .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
-        .add_service(health_service)
-        .add_service(reflection()?)
-        .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop));
-    tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
-    Ok(health)
 }
 
 /// Open the data directory and the key, bind every listener and start

@@ -1,5 +1,8 @@
 //! Server settings and their defaults.
 //!
+//! (Over 400 lines: each setting's field, default and validity rule sit
+//! together, so a setting is changed in one place of this file.)
+//!
 //! [`ServerConfig`] is what the server runs with, typed. Reading settings
 //! from flags, the environment or a configuration file, and describing
 //! them, is the `cds` command's business (`cds_cli::settings`).

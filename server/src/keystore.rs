@@ -1,6 +1,9 @@
 //! The OPRF key on disk: created on first start, readable by the server's
 //! user only, and the same on every restart until it is rotated.
 //!
+//! (Over 400 lines: the current, next and announced key files share one
+//! format and one set of crash-recovery rules, which read best together.)
+//!
 //! Rotation is crash-safe by construction: the next epoch's key is written
 //! beside the current one ([`NEXT_KEY_FILE`]) and only becomes current by an
 //! atomic rename ([`commit_next`]), after which the old file's bytes are

@@ -53,6 +53,7 @@ mod housekeeping;
 pub mod keystore;
 mod lifecycle;
 mod limits;
+mod listeners;
 mod metrics;
 mod private_files;
 pub mod registry;
