@@ -139,3 +139,19 @@ impl ClientBuilder {
         Ok(client)
     }
 }
+
+impl Client {
+    /// Start building a client for `url`: `https://host:port` in production
+    /// (TLS, checked against the public web CAs or
+    /// [`ClientBuilder::ca_certificate`]), or `http://127.0.0.1:50051` for a
+    /// server on this machine; `http://` to other hosts is refused unless
+    /// [`DangerousClientBuilder::allow_remote_plaintext`].
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
+    }
+
+    /// Connect with the defaults: trust the announced key, download every bucket.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
+        Self::builder(url).connect().await
+    }
+}

@@ -12,7 +12,6 @@ use tonic::transport::Channel;
 
 use crate::cache::DiscoveryCache;
 
-use crate::builder::ClientBuilder;
 use crate::config_check::accept_config;
 use crate::error::ClientError;
 use crate::matching::{Lookup, RecordIndex};
@@ -102,17 +101,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Start building a client for `url`: `https://host:port` in production
-    /// (TLS, checked against the public web CAs or
-    /// [`ClientBuilder::ca_certificate`]), or `http://127.0.0.1:50051` for a
-    /// server on this machine; `http://` to other hosts is refused unless
-    /// [`DangerousClientBuilder::allow_remote_plaintext`].
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(url.into())
-    }
-
     /// The cache of evaluated contacts, to save (see [`DiscoveryCache::to_bytes`])
-    /// and pass back to [`ClientBuilder::cache`] next time.
+    /// and pass back to [`crate::ClientBuilder::cache`] next time.
     pub fn cache(&self) -> &DiscoveryCache {
         &self.cache
     }
@@ -120,11 +110,6 @@ impl Client {
     /// What the last [`Client::discover`] call did.
     pub fn last_report(&self) -> DiscoveryReport {
         self.last_report
-    }
-
-    /// Connect with the defaults: trust the announced key, download every bucket.
-    pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
-        Self::builder(url).connect().await
     }
 
     /// The server parameters in use.
