@@ -58,7 +58,7 @@ impl ChannelArgs {
             options = options.ca_certificate(read(ca, "CA file")?);
         }
         if self.allow_remote_plaintext {
-            options = options.allow_remote_plaintext();
+            options = options.dangerous_allow_remote_plaintext();
         }
         Ok(options)
     }

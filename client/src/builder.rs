@@ -35,7 +35,7 @@ impl DangerousClientBuilder {
     /// text, and a man in the middle can replay the credential. Only for a
     /// TLS terminator on a network path you trust.
     pub fn allow_remote_plaintext(mut self) -> ClientBuilder {
-        self.0.channel = self.0.channel.allow_remote_plaintext();
+        self.0.channel = self.0.channel.dangerous_allow_remote_plaintext();
         self.0
     }
 }

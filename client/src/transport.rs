@@ -47,7 +47,7 @@ impl ChannelOptions {
     /// Allow `http://` to a host other than loopback: everything sent,
     /// credentials included, crosses the network in clear text. Only for a
     /// TLS terminator on a network path the caller trusts.
-    pub fn allow_remote_plaintext(mut self) -> Self {
+    pub fn dangerous_allow_remote_plaintext(mut self) -> Self {
         self.allow_remote_plaintext = true;
         self
     }

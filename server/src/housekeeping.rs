@@ -67,6 +67,10 @@ impl State {
     /// Write the budgets changed since the last save (blocking). A failure
     /// is logged and the budgets are marked again for the next save.
     pub(crate) fn save_budgets(&self) {
+        let _one_at_a_time = self
+            .budget_saves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let changed = self.quotas.dirty(Instant::now(), unix_ms_now());
         if changed.is_empty() {
             return;

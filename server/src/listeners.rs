@@ -173,7 +173,12 @@ pub(crate) async fn spawn_admin(
         .add_service(health_service)
         .add_service(reflection()?)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop));
+        // The same per-address connection limit as Discovery: Admin may
+        // listen beyond loopback, where anyone can open connections.
+        .serve_with_incoming_shutdown(
+            limited_incoming(listener, state.peers.clone()),
+            stopped(stop),
+        );
     tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
     Ok(health)
 }

@@ -47,6 +47,9 @@ pub(crate) struct State {
     pub(crate) gate: Gate,
     /// Memory of Discover responses not yet sent.
     pub(crate) response_memory: ResponseMemory,
+    /// Serializes budget saves, so an older snapshot never overwrites a
+    /// newer one (a housekeeping save cut off at shutdown and the final one).
+    pub(crate) budget_saves: Mutex<()>,
 }
 
 impl State {
@@ -74,6 +77,7 @@ impl State {
             peers,
             gate,
             response_memory,
+            budget_saves: Mutex::new(()),
         }
     }
 

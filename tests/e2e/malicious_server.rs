@@ -85,7 +85,8 @@ async fn a_tampered_record_of_a_registered_contact_reads_as_not_registered() {
 /// back) is the same whether a forged record hit one of its contacts or
 /// not: the forger learns nothing from planting it.
 #[tokio::test]
-async fn the_server_sees_the_same_traffic_whether_or_not_a_forged_record_hit_a_contact() {
+async fn in_all_buckets_mode_the_server_sees_the_same_traffic_whether_or_not_a_forged_record_hit_a_contact()
+ {
     let server = TestServer::start().await;
     server.register(ALICE, "alice", true).await;
     let book = [ALICE, BOB];

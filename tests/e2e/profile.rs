@@ -56,7 +56,9 @@ async fn a_profile_without_the_servers_key_is_refused_before_any_discover() {
         .expect_err("the server's key is not in the profile");
     assert!(matches!(err, ClientError::PublicKeyMismatch), "{err:?}");
     assert!(err.to_string().contains("profile"), "{err}");
-    // Nothing was evaluated: no Discover carried a contact.
+    // The refusal comes from connect(): no client exists that could send a
+    // Discover (the refusal at a later refresh is pinned by
+    // a_client_keeps_working_across_a_rotation_to_the_announced_key).
     assert_eq!(server.stats().await.evaluated_elements, 0);
     server.stop().await;
 }

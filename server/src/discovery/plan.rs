@@ -13,8 +13,13 @@ use rand::CryptoRng;
 use super::evaluate::evaluate;
 use crate::epoch::ServingEpoch;
 
-/// Upper bound of the protobuf framing of one `BucketRecords` entry.
-const BUCKET_FRAMING: usize = 16;
+/// Upper bound of the protobuf framing of an empty `BucketRecords` entry:
+/// the entry's tag and length (2) and the bucket id's tag and varint (at
+/// most 5 for ids below 2^24).
+const EMPTY_BUCKET_FRAMING: usize = 7;
+/// What a bucket with records (or marked unchanged) adds to that: the
+/// records' tag and length varint (at most 6), the `unchanged` flag (2).
+const RECORDS_FRAMING: usize = 8;
 
 /// The request limits a server enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +108,10 @@ pub enum DiscoverError {
         /// The limit.
         max: usize,
     },
+    /// The selected buckets grew past the size the request was admitted
+    /// with while it waited (admin writes); nothing was evaluated or charged.
+    #[error("the records changed while the request waited: retry")]
+    TableChanged,
     /// An element is not a canonical, non-identity ristretto255 encoding.
     #[error("blinded element {index}: {source}")]
     InvalidElement {
@@ -137,6 +146,8 @@ pub struct DiscoverPlan {
     elements: usize,
     selection: Selection,
     buckets: usize,
+    /// Bytes of records the response was sized with.
+    payload: usize,
     response_bytes: usize,
 }
 
@@ -162,28 +173,28 @@ impl DiscoverPlan {
             limits.max_elements as usize,
         )?;
         let mut response_bytes = elements * ELEMENT_LEN + PROOF_LEN;
+        let mut payload = 0;
         // Payload plus protobuf framing (tags and varint lengths).
         let buckets = match &selection {
             Selection::All => {
-                response_bytes += table.record_bytes();
-                table.bits().count() as usize
+                let count = table.bits().count() as usize;
+                payload = table.record_bytes();
+                response_bytes += count.min(table.len()) * RECORDS_FRAMING;
+                count
             }
             Selection::Ids(ids) => {
-                response_bytes += ids
-                    .iter()
-                    .map(|&(b, known)| {
-                        let current = table.bucket(b);
-                        if known == Some(current.digest) {
-                            0
-                        } else {
-                            current.records.len()
-                        }
-                    })
-                    .sum::<usize>();
+                for &(b, known) in ids {
+                    let current = table.bucket(b);
+                    if known != Some(current.digest) {
+                        payload += current.records.len();
+                    }
+                }
+                response_bytes += ids.len() * RECORDS_FRAMING;
                 ids.len()
             }
         };
-        response_bytes += buckets * BUCKET_FRAMING;
+        response_bytes += payload;
+        response_bytes += buckets * EMPTY_BUCKET_FRAMING;
         if response_bytes > limits.max_response_bytes {
             return Err(DiscoverError::ResponseTooLarge {
                 size: response_bytes,
@@ -196,6 +207,7 @@ impl DiscoverPlan {
             elements,
             selection,
             buckets,
+            payload,
             response_bytes,
         })
     }
@@ -254,6 +266,14 @@ impl DiscoverPlan {
         cpu: &(dyn Fn(Duration) + Sync),
     ) -> Result<DiscoverResponse, DiscoverError> {
         debug_assert_eq!(self.epoch, epoch.id, "a plan is answered by its epoch");
+        // Admin writes may have grown the selected buckets since the plan
+        // was sized (and its memory reserved): refuse rather than exceed it,
+        // before anything is evaluated or charged.
+        let buckets = Self::gather(self.selection, epoch);
+        let payload: usize = buckets.iter().map(|b| b.records.len()).sum();
+        if payload > self.payload {
+            return Err(DiscoverError::TableChanged);
+        }
         let (evaluated_elements, proof) = if self.elements == 0 {
             (Bytes::new(), Bytes::new())
         } else {
@@ -263,7 +283,7 @@ impl DiscoverPlan {
             epoch: self.epoch,
             evaluated_elements,
             proof,
-            buckets: Self::gather(self.selection, epoch),
+            buckets,
         })
     }
 }
@@ -435,5 +455,47 @@ mod tests {
                 Err(DiscoverError::DigestsMismatch { ids: 3, .. })
             ));
         }
+    }
+
+    #[test]
+    fn records_added_after_the_plan_was_sized_refuse_the_answer_before_any_evaluation() {
+        use crate::registry::User;
+        use crate::table::RecordTable;
+        use cds_core::{E164, KeyPair, Label};
+        let bits = cds_core::BucketBits::new(0).expect("valid");
+        let epoch = ServingEpoch::new(
+            1,
+            KeyPair::generate(&mut rand::rng()),
+            RecordTable::new(bits),
+        );
+        let limits = DiscoverLimits {
+            max_elements: 8,
+            max_response_bytes: 1 << 20,
+        };
+        let request = || DiscoverRequest {
+            epoch: 1,
+            blinded_elements: Bytes::new(),
+            buckets: Some(Buckets::All(AllBuckets {})),
+        };
+        let plan = DiscoverPlan::new(request(), &epoch, &limits).expect("valid");
+        epoch.table.apply(
+            &epoch.oprf,
+            &User {
+                number: E164::parse("+12015550123").expect("valid"),
+                label: Label::new(b"late".to_vec()).expect("short"),
+                discoverable: true,
+            },
+        );
+        assert!(matches!(
+            plan.answer(&epoch, &mut rand::rng(), &|_| {}),
+            Err(DiscoverError::TableChanged)
+        ));
+        // A plan made now is answered.
+        let plan = DiscoverPlan::new(request(), &epoch, &limits).expect("valid");
+        let response = plan
+            .answer(&epoch, &mut rand::rng(), &|_| {})
+            .expect("answered");
+        assert_eq!(response.buckets.len(), 1);
+        assert!(!response.buckets[0].records.is_empty());
     }
 }

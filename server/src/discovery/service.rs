@@ -75,6 +75,13 @@ impl Discovery for DiscoveryService {
         // the memory all unsent responses share; the reservation is held
         // until the response has been sent (see `HoldLayer`). Refused here,
         // the admission is dropped and charges nothing.
+        if plan.held_bytes() > state.response_memory.total() {
+            return Err(Status::resource_exhausted(format!(
+                "the response would hold {} bytes of memory, over this server's max_response_memory of {}: ask for fewer buckets",
+                plan.held_bytes(),
+                state.response_memory.total()
+            )));
+        }
         let reservation = state
             .response_memory
             .try_reserve(plan.held_bytes())
@@ -105,8 +112,12 @@ impl Discovery for DiscoveryService {
         // elements are found before anything is evaluated, and refunded.
         let cpu_state = Arc::clone(&state);
         let cpu_serving = Arc::clone(&serving);
+        // The job holds the reservation too: a client that goes away does
+        // not free its share before the work it covers has ended.
+        let job_reservation = reservation.clone();
         let response = on_cpu_pool(move || {
             let _slot = slot;
+            let _reservation = job_reservation;
             let metrics = &cpu_state.metrics;
             let busy = &metrics.evaluation_cpu_seconds;
             let result = plan.answer(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
@@ -140,6 +151,10 @@ fn discover_status(state: &State, e: DiscoverError) -> Status {
         }
         DiscoverError::WrongEpoch { .. } => Status::failed_precondition(e.to_string()),
         DiscoverError::ResponseTooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        DiscoverError::TableChanged => with_retry_after(
+            Status::unavailable(e.to_string()),
+            Some(Duration::from_secs(1)),
+        ),
         e => Status::invalid_argument(e.to_string()),
     }
 }

@@ -24,6 +24,7 @@ const UNIT: usize = 1024;
 pub struct ResponseMemory {
     units: Arc<Semaphore>,
     held: Arc<AtomicUsize>,
+    total: usize,
 }
 
 /// A reservation of response memory, given back when the last clone drops
@@ -51,6 +52,7 @@ impl ResponseMemory {
         Self {
             units: Arc::new(Semaphore::new(units)),
             held: Arc::new(AtomicUsize::new(0)),
+            total,
         }
     }
 
@@ -66,6 +68,11 @@ impl ResponseMemory {
             bytes,
             held: Arc::clone(&self.held),
         })))
+    }
+
+    /// The budget, in bytes.
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     /// Bytes reserved by responses not yet sent.

@@ -2,6 +2,7 @@
 //! over TLS when the Admin listener has it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -9,6 +10,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::tls::HANDSHAKE_TIMEOUT;
+
+/// TLS handshakes `/metrics` runs at once; connections beyond are closed.
+const MAX_HANDSHAKES: usize = 64;
 
 /// Serve `GET /metrics` on `listener` until `stopped` resolves, answering
 /// with what `render` returns at each scrape; over TLS with `tls`.
@@ -60,6 +64,7 @@ impl TlsListener {
     fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(16);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -72,8 +77,14 @@ impl TlsListener {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
+                // At most MAX_HANDSHAKES at once: a crowd of silent
+                // clients cannot take every descriptor or task.
+                let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                    continue;
+                };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
                     if let Ok(Ok(tls)) = handshake.await {
                         let _ = tx.send((tls, peer)).await;
