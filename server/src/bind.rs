@@ -43,10 +43,10 @@ const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
 const PER_CONNECTION_CONCURRENCY: usize = 64;
 
 /// What the data directory and the configured files give a server.
-struct Opened {
-    epoch: Epoch,
-    registry: Registry,
-    verifier: CredentialVerifier,
+pub(crate) struct Opened {
+    pub(crate) epoch: Epoch,
+    pub(crate) registry: Registry,
+    pub(crate) verifier: CredentialVerifier,
     admin_token: Option<AdminToken>,
     discovery_tls: Option<ListenerTls>,
     admin_tls: Option<ListenerTls>,
@@ -56,7 +56,7 @@ struct Opened {
 /// directory, open the registry (its lock keeps a second server off the
 /// directory) and load or create the key. Blocking: runs on the blocking
 /// pool.
-fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
+pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     let admin_token = config
         .admin_token_file
         .as_deref()
@@ -102,7 +102,11 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
 }
 
 /// The shared state of a server with `config`, its limiters set up.
-fn new_state(config: &ServerConfig, registry: Registry, verifier: CredentialVerifier) -> State {
+pub(crate) fn new_state(
+    config: &ServerConfig,
+    registry: Registry,
+    verifier: CredentialVerifier,
+) -> State {
     let peers = PeerLimits::new(
         config.peer.max_connections,
         Rate {
@@ -260,6 +264,15 @@ async fn spawn_discovery(
     Ok(health)
 }
 
+/// The Admin gRPC service over `state`, as the Admin listener serves it
+/// behind the token check.
+pub(crate) fn admin_server(state: &Arc<State>) -> AdminServer<AdminService> {
+    AdminServer::new(AdminService {
+        state: Arc::clone(state),
+    })
+    .max_decoding_message_size(MAX_ADMIN_MESSAGE)
+}
+
 /// Serve Admin (with health and reflection) on `listener` until `stop`,
 /// checking `token` on every Admin call when there is one.
 async fn spawn_admin(
@@ -277,22 +290,20 @@ async fn spawn_admin(
         );
     }
     let auth_refusals = state.metrics.admin_auth_refusals.clone();
-    let admin = InterceptedService::new(
-        AdminServer::new(AdminService {
-            state: Arc::clone(state),
-        })
-        .max_decoding_message_size(MAX_ADMIN_MESSAGE),
-        move |request: tonic::Request<()>| match &token {
-            Some(token) => token
-                .check(request.metadata())
-                .map(|()| request)
-                .inspect_err(|_| {
-                    auth_refusals.inc();
-                    tracing::warn!("an Admin call was refused: missing or wrong admin token");
-                }),
-            None => Ok(request),
-        },
-    );
+    let admin =
+        InterceptedService::new(
+            admin_server(state),
+            move |request: tonic::Request<()>| match &token {
+                Some(token) => token
+                    .check(request.metadata())
+                    .map(|()| request)
+                    .inspect_err(|_| {
+                        auth_refusals.inc();
+                        tracing::warn!("an Admin call was refused: missing or wrong admin token");
+                    }),
+                None => Ok(request),
+            },
+        );
     let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         .add_service(health_service)
