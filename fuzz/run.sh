@@ -8,8 +8,9 @@
 #   FUZZ_SECONDS=300 bash fuzz/run.sh discover_request admin_import
 #
 # FUZZ_QUICK=1 builds for a smoke run, as CI does: no AddressSanitizer,
-# opt-level 1 and no debug info, into fuzz/target/quick (so it does not
-# overwrite the full build). It still catches panics, overflows, aborts
+# opt-level 1, no debug info and 16 codegen units (cargo-fuzz otherwise
+# forces one per crate, which is slow to build), into fuzz/target/quick
+# (so it does not overwrite the full build). It still catches panics, overflows, aborts
 # and timeouts, but not memory errors in dependencies' unsafe code, and
 # executes fewer inputs per second; use the default for long runs.
 #
@@ -27,7 +28,7 @@ flags=(--debug-assertions)
 kind=full
 if [ "${FUZZ_QUICK:-0}" = 1 ]; then
     kind=quick
-    flags+=(--sanitizer none --target-dir fuzz/target/quick)
+    flags+=(--sanitizer none --codegen-units 16 --target-dir fuzz/target/quick)
     export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0
 fi
 
