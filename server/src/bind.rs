@@ -27,11 +27,11 @@ use crate::state::State;
 use crate::tls::ListenerTls;
 
 /// What the data directory and the configured files give a server.
-struct Opened {
+pub(crate) struct Opened {
     budgets: Vec<StoredBudget>,
-    epoch: Epoch,
-    registry: Registry,
-    verifier: CredentialVerifier,
+    pub(crate) epoch: Epoch,
+    pub(crate) registry: Registry,
+    pub(crate) verifier: CredentialVerifier,
     admin_token: Option<AdminToken>,
     discovery_tls: Option<ListenerTls>,
     admin_tls: Option<ListenerTls>,
@@ -42,7 +42,7 @@ struct Opened {
 /// directory) and load or create the key. Every secret file and the data
 /// directory must be closed to group and others (Unix). Blocking: runs on
 /// the blocking pool.
-fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
+pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     if let Some(path) = &config.admin_token_file {
         private_files::check_secret(path, "the admin token file")?;
     }
@@ -110,7 +110,11 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
 }
 
 /// The shared state of a server with `config`, its limiters set up.
-fn new_state(config: &ServerConfig, registry: Registry, verifier: CredentialVerifier) -> State {
+pub(crate) fn new_state(
+    config: &ServerConfig,
+    registry: Registry,
+    verifier: CredentialVerifier,
+) -> State {
     let peers = PeerLimits::new(
         config.peer.max_connections,
         Rate {

@@ -49,6 +49,8 @@ pub mod discovery;
 mod epoch;
 mod error;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod housekeeping;
 pub mod keystore;
 mod lifecycle;

@@ -94,7 +94,7 @@ impl Starting {
 
 /// Build the first table under the write lock (admin writes wait for it)
 /// and put it in service.
-fn build_first_table(
+pub(crate) fn build_first_table(
     state: &State,
     epoch: keystore::Epoch,
     progress: Option<Arc<AtomicUsize>>,

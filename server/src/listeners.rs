@@ -135,6 +135,15 @@ pub(crate) async fn spawn_discovery(
     Ok(health)
 }
 
+/// The Admin gRPC service over `state`, as the Admin listener serves it
+/// behind the token check.
+pub(crate) fn admin_server(state: &Arc<State>) -> AdminServer<AdminService> {
+    AdminServer::new(AdminService {
+        state: Arc::clone(state),
+    })
+    .max_decoding_message_size(MAX_ADMIN_MESSAGE)
+}
+
 /// Serve Admin (with health and reflection) on `listener` until `stop`,
 /// checking `token` on every Admin call when there is one.
 pub(crate) async fn spawn_admin(
@@ -152,22 +161,20 @@ pub(crate) async fn spawn_admin(
         );
     }
     let auth_refusals = state.metrics.admin_auth_refusals.clone();
-    let admin = InterceptedService::new(
-        AdminServer::new(AdminService {
-            state: Arc::clone(state),
-        })
-        .max_decoding_message_size(MAX_ADMIN_MESSAGE),
-        move |request: tonic::Request<()>| match &token {
-            Some(token) => token
-                .check(request.metadata())
-                .map(|()| request)
-                .inspect_err(|_| {
-                    auth_refusals.inc();
-                    tracing::warn!("an Admin call was refused: missing or wrong admin token");
-                }),
-            None => Ok(request),
-        },
-    );
+    let admin =
+        InterceptedService::new(
+            admin_server(state),
+            move |request: tonic::Request<()>| match &token {
+                Some(token) => token
+                    .check(request.metadata())
+                    .map(|()| request)
+                    .inspect_err(|_| {
+                        auth_refusals.inc();
+                        tracing::warn!("an Admin call was refused: missing or wrong admin token");
+                    }),
+                None => Ok(request),
+            },
+        );
     let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         .add_service(health_service)

@@ -84,7 +84,7 @@ impl LoggedChange {
         Some(u64::from_be_bytes(value.get(1..9)?.try_into().ok()?))
     }
 
-    fn decode(seq: u64, value: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(seq: u64, value: &[u8]) -> Option<Self> {
         let (&kind, rest) = value.split_first()?;
         let at_unix = Self::at_unix_of(value)?;
         let digits = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
@@ -143,7 +143,7 @@ impl User {
         v
     }
 
-    fn decode(key: u64, value: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(key: u64, value: &[u8]) -> Option<Self> {
         let (&flags, label) = value.split_first()?;
         Some(Self {
             number: E164::from_u64(key).ok()?,
