@@ -68,10 +68,12 @@ static ADMIN: LazyLock<Admin> = LazyLock::new(|| {
                 .collect()
                 .await
                 .expect("the response body completes");
-            if let Some(trailers) = collected.trailers() {
-                if let Some(s) = trailers.get("grpc-status").and_then(|v| v.to_str().ok()) {
-                    status = Some(s.to_owned());
-                }
+            if let Some(s) = collected
+                .trailers()
+                .and_then(|t| t.get("grpc-status"))
+                .and_then(|v| v.to_str().ok())
+            {
+                status = Some(s.to_owned());
             }
             (status, collected.to_bytes())
         })
