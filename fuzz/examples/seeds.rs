@@ -169,12 +169,14 @@ fn main() {
     write(
         "credential",
         "valid",
-        issuer.issue(&account, cds_fuzz::NOW + 3600).as_bytes(),
+        issuer
+            .issue(&account, cds_fuzz::NOW, cds_fuzz::NOW + 3600)
+            .as_bytes(),
     );
     write(
         "credential",
         "expired",
-        issuer.issue(&account, 1).as_bytes(),
+        issuer.issue(&account, 0, 1).as_bytes(),
     );
 
     write(

@@ -37,6 +37,7 @@ static ADMIN: LazyLock<Admin> = LazyLock::new(|| {
     let dir = temp_dir();
     let mut config = cds_server::ServerConfig::new(dir.path().join("data"));
     config.bucket_bits = cds_core::BucketBits::new(cds_fuzz::BUCKET_BITS).expect("valid bits");
+    config.issuer = Some(cds_fuzz::issuer().verifier());
     let service = cds_server::fuzzing::admin_service(config).expect("the Admin service starts");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

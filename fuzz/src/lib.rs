@@ -76,6 +76,7 @@ pub fn params() -> ServerParams {
         public_key: *key().public(),
         bucket_bits: BucketBits::new(BUCKET_BITS).expect("valid bits"),
         max_elements_per_request: LIMITS.max_elements as usize,
+        bucket_scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
     }
 }
 
