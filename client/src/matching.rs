@@ -101,13 +101,13 @@ impl Lookup {
 mod tests {
     use super::*;
     use crate::session::{BucketSelection, ServerParams, prepare};
-    use cds_core::{BucketBits, E164, KeyPair, MatchTag};
+    use cds_core::{E164, MatchTag};
     use cds_proto::v1::DiscoverResponse;
-    use cds_proto::wire;
+
     use cds_server::ServingEpoch;
     use cds_server::discovery::{DiscoverLimits, answer};
     use cds_server::registry::User;
-    use cds_server::table::{RecordTable, tag_of};
+    use cds_server::table::tag_of;
 
     const ALICE: &str = "+12015550123";
     const BOB: &str = "+4915123456789";
@@ -119,12 +119,7 @@ mod tests {
     /// A server whose table holds alice (discoverable), and the client's
     /// view of it. Bob is not registered.
     fn setup() -> (ServingEpoch, ServerParams) {
-        let bits = BucketBits::new(2).expect("valid");
-        let server = ServingEpoch::new(
-            7,
-            KeyPair::generate(&mut rand::rng()),
-            RecordTable::new(bits),
-        );
+        let (server, params) = crate::test_support::server_and_params();
         server.table().apply(
             server.oprf(),
             &User {
@@ -133,13 +128,6 @@ mod tests {
                 discoverable: true,
             },
         );
-        let params = ServerParams {
-            epoch: 7,
-            public_key: *server.oprf().public_key(),
-            bucket_bits: bits,
-            max_elements_per_request: 10,
-            bucket_scheme: wire::BUCKET_SCHEME_TAG,
-        };
         (server, params)
     }
 

@@ -256,26 +256,13 @@ impl PendingBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::sealed_records;
-    use cds_core::KeyPair;
+    use crate::test_support::{sealed_records, server_and_params};
+
+    use cds_server::ServingEpoch;
     use cds_server::discovery::{DiscoverLimits, answer};
-    use cds_server::{ServingEpoch, table::RecordTable};
 
     fn setup() -> (ServingEpoch, ServerParams) {
-        let bits = BucketBits::new(2).expect("valid");
-        let server = ServingEpoch::new(
-            7,
-            KeyPair::generate(&mut rand::rng()),
-            RecordTable::new(bits),
-        );
-        let params = ServerParams {
-            epoch: 7,
-            public_key: *server.oprf().public_key(),
-            bucket_bits: bits,
-            max_elements_per_request: 10,
-            bucket_scheme: wire::BUCKET_SCHEME_TAG,
-        };
-        (server, params)
+        server_and_params()
     }
 
     /// The server's answer, from its request core (every bucket is empty).

@@ -80,10 +80,7 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         let inner = &self.quotas.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.quotas.accounts();
         if let Some(a) = accounts.by_id.get_mut(&self.account) {
             a.in_flight = a.in_flight.saturating_sub(1);
             if self.charged > 0.0 {
@@ -95,6 +92,15 @@ impl Drop for Admission {
 }
 
 impl Quotas {
+    /// The accounts, locked (a poisoned lock is taken over: the state is
+    /// counts that stay consistent whatever a panicking holder did).
+    fn accounts(&self) -> std::sync::MutexGuard<'_, Accounts> {
+        self.inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Quotas of `rate`, with at most `max_in_flight` concurrent requests per account.
     pub fn new(rate: Rate, max_in_flight: u32) -> Self {
         Self {
@@ -115,10 +121,7 @@ impl Quotas {
         now: Instant,
     ) -> Result<Admission, Refusal> {
         let inner = &self.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts();
         let a = accounts
             .by_id
             .entry(account.clone())
@@ -148,10 +151,7 @@ impl Quotas {
     #[cfg(test)]
     pub fn available(&self, account: &AccountId, now: Instant) -> f64 {
         let inner = &self.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts();
         match accounts.by_id.get_mut(account) {
             Some(a) => a.bucket.available(inner.rate, now),
             None => inner.rate.burst,
@@ -162,10 +162,7 @@ impl Quotas {
     /// flight: their state carries no information any more.
     pub fn sweep(&self, now: Instant) -> usize {
         let inner = &self.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts();
         let Accounts { by_id, dirty } = &mut *accounts;
         let before = by_id.len();
         by_id.retain(|id, a| {
@@ -184,10 +181,7 @@ impl Quotas {
     /// again, come without tokens (delete their entry).
     pub fn dirty(&self, now: Instant, now_unix_ms: u64) -> Vec<StoredBudget> {
         let inner = &self.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts();
         let Accounts { by_id, dirty } = &mut *accounts;
         dirty
             .drain()
@@ -207,22 +201,14 @@ impl Quotas {
 
     /// Mark `accounts` to be saved again (after a failed save).
     pub fn mark_dirty(&self, accounts: impl IntoIterator<Item = AccountId>) {
-        self.inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .dirty
-            .extend(accounts);
+        self.accounts().dirty.extend(accounts);
     }
 
     /// Put back budgets saved earlier: each account's tokens as stored,
     /// plus what refilled between then and now.
     pub fn restore(&self, stored: Vec<StoredBudget>, now: Instant, now_unix_ms: u64) {
         let inner = &self.inner;
-        let mut accounts = inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts();
         for b in stored {
             let Some(tokens) = b.tokens else { continue };
             let elapsed = Duration::from_millis(now_unix_ms.saturating_sub(b.at_unix_ms));
@@ -243,12 +229,7 @@ impl Quotas {
 
     /// How many accounts have state.
     pub fn tracked(&self) -> usize {
-        self.inner
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_id
-            .len()
+        self.accounts().by_id.len()
     }
 }
 
