@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{CDS, cds, path, serve, text};
+use common::{CDS, cds, path, register_alice, serve, text};
 
 /// A new issuer key file in `dir`.
 fn issuer_key(dir: &Path) -> std::path::PathBuf {
@@ -97,16 +97,7 @@ fn discover_reads_the_credential_from_a_file_and_never_prints_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let served = serve(&data);
-    let registered = cds(&[
-        "admin",
-        "register",
-        "+12015550123",
-        "--label",
-        "alice",
-        "--admin",
-        &served.admin,
-    ]);
-    assert!(registered.status.success(), "{}", text(&registered.stderr));
+    register_alice(&served);
     let key = data.join("issuer.key");
     let book = dir.path().join("book.txt");
     std::fs::write(&book, "+12015550123\n").expect("writes");

@@ -9,30 +9,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use cds_core::ServerProfile;
-use common::{CDS, Served, cds, cds_ok, path, serve, serve_with, text};
+use common::{
+    CDS, Served, cds, cds_ok, dev_credential, path, register_alice, serve, serve_with, text,
+};
 
 /// Register alice and return a credential from the development issuer.
 fn setup(served: &Served, dir: &Path) -> String {
-    cds_ok(&[
-        "admin",
-        "register",
-        "+12015550123",
-        "--label",
-        "alice",
-        "--admin",
-        &served.admin,
-    ]);
-    let issuer = dir.join("data").join("issuer.key");
-    cds_ok(&[
-        "admin",
-        "token",
-        "--account",
-        "app",
-        "--issuer-key",
-        path(&issuer),
-    ])
-    .trim()
-    .to_owned()
+    register_alice(served);
+    dev_credential(&dir.join("data"))
 }
 
 /// `cds discover` of a one-entry book, with `extra` flags and environment.

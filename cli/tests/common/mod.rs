@@ -145,3 +145,32 @@ pub fn cds_ok(args: &[&str]) -> String {
     );
     text(&out.stdout)
 }
+
+/// Register alice (+12015550123, label `alice`, discoverable) through the
+/// Admin listener of `served`.
+pub fn register_alice(served: &Served) {
+    cds_ok(&[
+        "admin",
+        "register",
+        "+12015550123",
+        "--label",
+        "alice",
+        "--admin",
+        &served.admin,
+    ]);
+}
+
+/// A credential for account `app` from the development issuer whose key
+/// lives in `data_dir` (`cds serve --dev`).
+pub fn dev_credential(data_dir: &Path) -> String {
+    cds_ok(&[
+        "admin",
+        "token",
+        "--account",
+        "app",
+        "--issuer-key",
+        path(&data_dir.join("issuer.key")),
+    ])
+    .trim()
+    .to_owned()
+}
