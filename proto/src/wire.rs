@@ -137,6 +137,14 @@ pub const fn max_discover_request_bytes_without_digests(max: usize) -> usize {
     max * (ELEMENT_LEN + MAX_BUCKET_ID_LEN) + REQUEST_FRAMING
 }
 
+/// The most request metadata a server takes, in bytes of the HTTP/2 header
+/// list (RFC 9113 §6.5.2: per header, pseudo-headers included, the length
+/// of its name and value plus 32), advertised in
+/// `SETTINGS_MAX_HEADER_LIST_SIZE`. A larger request is refused by the
+/// HTTP/2 layer before any cds code sees it: HTTP status 431 and no
+/// `grpc-status` (protocol.md §9).
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 /// Whether a request of `elements` blinded elements and `ids` bucket ids,
 /// each with a digest, stays within
 /// [`max_discover_request_bytes_without_digests`]. Each id is counted at

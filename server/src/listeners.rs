@@ -29,6 +29,12 @@ use crate::tls::ListenerTls;
 pub(crate) const DISCOVERY_SERVICE: &str = "cds.v1.Discovery";
 /// The full name of the Admin service.
 pub(crate) const ADMIN_SERVICE: &str = "cds.v1.Admin";
+/// The health service both listeners serve.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// Reflection, as both listeners serve it.
+const REFLECTION_V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+/// Reflection's older version, served beside v1.
+const REFLECTION_V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// Largest admin message accepted (an import chunk).
 const MAX_ADMIN_MESSAGE: usize = 16 * 1024 * 1024;
@@ -56,18 +62,45 @@ pub(crate) fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + 
     }
 }
 
-/// gRPC reflection of the cds and health services.
-fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    ServerError,
-> {
+/// The services a listener serving `cds_service` advertises by reflection:
+/// that one, health and reflection itself (both versions), never the cds
+/// service of the other listener.
+fn reflection_builder(cds_service: &str) -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cds_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServerError::Config(format!("gRPC reflection: {e}")))
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name(cds_service)
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(REFLECTION_V1_SERVICE)
+        .with_service_name(REFLECTION_V1ALPHA_SERVICE)
+}
+
+/// gRPC reflection for a listener serving `cds_service`, in both versions
+/// tools speak: `grpc.reflection.v1` and the older `v1alpha` (grpcio-reflection,
+/// older grpcurl).
+fn reflection(
+    cds_service: &str,
+) -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    ServerError,
+> {
+    let error =
+        |e: tonic_reflection::server::Error| ServerError::Config(format!("gRPC reflection: {e}"));
+    Ok((
+        reflection_builder(cds_service).build_v1().map_err(error)?,
+        reflection_builder(cds_service)
+            .build_v1alpha()
+            .map_err(error)?,
+    ))
 }
 
 /// A health reporter for one listener and its service, saying NOT_SERVING
@@ -83,11 +116,14 @@ async fn not_serving_health() -> (
     (health, service)
 }
 
-/// `builder` serving TLS with `tls`, if given.
+/// A server builder for one listener: TLS with `tls`, if given, and the
+/// metadata limit of the wire contract.
 fn with_tls(
     builder: tonic::transport::Server,
     tls: Option<ListenerTls>,
 ) -> Result<tonic::transport::Server, ServerError> {
+    let builder =
+        builder.http2_max_header_list_size(Some(cds_proto::wire::MAX_METADATA_BYTES as u32));
     match tls {
         Some(tls) => builder
             .tls_config(tls.tonic())
@@ -105,6 +141,7 @@ pub(crate) async fn spawn_discovery(
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
     let (health, health_service) = not_serving_health().await;
+    let (reflection, reflection_v1alpha) = reflection(DISCOVERY_SERVICE)?;
     let config = &state.config;
     let discovery = DiscoveryServer::new(DiscoveryService {
         state: Arc::clone(state),
@@ -125,7 +162,8 @@ pub(crate) async fn spawn_discovery(
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .concurrency_limit_per_connection(PER_CONNECTION_CONCURRENCY)
         .add_service(health_service)
-        .add_service(reflection()?)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(discovery)
         .serve_with_incoming_shutdown(
             limited_incoming(listener, state.peers.clone()),
@@ -155,6 +193,7 @@ pub(crate) async fn spawn_admin(
     stop: &watch::Sender<bool>,
 ) -> Result<HealthReporter, ServerError> {
     let (health, health_service) = not_serving_health().await;
+    let (reflection, reflection_v1alpha) = reflection(ADMIN_SERVICE)?;
     if token.is_none() && state.config.admin_client_ca.is_none() {
         tracing::warn!(
             "Admin calls are not authenticated (no admin_token_file or admin_client_ca): any process that reaches the Admin listener can read and change the registry"
@@ -178,7 +217,8 @@ pub(crate) async fn spawn_admin(
     let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         .add_service(health_service)
-        .add_service(reflection()?)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(admin)
         // The same per-address connection limit as Discovery: Admin may
         // listen beyond loopback, where anyone can open connections.

@@ -18,6 +18,7 @@ use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
 pub mod pki;
+pub mod raw;
 pub mod tamper;
 
 /// A running server on loopback and its data directory.
@@ -95,6 +96,16 @@ impl TestServer {
 
     fn running(&self) -> &RunningServer {
         self.server.as_ref().expect("server is running")
+    }
+
+    /// The Discovery listener's address.
+    pub fn discovery_addr(&self) -> std::net::SocketAddr {
+        self.running().discovery_addr()
+    }
+
+    /// The Admin listener's address.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.running().admin_addr()
     }
 
     /// The Discovery URL.

@@ -10,21 +10,19 @@ use cds_proto::v1::admin_server::Admin;
 use cds_proto::v1::{
     AnnounceNextKeyRequest, AnnounceNextKeyResponse, ImportRequest, ImportResponse,
     ListChangesRequest, ListChangesResponse, ProfileRequest, ProfileResponse, RegisterRequest,
-    RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse, RowError,
-    SetDiscoverableRequest, SetDiscoverableResponse, StatsRequest, StatsResponse,
-    UnregisterRequest, UnregisterResponse, registry_change,
+    RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest,
+    SetDiscoverableResponse, StatsRequest, StatsResponse, UnregisterRequest, UnregisterResponse,
+    registry_change,
 };
 use cds_proto::wire;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::import::ImportProgress;
 use super::writes;
 use crate::error::ServerError;
 use crate::exec::on_blocking_pool;
 use crate::registry::{LoggedChange, Upserted, User, UserChange};
 use crate::state::State;
-
-/// At most this many row errors are reported back from one import.
-pub const MAX_REPORTED_ROW_ERRORS: usize = 1000;
 
 /// At most this many changes are returned by one `ListChanges` call.
 pub const MAX_CHANGES_PER_PAGE: usize = 10_000;
@@ -65,6 +63,24 @@ fn change_message(c: LoggedChange) -> RegistryChange {
 }
 
 impl AdminService {
+    /// Apply each chunk of an import as it arrives, counting into
+    /// `progress`, until the stream ends or fails.
+    async fn import_chunks(
+        &self,
+        mut stream: Streaming<ImportRequest>,
+        progress: &mut ImportProgress,
+    ) -> Result<(), Status> {
+        while let Some(chunk) = stream.message().await? {
+            let valid = progress.take_chunk(chunk.users, parse_user);
+            if valid.is_empty() {
+                continue;
+            }
+            let outcomes = self.write_users(valid).await?;
+            progress.applied(&outcomes);
+        }
+        Ok(())
+    }
+
     async fn write_users(&self, users: Vec<User>) -> Result<Vec<Upserted>, Status> {
         let state = Arc::clone(&self.state);
         on_blocking_pool(move || writes::write_users(&state, &users))
@@ -146,44 +162,17 @@ impl Admin for AdminService {
         &self,
         request: Request<Streaming<ImportRequest>>,
     ) -> Result<Response<ImportResponse>, Status> {
-        let mut stream = request.into_inner();
-        let mut summary = ImportResponse::default();
-        while let Some(chunk) = stream.message().await? {
-            let mut valid = Vec::with_capacity(chunk.users.len());
-            for u in chunk.users {
-                let row = summary.received;
-                summary.received += 1;
-                match parse_user(u) {
-                    Ok(user) => valid.push(user),
-                    Err(reason) => {
-                        summary.rejected += 1;
-                        if summary.errors.len() < MAX_REPORTED_ROW_ERRORS {
-                            summary.errors.push(RowError {
-                                row,
-                                reason: reason.to_owned(),
-                            });
-                        }
-                    }
-                }
-            }
-            if valid.is_empty() {
-                continue;
-            }
-            for outcome in self.write_users(valid).await? {
-                match outcome {
-                    Upserted::Created => summary.created += 1,
-                    Upserted::Updated => summary.updated += 1,
-                }
+        let mut progress = ImportProgress::new();
+        match self
+            .import_chunks(request.into_inner(), &mut progress)
+            .await
+        {
+            Ok(()) => Ok(Response::new(progress.finished())),
+            Err(status) => {
+                progress.failed(&status);
+                Err(status)
             }
         }
-        tracing::info!(
-            received = summary.received,
-            created = summary.created,
-            updated = summary.updated,
-            rejected = summary.rejected,
-            "import finished"
-        );
-        Ok(Response::new(summary))
     }
 
     async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
