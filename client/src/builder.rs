@@ -7,7 +7,7 @@ use cds_proto::wire;
 use tonic::metadata::MetadataValue;
 
 use crate::cache::DiscoveryCache;
-use crate::client::{BucketMode, Client, DiscoveryReport, MAX_RESPONSE_BYTES};
+use crate::client::{BucketMode, Client, DiscoveryReport, MAX_RESPONSE_BYTES, fetch_config};
 use crate::config_check::DEFAULT_CEILING;
 use crate::error::ClientError;
 use crate::transport::ChannelOptions;
@@ -125,18 +125,18 @@ impl ClientBuilder {
             })
             .transpose()?;
         let channel = self.channel.connect(&self.url).await?;
-        let rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let mut client = Client {
+        let mut rpc = DiscoveryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let params = fetch_config(&mut rpc, self.pinned.as_ref()).await?;
+        Ok(Client {
             rpc,
             pinned: self.pinned,
             bucket_mode: self.bucket_mode,
-            params: None,
+            params,
+            stale: false,
             authorization,
             cache: self.cache,
             last_report: DiscoveryReport::default(),
-        };
-        client.refresh_config().await?;
-        Ok(client)
+        })
     }
 }
 

@@ -94,7 +94,11 @@ pub struct Client {
     /// The app's server profile, if it gave one.
     pub(crate) pinned: Option<ServerProfile>,
     pub(crate) bucket_mode: BucketMode,
-    pub(crate) params: Option<ServerParams>,
+    /// The configuration last accepted.
+    pub(crate) params: ServerParams,
+    /// Whether `params` must be fetched (and checked) again before the next
+    /// request: a refresh failed or was refused since it was accepted.
+    pub(crate) stale: bool,
     pub(crate) authorization: Option<MetadataValue<Ascii>>,
     pub(crate) cache: DiscoveryCache,
     pub(crate) last_report: DiscoveryReport,
@@ -112,9 +116,10 @@ impl Client {
         self.last_report
     }
 
-    /// The server parameters in use.
-    pub fn params(&self) -> Option<&ServerParams> {
-        self.params.as_ref()
+    /// The server configuration last accepted (at connect, or by the
+    /// latest [`Client::refresh_config`] that succeeded).
+    pub fn params(&self) -> &ServerParams {
+        &self.params
     }
 
     /// The server profile the client checks every configuration against,
@@ -124,14 +129,14 @@ impl Client {
     }
 
     /// Fetch the server's configuration again (after a key rotation) and
-    /// check it against the profile. A refused configuration also forgets
-    /// the previous one, so nothing more is sent until a configuration
-    /// passes.
+    /// check it against the profile. After a refused (or failed) refresh,
+    /// nothing more is sent until a configuration passes: the next
+    /// [`Client::discover`] fetches it again first.
     pub async fn refresh_config(&mut self) -> Result<&ServerParams, ClientError> {
-        self.params = None;
-        let c = self.rpc.get_config(GetConfigRequest {}).await?.into_inner();
-        let params = accept_config(c, self.pinned.as_ref())?;
-        Ok(self.params.insert(params))
+        self.stale = true;
+        self.params = fetch_config(&mut self.rpc, self.pinned.as_ref()).await?;
+        self.stale = false;
+        Ok(&self.params)
     }
 
     /// Find out which address-book `entries` belong to discoverable users.
@@ -171,10 +176,7 @@ impl Client {
         } else {
             match self.run(&unique).await {
                 // The key epoch changed under us: learn the new one and retry once.
-                Err(ClientError::Rpc {
-                    code: tonic::Code::FailedPrecondition,
-                    ..
-                }) => {
+                Err(ClientError::EpochChanged { .. }) => {
                     self.refresh_config().await?;
                     self.run(&unique).await?
                 }
@@ -226,9 +228,10 @@ impl Client {
     /// the evaluation requests, and those of new contacts follow in
     /// records-only requests.
     async fn run(&mut self, numbers: &[E164]) -> Result<RecordIndex, ClientError> {
-        let params = match &self.params {
-            Some(p) => p.clone(),
-            None => self.refresh_config().await?.clone(),
+        let params = if self.stale {
+            self.refresh_config().await?.clone()
+        } else {
+            self.params.clone()
         };
         let contacts_only = self.bucket_mode == BucketMode::ContactsOnly;
         if contacts_only && params.bucket_scheme != wire::BUCKET_SCHEME_TAG {
@@ -352,6 +355,16 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The server's configuration, checked against `profile` (or, without one,
+/// the default ceiling).
+pub(crate) async fn fetch_config(
+    rpc: &mut DiscoveryClient<Channel>,
+    profile: Option<&ServerProfile>,
+) -> Result<ServerParams, ClientError> {
+    let c = rpc.get_config(GetConfigRequest {}).await?.into_inner();
+    accept_config(c, profile)
 }
 
 /// What the requests of one [`Client::discover`] call gathered.

@@ -36,7 +36,7 @@ pub(crate) fn accept_config(
         return Err(ClientError::UnsupportedSuite(c.suite));
     }
     let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
-        ClientError::InvalidConfig("the public key is not a canonical ristretto255 element")
+        ClientError::ServerMisconfigured("the public key is not a canonical ristretto255 element")
     })?;
     if profile.is_some_and(|p| !p.accepts(&public_key)) {
         return Err(ClientError::PublicKeyMismatch);
@@ -44,7 +44,7 @@ pub(crate) fn accept_config(
     let bucket_bits = u8::try_from(c.bucket_bits)
         .ok()
         .and_then(|b| BucketBits::new(b).ok())
-        .ok_or(ClientError::InvalidConfig("bucket bits out of range"))?;
+        .ok_or(ClientError::ServerMisconfigured("bucket bits out of range"))?;
     let ceiling = profile.map_or(DEFAULT_CEILING, ServerProfile::max_bucket_bits);
     if bucket_bits.get() > ceiling.get() {
         return Err(ClientError::BucketBitsAboveCeiling {
@@ -54,7 +54,9 @@ pub(crate) fn accept_config(
     }
     let max = (c.max_elements_per_request as usize).min(cds_core::MAX_BATCH);
     if max == 0 {
-        return Err(ClientError::InvalidConfig("the server accepts no elements"));
+        return Err(ClientError::ServerMisconfigured(
+            "the server accepts no elements",
+        ));
     }
     Ok(ServerParams {
         epoch: c.epoch,
@@ -127,7 +129,7 @@ mod tests {
         ));
         assert!(matches!(
             accept_config(config(&trusted, 25), Some(&p)),
-            Err(ClientError::InvalidConfig(_))
+            Err(ClientError::ServerMisconfigured(_))
         ));
     }
 

@@ -10,8 +10,10 @@ use cds_core::{
     BUCKET_DIGEST_LEN, BucketBits, BucketDigest, E164, EvaluatedElement, Output, Proof, PublicKey,
     VoprfClient,
 };
+use cds_proto::v1::BucketIds;
 use cds_proto::v1::discover_request::Buckets;
-use cds_proto::v1::{BucketIds, DiscoverRequest, DiscoverResponse};
+/// The messages of one round trip, as generated from `proto/cds/v1`.
+pub use cds_proto::v1::{DiscoverRequest, DiscoverResponse};
 use cds_proto::wire;
 use rand::CryptoRng;
 
@@ -101,8 +103,8 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<PreparedBatch, ClientError> {
     if numbers.len() > params.max_elements_per_request {
-        return Err(ClientError::InvalidConfig(
-            "batch size outside the server's limits",
+        return Err(ClientError::InvalidInput(
+            "more numbers than the server's max_elements_per_request: split the batch",
         ));
     }
     let inputs: Vec<&[u8]> = numbers.iter().map(E164::as_bytes).collect();
@@ -110,7 +112,7 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
     // with negligible probability. Additive blinding: the same messages and
     // outputs as RFC 9497 blinding for less work (see its documentation).
     let blinded = VoprfClient::blind_batch_additive(&inputs, rng)
-        .map_err(|_| ClientError::InvalidConfig("input cannot be blinded"))?;
+        .map_err(|_| ClientError::InvalidInput("a number cannot be blinded"))?;
     let mut packed = Vec::with_capacity(numbers.len() * cds_core::ELEMENT_LEN);
     let mut states = Vec::with_capacity(numbers.len());
     for b in blinded {

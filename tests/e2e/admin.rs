@@ -52,19 +52,14 @@ async fn restart_keeps_users_key_and_results() {
     let mut server = TestServer::start().await;
     server.register(ALICE, "alice", true).await;
     server.register("+4915123456789", "bob", false).await;
-    let before_key = server
-        .client()
-        .await
-        .params()
-        .expect("configured")
-        .public_key;
+    let before_key = server.client().await.params().public_key;
     let book = ["(201) 555-0123", "+49 1512 3456789"];
     let before = server.discover(&book).await;
 
     server.restart().await;
 
     let mut client = server.client().await;
-    assert_eq!(client.params().expect("configured").public_key, before_key);
+    assert_eq!(client.params().public_key, before_key);
     let after = client.discover(&book, us()).await.expect("discovers");
     assert_eq!(before, after);
     assert_eq!(label_of(&after[0]).as_deref(), Some("alice"));

@@ -200,7 +200,9 @@ async fn missing_forged_expired_and_tampered_credentials_are_unauthenticated() {
             .await
             .expect_err(name);
         match err {
-            ClientError::Unauthenticated(msg) => assert!(!msg.contains("alice"), "{name}: {msg}"),
+            ClientError::Unauthenticated { message: msg } => {
+                assert!(!msg.contains("alice"), "{name}: {msg}")
+            }
             other => panic!("{name}: expected Unauthenticated, got {other:?}"),
         }
     }
@@ -224,7 +226,7 @@ async fn discover_with(server: &TestServer, token: &str) -> Result<Option<String
         .expect("configuration needs no credential");
     match client.discover(&["+12015550123"], us()).await {
         Ok(found) => Ok(label_of(&found[0])),
-        Err(ClientError::Unauthenticated(message)) => Err(message),
+        Err(ClientError::Unauthenticated { message }) => Err(message),
         Err(other) => panic!("expected Unauthenticated, got {other:?}"),
     }
 }
@@ -338,7 +340,7 @@ async fn prepared_requests(
     count: usize,
     accounts: impl Fn(usize) -> String,
 ) -> Vec<tonic::Request<DiscoverRequest>> {
-    let params = server.client().await.params().expect("configured").clone();
+    let params = server.client().await.params().clone();
     let numbers: Vec<E164> = german_mobiles(elements, 0)
         .iter()
         .map(|n| E164::parse(n).expect("valid"))
@@ -453,7 +455,7 @@ async fn one_account_cannot_hold_more_than_its_in_flight_share() {
 #[tokio::test]
 async fn garbage_elements_are_refused_without_charging_the_account() {
     let server = TestServer::start_with(quota(8)).await;
-    let params = server.client().await.params().expect("configured").clone();
+    let params = server.client().await.params().clone();
     let mut rpc = DiscoveryClient::connect(server.url())
         .await
         .expect("connects");

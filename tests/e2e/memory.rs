@@ -157,7 +157,7 @@ async fn slow_readers_cannot_hold_more_than_the_response_memory_and_honest_reque
         .await
         .expect("connects");
     match greedy.discover(&numbers[..1], us()).await {
-        Err(ClientError::Overloaded { retry_after }) => assert!(retry_after.is_some()),
+        Err(ClientError::Unavailable { retry_after, .. }) => assert!(retry_after.is_some()),
         other => panic!("expected UNAVAILABLE with retry-after, got {other:?}"),
     }
 

@@ -188,7 +188,7 @@ async fn a_client_keeps_working_across_a_rotation_to_the_announced_key() {
         .await
         .expect("the announced key is in the profile");
     assert_eq!(label_of(&found[0]).as_deref(), Some("alice"));
-    assert_eq!(both.params().map(|p| p.public_key), Some(next));
+    assert_eq!(both.params().public_key, next);
 
     // The old profile is refused after the rotation, and nothing more is evaluated.
     let evaluated = server.stats().await.evaluated_elements;

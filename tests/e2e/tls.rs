@@ -118,7 +118,12 @@ async fn a_plaintext_client_against_a_tls_listener_fails_and_changes_nothing() {
         .await
         .expect_err("the TLS listener does not speak plaintext");
     assert!(
-        matches!(err, ClientError::Connect { .. } | ClientError::Rpc { .. }),
+        matches!(
+            err,
+            ClientError::Connect { .. }
+                | ClientError::Unavailable { .. }
+                | ClientError::Rejected { .. }
+        ),
         "{err}"
     );
     assert_eq!(evaluated(&server).await, 0);
