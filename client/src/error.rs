@@ -91,6 +91,10 @@ pub enum ClientError {
         "the credential is not a valid token: use the token the messenger backend issued, unchanged"
     )]
     InvalidCredential,
+    /// Contacts-only mode cannot run as asked (no identity keys, no
+    /// credential, or keys that do not fit); the message says what to give.
+    #[error("contacts-only mode: {0}")]
+    ContactsOnly(&'static str),
     /// The server refused the credential (missing, forged, expired or malformed).
     #[error("the server refused the credential: {0}")]
     Unauthenticated(String),

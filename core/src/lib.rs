@@ -81,6 +81,7 @@ mod suite;
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
 pub use credential::{
     AccountId, CLOCK_SKEW_SECS, Credential, CredentialError, CredentialIssuer, CredentialVerifier,
+    unverified_account,
 };
 pub use e164::E164;
 pub use error::{Error, Result};
