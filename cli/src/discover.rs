@@ -42,6 +42,11 @@ pub struct DiscoverArgs {
     cache: Option<PathBuf>,
     #[command(flatten)]
     channel: crate::channel::ChannelArgs,
+    /// This user's contacts-only identity keys (`cds admin contacts-keys`):
+    /// also find contacts-only users who listed this user's number (one
+    /// pairing per contact not otherwise found).
+    #[arg(long, value_name = "FILE")]
+    identity_keys: Option<PathBuf>,
 }
 
 fn load_cache(path: &PathBuf) -> anyhow::Result<DiscoveryCache> {
@@ -138,6 +143,9 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.cache {
         builder = builder.cache(load_cache(path)?);
     }
+    if let Some(path) = &args.identity_keys {
+        builder = builder.identity_keys(crate::contacts::read_identity(path)?);
+    }
     let mut client = builder
         .connect()
         .await
@@ -152,14 +160,17 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let report = client.last_report();
     eprintln!(
         "{} contacts looked up: {} evaluated by the server, {} from the cache; \
-         {} buckets, {} unchanged since the cache; {} bytes sent, {} received",
+         {} buckets, {} unchanged since the cache; {} bytes sent, {} received; \
+         {} pairings, {} found through allow-lists",
         report.contacts,
         report.evaluated,
         report.cached,
         report.buckets,
         report.unchanged_buckets,
         report.bytes_sent,
-        report.bytes_received
+        report.bytes_received,
+        report.pairings,
+        report.found_by_allow_list
     );
     if report.unopenable_records > 0 {
         // Which contacts is not said, here or anywhere: the entries are

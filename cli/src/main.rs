@@ -13,6 +13,7 @@
 mod admin;
 mod bench;
 mod channel;
+mod contacts;
 mod credential;
 mod discover;
 mod serve;
@@ -38,6 +39,11 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// Measure throughput, latency, bytes and CPU per element under load.
     Bench(bench::BenchArgs),
+    /// Contacts-only mode: upload (replace) the numbers allowed to find me.
+    AllowList(contacts::AllowListArgs),
+    /// Contacts-only mode: measure pairings, upload and lookup bytes, and
+    /// storage per allowed pair, in this process.
+    BenchContacts(contacts::BenchContactsArgs),
 }
 
 /// Write `text` to standard output. A closed pipe (`cds ... | head`) is not
@@ -69,6 +75,8 @@ fn main() -> std::process::ExitCode {
             Command::Admin(a) => admin::run(a).await,
             Command::Discover(a) => discover::run(a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::AllowList(a) => contacts::run(a).await,
+            Command::BenchContacts(a) => contacts::bench(a),
         }
     });
     // Do not wait for blocking work still running (a key rotation that the

@@ -20,6 +20,7 @@ pub struct ClientBuilder {
     pub(crate) pinned: Option<ServerProfile>,
     bucket_mode: BucketMode,
     credential: Option<String>,
+    identity: Option<std::sync::Arc<cds_core::contacts_only::IdentityKeys>>,
     cache: DiscoveryCache,
     channel: ChannelOptions,
 }
@@ -47,6 +48,7 @@ impl ClientBuilder {
             pinned: None,
             bucket_mode: BucketMode::default(),
             credential: None,
+            identity: None,
             cache: DiscoveryCache::new(),
             channel: ChannelOptions::default(),
         }
@@ -108,6 +110,15 @@ impl ClientBuilder {
         self
     }
 
+    /// This user's contacts-only identity keys (from the messenger backend):
+    /// with them, discovery also finds contacts-only users who listed this
+    /// user's number (one pairing per contact), and
+    /// [`Client::upload_allow_list`] can publish this user's own list.
+    pub fn identity_keys(mut self, keys: cds_core::contacts_only::IdentityKeys) -> Self {
+        self.identity = Some(std::sync::Arc::new(keys));
+        self
+    }
+
     /// Start from a cache saved earlier ([`Client::cache`]), so known
     /// contacts cost no evaluation.
     pub fn cache(mut self, cache: DiscoveryCache) -> Self {
@@ -117,6 +128,10 @@ impl ClientBuilder {
 
     /// Connect and fetch the server's configuration.
     pub async fn connect(self) -> Result<Client, ClientError> {
+        let account = self
+            .credential
+            .as_deref()
+            .and_then(|t| cds_core::unverified_account(t).ok());
         let authorization = self
             .credential
             .map(|t| {
@@ -136,6 +151,8 @@ impl ClientBuilder {
             authorization,
             cache: self.cache,
             last_report: DiscoveryReport::default(),
+            identity: self.identity,
+            account,
         })
     }
 }

@@ -85,6 +85,12 @@ pub struct DiscoveryReport {
     /// anything the operator reads: to the server that forged a record
     /// under one number's tag, the count says whether the book holds it.
     pub unopenable_records: usize,
+    /// Pairings computed to look contacts up among contacts-only users'
+    /// allow-lists (one per distinct contact not found by its normal
+    /// record, with identity keys; 0 without).
+    pub pairings: usize,
+    /// Of the contacts found, how many through a contacts-only allow-list.
+    pub found_by_allow_list: usize,
 }
 
 /// A connection to a cds Discovery service.
@@ -102,6 +108,10 @@ pub struct Client {
     pub(crate) authorization: Option<MetadataValue<Ascii>>,
     pub(crate) cache: DiscoveryCache,
     pub(crate) last_report: DiscoveryReport,
+    /// Contacts-only identity keys, if the app gave them.
+    pub(crate) identity: Option<std::sync::Arc<cds_core::contacts_only::IdentityKeys>>,
+    /// The account the credential names (read unverified, for signing uploads).
+    pub(crate) account: Option<cds_core::AccountId>,
 }
 
 impl Client {
@@ -190,6 +200,7 @@ impl Client {
         // whether this book holds the number (see `matching`).
         let mut found: HashMap<&E164, Option<Label>> = HashMap::with_capacity(unique.len());
         let mut unopenable = 0;
+        let (mut pairings, mut by_list) = (0, 0);
         for number in &unique {
             let output = self
                 .cache
@@ -197,12 +208,27 @@ impl Client {
                 .ok_or(ClientError::MalformedResponse(
                     "a contact was not evaluated",
                 ))?;
-            let lookup = index.lookup(output);
+            let mut lookup = index.lookup(output);
+            if lookup == Lookup::NotFound {
+                // A contacts-only user who listed this user's number has a
+                // pair record in the same bucket (see `contacts_only`).
+                if let Some(pair) =
+                    crate::contacts_only::lookup(self.identity.as_deref(), &index, number)
+                {
+                    pairings += 1;
+                    if matches!(pair, Lookup::Registered(_)) {
+                        by_list += 1;
+                    }
+                    lookup = pair;
+                }
+            }
             if lookup == Lookup::Unopenable {
                 unopenable += 1;
             }
             found.insert(number, lookup.label());
         }
+        self.last_report.pairings = pairings;
+        self.last_report.found_by_allow_list = by_list;
         // Not logged: an app may ship its logs to the operator, and for the
         // server that forged a record the count answers its question.
         self.last_report.unopenable_records = unopenable;

@@ -35,6 +35,10 @@ pub enum ClientError {
     /// larger than the server's limit given to [`crate::session::prepare`]).
     #[error("invalid input: {0}")]
     InvalidInput(&'static str),
+    /// Contacts-only mode cannot run as asked (no identity keys, no
+    /// credential, or keys that do not fit); the message says what to give.
+    #[error("contacts-only mode: {0}")]
+    ContactsOnly(&'static str),
 
     // --- Reaching the server.
     /// The connection could not be established.

@@ -56,7 +56,11 @@ impl RecordIndex {
 
     /// What the records say about the number behind `output`.
     pub fn lookup(&self, output: &Output) -> Lookup {
-        let keys = RecordKeys::derive(output);
+        self.lookup_keys(&RecordKeys::derive(output))
+    }
+
+    /// What the records say under `keys` (a normal or a pair record's).
+    pub fn lookup_keys(&self, keys: &RecordKeys) -> Lookup {
         let Some(&(buf, start, end)) = self.by_tag.get(keys.tag()) else {
             return Lookup::NotFound;
         };

@@ -74,6 +74,27 @@ pub enum Error {
         "not a canonical E.164 number: expected '+' followed by 7 to 15 digits, the first not zero"
     )]
     InvalidE164,
+    /// Contacts-only: the two halves of an issuer public key carry
+    /// different secrets.
+    #[error("contacts issuer public key is inconsistent: P1 and P2 do not carry the same secret")]
+    IssuerKeyMismatch,
+    /// Contacts-only: identity keys that do not parse or do not verify.
+    #[error("identity keys refused: {0}")]
+    IdentityKeys(&'static str),
+    /// Contacts-only: a number cannot share a pair key with itself.
+    #[error("a number has no pair key with itself")]
+    SelfPair,
+    /// Contacts-only: record keys asked for a number outside the pair.
+    #[error("the owner is not one of the pair's numbers")]
+    NotInPair,
+    /// Contacts-only: an upload's signature does not verify.
+    #[error(
+        "upload signature does not verify: it was not made with the identity keys of this number under the server's issuer key"
+    )]
+    UploadSignature,
+    /// Contacts-only: a malformed allow-list.
+    #[error("malformed allow-list: {0}")]
+    AllowList(&'static str),
     /// Bucket bits outside the supported range.
     #[error("bucket bits must be between 0 and {max}")]
     BucketBits {

@@ -11,6 +11,8 @@
 //! - [`RecordKeys`]: from the PRF output of a number, the match tag a client
 //!   looks up and the key that seals the user's label.
 //! - [`BucketBits`]: the public map from a number to one of `2^b` buckets.
+//! - [`contacts_only`]: discoverable by my contacts only (pairing-based
+//!   identity key agreement on BLS12-381; the server stores pseudorandom tags).
 //! - [`E164`]: the canonical phone-number form the protocol hashes.
 //! - [`ServerProfile`]: what an app trusts about its server (suite, public
 //!   keys, the most bucket bits), as one line of text it compiles in.
@@ -61,6 +63,7 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 mod bucket;
+pub mod contacts_only;
 mod credential;
 pub mod dangerous;
 mod dleq;
@@ -78,6 +81,7 @@ mod suite;
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
 pub use credential::{
     AccountId, CLOCK_SKEW_SECS, Credential, CredentialError, CredentialIssuer, CredentialVerifier,
+    unverified_account,
 };
 pub use e164::E164;
 pub use error::{Error, Result};

@@ -107,6 +107,14 @@ impl RecordKeys {
         }
     }
 
+    /// Keys derived elsewhere (contacts-only pair records).
+    pub(crate) fn from_parts(tag: [u8; TAG_LEN], key: Zeroizing<[u8; 32]>) -> Self {
+        Self {
+            tag: MatchTag(tag),
+            key,
+        }
+    }
+
     /// The match tag.
     pub fn tag(&self) -> &MatchTag {
         &self.tag

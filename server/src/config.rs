@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// The messenger backend's credential public key. `None` only with
     /// `dev`: [`ServerConfig::validate`] refuses a server with neither.
     pub issuer: Option<CredentialVerifier>,
+    /// The contacts issuer's public key (`cds_core::contacts_only`): with
+    /// it, apps of contacts-only users upload allow-lists signed with their
+    /// identity keys; without it, uploads are refused.
+    pub contacts_issuer: Option<cds_core::contacts_only::IssuerPublicKey>,
     /// The longest validity a credential may have: from its issue time to
     /// its expiry (credentials without an issue time: from now). Longer
     /// ones are refused, which bounds how long a stolen credential is
@@ -220,6 +224,7 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             change_log_retention: DEFAULT_CHANGE_LOG_RETENTION,
             issuer: None,
+            contacts_issuer: None,
             max_credential_lifetime: DEFAULT_MAX_CREDENTIAL_LIFETIME,
             dev: false,
             quota: QuotaConfig::default(),

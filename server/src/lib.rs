@@ -45,6 +45,7 @@ pub mod admin_token;
 mod auth;
 mod bind;
 pub mod config;
+mod contacts_only;
 pub mod discovery;
 mod epoch;
 mod error;

@@ -108,6 +108,7 @@ pub(crate) fn build_first_table(
         state.is_stopping()
     })
     .ok_or(ServerError::ShuttingDown)?;
+    crate::contacts_only::install_all(state, &table, &oprf)?;
     let build_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         records = table.len(),

@@ -189,6 +189,7 @@ impl Registry {
         txn.open_table(CHANGES)?;
         txn.open_table(META)?;
         txn.commit()?;
+        crate::contacts_only::create_store(&db)?;
         Ok(Self { db, log_changes })
     }
 

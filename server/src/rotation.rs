@@ -230,6 +230,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
             .collect()
     });
     table.apply_changes(changes);
+    crate::contacts_only::install_all(state, &table, &oprf)?;
 
     // The point of no return: from here on the next key is the key.
     keystore::commit_next(dir)?;

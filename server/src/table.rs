@@ -82,6 +82,19 @@ pub struct Change {
     record: Option<Record>,
 }
 
+impl Change {
+    /// Put `record` (or, with `None`, remove the record under `tag`) in
+    /// `bucket`, whatever the tag's own prefix: contacts-only pair records
+    /// sit in their owner's bucket.
+    pub(crate) fn placed(bucket: u32, tag: MatchTag, record: Option<Record>) -> Self {
+        Self {
+            bucket,
+            tag,
+            record,
+        }
+    }
+}
+
 impl RecordTable {
     /// An empty table.
     pub fn new(bits: BucketBits) -> Self {

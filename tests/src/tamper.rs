@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use cds_proto::v1::discovery_server::{Discovery, DiscoveryServer};
-use cds_proto::v1::{Config, DiscoverRequest, DiscoverResponse, GetConfigRequest};
+use cds_proto::v1::{
+    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
+    UploadAllowListResponse,
+};
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
@@ -42,6 +45,15 @@ impl Discovery for Forward {
         request: Request<GetConfigRequest>,
     ) -> Result<Response<Config>, Status> {
         self.upstream.clone().get_config(request.into_inner()).await
+    }
+
+    async fn upload_allow_list(
+        &self,
+        _request: Request<UploadAllowListRequest>,
+    ) -> Result<Response<UploadAllowListResponse>, Status> {
+        Err(Status::unimplemented(
+            "the tampering proxy forwards discovery only",
+        ))
     }
 
     async fn discover(

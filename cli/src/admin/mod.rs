@@ -87,6 +87,35 @@ enum AdminCommand {
         /// The number in E.164 form.
         e164: String,
     },
+    /// Who may find a registered user: everybody, contacts (only the
+    /// numbers the user's app uploads) or nobody.
+    SetDiscoverability {
+        /// The number in E.164 form.
+        e164: String,
+        /// everybody, contacts or nobody.
+        #[arg(value_parser = ["everybody", "contacts", "nobody"])]
+        mode: String,
+    },
+    /// Create a contacts issuer secret (what the messenger backend keeps,
+    /// never the cds server) and print its public key for
+    /// `cds serve --contacts-issuer-public-key` / CDS_CONTACTS_ISSUER_PUBLIC_KEY.
+    ContactsIssuer {
+        /// Where to write the secret (must not exist; mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a user's contacts-only identity keys (development: a backend
+    /// does this after verifying that the user holds the number).
+    ContactsKeys {
+        /// The verified number in E.164 form.
+        e164: String,
+        /// The contacts issuer secret.
+        #[arg(long)]
+        issuer: PathBuf,
+        /// Where to write the keys (must not exist; mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Turn discovery on or off for a registered user.
     SetDiscoverable {
         /// The number in E.164 form.
@@ -203,6 +232,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let _ = writeln!(out, "{}", hex::encode(issuer.verifier().to_bytes()));
             return crate::print_out(&out);
         }
+        AdminCommand::ContactsIssuer { out: path } => {
+            let issuer = crate::contacts::create_issuer(&path)?;
+            let _ = writeln!(out, "{}", hex::encode(issuer.public_key().as_bytes()));
+            return crate::print_out(&out);
+        }
+        AdminCommand::ContactsKeys {
+            e164,
+            issuer,
+            out: path,
+        } => {
+            let issuer = crate::contacts::read_issuer(&issuer)?;
+            let number = cds_core::E164::parse(&e164).context("e164")?;
+            crate::contacts::write_identity(&path, issuer.public_key(), &issuer.issue(&number))?;
+            let _ = writeln!(out, "wrote identity keys to {}", path.display());
+            return crate::print_out(&out);
+        }
         AdminCommand::NewAdminToken { out: path } => {
             cds_server::admin_token::create(&path).context("cannot write the admin token file")?;
             let _ = writeln!(
@@ -221,7 +266,25 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::Token { .. }
         | AdminCommand::IssuerKeygen { .. }
-        | AdminCommand::NewAdminToken { .. } => {}
+        | AdminCommand::NewAdminToken { .. }
+        | AdminCommand::ContactsIssuer { .. }
+        | AdminCommand::ContactsKeys { .. } => {}
+        AdminCommand::SetDiscoverability { e164, mode } => {
+            use cds_proto::v1::Discoverability as D;
+            let wire = match mode.as_str() {
+                "everybody" => D::Everybody,
+                "contacts" => D::Contacts,
+                _ => D::Nobody,
+            };
+            admin
+                .set_discoverability(cds_proto::v1::SetDiscoverabilityRequest {
+                    e164,
+                    discoverability: wire as i32,
+                })
+                .await
+                .map_err(status)?;
+            let _ = writeln!(out, "discoverable by {mode}");
+        }
         AdminCommand::Register {
             e164,
             label,

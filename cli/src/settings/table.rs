@@ -210,6 +210,16 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.issuer),
     },
     Setting {
+        key: "contacts_issuer_public_key",
+        value_name: "HEX",
+        default: "none",
+        about: "The contacts issuer's public key, 288 hex digits (from `cds admin \
+                contacts-issuer`): turns on allow-list uploads for contacts-only users. \
+                \"\" is no key (uploads refused).",
+        flag: None,
+        field: field!(server.contacts_issuer),
+    },
+    Setting {
         key: "max_credential_lifetime",
         value_name: "DURATION",
         default: "7days",

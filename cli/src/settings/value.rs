@@ -173,6 +173,26 @@ impl SettingValue for Option<PathBuf> {
 
 /// The issuer public key: 64 hex digits, or "" for none (which the server
 /// accepts only in development mode, `dev`).
+impl SettingValue for Option<cds_core::contacts_only::IssuerPublicKey> {
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let bytes = hex::decode(text)
+            .map_err(|_| "expected 288 hex digits (from `cds admin contacts-issuer`)")?;
+        cds_core::contacts_only::IssuerPublicKey::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("not a contacts issuer public key: {e}"))
+    }
+
+    fn print(&self) -> Result<Value, String> {
+        Ok(Value::String(
+            self.map(|k| hex::encode(k.as_bytes())).unwrap_or_default(),
+        ))
+    }
+}
+
 impl SettingValue for Option<CredentialVerifier> {
     fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();

@@ -10,7 +10,8 @@ use cds_proto::v1::admin_server::Admin;
 use cds_proto::v1::{
     AnnounceNextKeyRequest, AnnounceNextKeyResponse, ImportRequest, ImportResponse,
     ListChangesRequest, ListChangesResponse, ProfileRequest, ProfileResponse, RegisterRequest,
-    RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest,
+    RegisterResponse, RegistryChange, RotateKeyRequest, RotateKeyResponse,
+    SetDiscoverabilityRequest, SetDiscoverabilityResponse, SetDiscoverableRequest,
     SetDiscoverableResponse, StatsRequest, StatsResponse, UnregisterRequest, UnregisterResponse,
     registry_change,
 };
@@ -156,6 +157,32 @@ impl Admin for AdminService {
             .map_err(admin_status)?
             .ok_or_else(|| Status::not_found("that number is not registered: register it first"))?;
         Ok(Response::new(SetDiscoverableResponse {}))
+    }
+
+    async fn set_discoverability(
+        &self,
+        request: Request<SetDiscoverabilityRequest>,
+    ) -> Result<Response<SetDiscoverabilityResponse>, Status> {
+        use cds_core::contacts_only::Discoverability as Mode;
+        use cds_proto::v1::Discoverability as Wire;
+        let req = request.into_inner();
+        let number = parse_number(&req.e164).map_err(Status::invalid_argument)?;
+        let mode = match Wire::try_from(req.discoverability) {
+            Ok(Wire::Everybody) => Mode::Everybody,
+            Ok(Wire::Contacts) => Mode::Contacts,
+            Ok(Wire::Nobody) => Mode::Nobody,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "discoverability must be EVERYBODY, CONTACTS or NOBODY",
+                ));
+            }
+        };
+        let state = Arc::clone(&self.state);
+        on_blocking_pool(move || crate::contacts_only::set_discoverability(&state, &number, mode))
+            .await?
+            .map_err(admin_status)?
+            .ok_or_else(|| Status::not_found("that number is not registered: register it first"))?;
+        Ok(Response::new(SetDiscoverabilityResponse {}))
     }
 
     async fn import(

@@ -22,6 +22,7 @@ pub(crate) fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>
     let outcomes = state.registry.upsert(users)?;
     // Noted as soon as the registry has them, for a rotation in progress.
     state.note_changed(users.iter().map(|u| u.number.clone()));
+    crate::contacts_only::forget(state, &serving, users.iter().map(|u| &u.number))?;
     let changes = users
         .par_iter()
         .map(|u| serving.table.change_for(&serving.oprf, u))
@@ -42,6 +43,7 @@ pub(crate) fn unregister(state: &State, number: &E164) -> Result<bool, ServerErr
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = serving(state)?;
     let existed = state.registry.remove(number)?;
+    crate::contacts_only::forget(state, &serving, [number])?;
     if existed {
         state.note_changed([number.clone()]);
         serving
@@ -63,6 +65,7 @@ pub(crate) fn set_discoverable(
         return Ok(None);
     };
     state.note_changed([user.number.clone()]);
+    crate::contacts_only::forget(state, &serving, [number])?;
     serving.table.apply(&serving.oprf, &user);
     Ok(Some(()))
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cds_proto::v1::discovery_server::Discovery;
-use cds_proto::v1::{Config, DiscoverRequest, DiscoverResponse, GetConfigRequest};
+use cds_proto::v1::{
+    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
+    UploadAllowListResponse,
+};
 use cds_proto::wire::{self, Limit};
 use tonic::{Request, Response, Status};
 
@@ -40,6 +43,25 @@ impl Discovery for DiscoveryService {
             suite: wire::SUITE.to_owned(),
             bucket_scheme: wire::BUCKET_SCHEME_TAG,
         }))
+    }
+
+    async fn upload_allow_list(
+        &self,
+        request: Request<UploadAllowListRequest>,
+    ) -> Result<Response<UploadAllowListResponse>, Status> {
+        let state = Arc::clone(&self.state);
+        check_peer_rate(&state, &request)?;
+        let account = authenticate(
+            &state.verifier,
+            state.config.max_credential_lifetime.as_secs(),
+            request.metadata(),
+        )?;
+        let request = request.into_inner();
+        let stored = crate::exec::on_blocking_pool(move || {
+            crate::contacts_only::upload(&state, &account, request)
+        })
+        .await??;
+        Ok(Response::new(UploadAllowListResponse { stored }))
     }
 
     async fn discover(

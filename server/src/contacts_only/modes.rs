@@ -1,0 +1,72 @@
+//! Switching a user between everybody, contacts and nobody.
+
+use std::sync::PoisonError;
+
+use cds_core::E164;
+use cds_core::contacts_only::Discoverability;
+
+use super::{placement, store};
+use crate::epoch::ServingEpoch;
+use crate::error::ServerError;
+use crate::state::State;
+
+/// Set `number`'s discoverability; `None` if it is not registered.
+/// Leaving contacts-only deletes its stored allow-list and its pair records.
+pub(crate) fn set_discoverability(
+    state: &State,
+    number: &E164,
+    mode: Discoverability,
+) -> Result<Option<()>, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let serving = state.serving().ok_or(ServerError::Starting)?;
+    let db = state.registry.database();
+    let everybody = mode == Discoverability::Everybody;
+    let Some(user) = state.registry.set_discoverable(number, everybody)? else {
+        return Ok(None);
+    };
+    state.note_changed([user.number.clone()]);
+    serving.table.apply(&serving.oprf, &user);
+    if mode == Discoverability::Contacts {
+        if store::get(db, number)?.is_none() {
+            store::put(db, number, &store::StoredList::empty())?;
+        }
+    } else {
+        drop_list(db, &serving, number)?;
+    }
+    Ok(Some(()))
+}
+
+/// The numbers were written by Register, Import, SetDiscoverable or
+/// Unregister, which set everybody or nobody: delete their allow-lists.
+/// Callers hold the write lock.
+pub(crate) fn forget<'a>(
+    state: &State,
+    serving: &ServingEpoch,
+    numbers: impl IntoIterator<Item = &'a E164>,
+) -> Result<(), ServerError> {
+    let db = state.registry.database();
+    for number in store::present(db, numbers)? {
+        drop_list(db, serving, &number)?;
+    }
+    Ok(())
+}
+
+fn drop_list(
+    db: &redb::Database,
+    serving: &ServingEpoch,
+    number: &E164,
+) -> Result<(), ServerError> {
+    if let Some(old) = store::remove(db, number)? {
+        placement::apply(
+            serving,
+            placement::changes(
+                &serving.table,
+                &serving.oprf,
+                number,
+                Some(&old.records),
+                None,
+            ),
+        );
+    }
+    Ok(())
+}

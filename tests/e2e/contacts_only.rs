@@ -1,0 +1,248 @@
+//! Contacts-only discoverability end to end: a real server on 127.0.0.1
+//! with a contacts issuer key, real clients with identity keys.
+
+use cds_client::{BucketMode, Client, Contact};
+use cds_core::Label;
+use cds_core::contacts_only::{IdentityKeys, IssuerSecret, UploadSignature, upload_message};
+use cds_proto::v1::{Discoverability, SetDiscoverabilityRequest, UploadAllowListRequest};
+use cds_tests::{TestServer, label_of, us};
+
+const A: &str = "+12015550123";
+const B: &str = "+4915123456789";
+const C: &str = "+442079460958";
+
+struct World {
+    server: TestServer,
+    issuer: IssuerSecret,
+}
+
+impl World {
+    async fn start() -> Self {
+        let issuer = IssuerSecret::generate(&mut rand::rng());
+        let public = *issuer.public_key();
+        let server = TestServer::start_with(|c| c.contacts_issuer = Some(public)).await;
+        // A contacts-only, B and C registered and discoverable by everybody.
+        server.register(A, "alice", false).await;
+        server.register(B, "bob", true).await;
+        server.register(C, "carol", true).await;
+        set_mode(&server, A, Discoverability::Contacts).await;
+        Self { server, issuer }
+    }
+
+    fn keys(&self, number: &str) -> IdentityKeys {
+        self.issuer
+            .issue(&cds_core::E164::parse(number).expect("valid"))
+    }
+
+    /// A client of `account` holding the identity keys of `number`.
+    async fn client(&self, account: &str, number: &str, mode: BucketMode) -> Client {
+        self.server
+            .client_builder(account)
+            .identity_keys(self.keys(number))
+            .bucket_mode(mode)
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    async fn finds_a(&self, account: &str, number: &str, mode: BucketMode) -> Option<String> {
+        let found = self
+            .client(account, number, mode)
+            .await
+            .discover(&[A], us())
+            .await
+            .expect("discovers");
+        label_of(&found[0])
+    }
+
+    async fn upload_for_a(&self, allowed: &[&str]) {
+        let mut a = self.client("acct-a", A, BucketMode::All).await;
+        let report = a
+            .upload_allow_list(
+                allowed,
+                us(),
+                &Label::new(b"alice-cts".to_vec()).expect("short"),
+            )
+            .await
+            .expect("uploads");
+        assert_eq!(report.stored as usize, allowed.len());
+    }
+}
+
+async fn set_mode(server: &TestServer, e164: &str, mode: Discoverability) {
+    server
+        .admin()
+        .await
+        .set_discoverability(SetDiscoverabilityRequest {
+            e164: e164.into(),
+            discoverability: mode as i32,
+        })
+        .await
+        .expect("sets discoverability");
+}
+
+#[tokio::test]
+async fn a_listed_contact_finds_a_contacts_only_user_and_nobody_else_does() {
+    let world = World::start().await;
+    world.upload_for_a(&[B]).await;
+    for mode in [BucketMode::All, BucketMode::ContactsOnly] {
+        assert_eq!(
+            world.finds_a("acct-b", B, mode).await.as_deref(),
+            Some("alice-cts"),
+            "{mode:?}"
+        );
+        // C is not listed: with its own keys it finds nothing.
+        assert_eq!(world.finds_a("acct-c", C, mode).await, None, "{mode:?}");
+    }
+    // Nor through normal discovery, without identity keys, with any budget:
+    // a contacts-only user has no normal record.
+    let plain = world.server.discover(&[A]).await;
+    assert!(
+        matches!(plain[0], Contact::NotRegistered { .. }),
+        "{plain:?}"
+    );
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn an_enumerator_with_evaluations_and_bs_tags_of_others_still_does_not_find_a() {
+    let world = World::start().await;
+    world.upload_for_a(&[B]).await;
+    // C evaluates A (and many other numbers) through normal discovery with
+    // a large budget, and downloads every bucket: A's records are there,
+    // but none opens with anything C can compute.
+    let mut c = world.client("acct-c", C, BucketMode::All).await;
+    let mut book: Vec<String> = (0..200)
+        .map(|i| format!("+1201555{:04}", 1000 + i))
+        .collect();
+    book.push(A.into());
+    book.push(B.into());
+    let found = c.discover(&book, us()).await.expect("discovers");
+    let a_entry = found
+        .iter()
+        .find(|f| matches!(f, Contact::NotRegistered { number } if number.as_str() == A));
+    assert!(a_entry.is_some(), "A must read as not registered for C");
+    assert_eq!(c.last_report().found_by_allow_list, 0);
+    // C learned the tag B would look for (it knows B's number, not B's
+    // keys): with C's own keys the tag for "A allows C" differs from the
+    // stored one, and keys that C claims are B's do not verify.
+    let b_keys_bytes = world.keys(B).to_bytes();
+    let mut forged = b_keys_bytes.to_vec();
+    forged[9..17].copy_from_slice(
+        &cds_core::E164::parse(C)
+            .expect("valid")
+            .to_u64()
+            .to_be_bytes(),
+    );
+    assert!(IdentityKeys::from_bytes(&forged, world.issuer.public_key()).is_err());
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn removing_b_from_the_list_or_switching_to_nobody_hides_a_at_bs_next_sync() {
+    let world = World::start().await;
+    world.upload_for_a(&[B, C]).await;
+    // B syncs in contacts-only bucket mode and keeps its buckets.
+    let mut b = world.client("acct-b", B, BucketMode::ContactsOnly).await;
+    let first = b.discover(&[A], us()).await.expect("discovers");
+    assert_eq!(label_of(&first[0]).as_deref(), Some("alice-cts"));
+    // A removes B.
+    world.upload_for_a(&[C]).await;
+    let second = b.discover(&[A], us()).await.expect("discovers");
+    assert_eq!(label_of(&second[0]), None, "B was removed");
+    assert_eq!(
+        world.finds_a("acct-c", C, BucketMode::All).await.as_deref(),
+        Some("alice-cts")
+    );
+    // A switches to nobody: C no longer finds A either.
+    set_mode(&world.server, A, Discoverability::Nobody).await;
+    assert_eq!(
+        world.finds_a("acct-c", C, BucketMode::ContactsOnly).await,
+        None
+    );
+    // And an upload is refused now.
+    let mut a = world.client("acct-a", A, BucketMode::All).await;
+    let refused = a
+        .upload_allow_list(&[C], us(), &Label::new(b"x".to_vec()).expect("short"))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_forged_upload_for_someone_elses_number_is_refused() {
+    let world = World::start().await;
+    world.upload_for_a(&[B]).await;
+    // C signs an upload naming A's number with C's own keys.
+    let c_keys = world.keys(C);
+    let epoch = world.issuer.public_key().epoch();
+    let a = cds_core::E164::parse(A).expect("valid");
+    let records: Vec<u8> = Vec::new();
+    let now = cds_server::unix_now() * 1000;
+    let message = upload_message(epoch, b"acct-c", &a, now, &records);
+    let signature = UploadSignature::sign(&c_keys, &message, &mut rand::rng());
+    let mut discovery =
+        cds_proto::v1::discovery_client::DiscoveryClient::connect(world.server.url())
+            .await
+            .expect("connects");
+    let request = UploadAllowListRequest {
+        issuer_epoch: epoch,
+        e164: A.into(),
+        issued_at: now,
+        records: records.clone().into(),
+        signature: signature.to_bytes().to_vec().into(),
+    };
+    let refused = discovery
+        .upload_allow_list(world.server.authed("acct-c", request.clone()))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // A's own valid signature replayed under another account is refused too.
+    let a_message = upload_message(epoch, b"acct-a", &a, now + 1, &records);
+    let a_signature = UploadSignature::sign(&world.keys(A), &a_message, &mut rand::rng());
+    let replayed = UploadAllowListRequest {
+        issued_at: now + 1,
+        signature: a_signature.to_bytes().to_vec().into(),
+        ..request
+    };
+    let refused = discovery
+        .upload_allow_list(world.server.authed("acct-c", replayed))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // B still finds A: the refused uploads changed nothing.
+    assert_eq!(
+        world.finds_a("acct-b", B, BucketMode::All).await.as_deref(),
+        Some("alice-cts")
+    );
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_and_a_key_rotation_keep_the_allow_list_and_the_mode() {
+    let mut world = World::start().await;
+    world.upload_for_a(&[B]).await;
+    world.server.restart().await;
+    assert_eq!(
+        world
+            .finds_a("acct-b", B, BucketMode::ContactsOnly)
+            .await
+            .as_deref(),
+        Some("alice-cts")
+    );
+    assert_eq!(world.finds_a("acct-c", C, BucketMode::All).await, None);
+    world.server.rotate_key().await;
+    assert_eq!(
+        world
+            .finds_a("acct-b", B, BucketMode::ContactsOnly)
+            .await
+            .as_deref(),
+        Some("alice-cts")
+    );
+    let plain = world.server.discover(&[A]).await;
+    assert!(
+        matches!(plain[0], Contact::NotRegistered { .. }),
+        "{plain:?}"
+    );
+    world.server.stop().await;
+}
