@@ -73,7 +73,7 @@ impl ClientBuilder {
 
     /// Trust only this public key, instead of the one the server announces:
     /// the same as a [`ClientBuilder::profile`] listing this key alone, with
-    /// the default ceiling [`DEFAULT_MAX_BUCKET_BITS`]. Replaces an earlier
+    /// the default ceiling [`crate::DEFAULT_MAX_BUCKET_BITS`]. Replaces an earlier
     /// profile. A single pinned key stops working at the server's next key
     /// rotation; a profile can list the announced next key too.
     pub fn pin_public_key(mut self, key: PublicKey) -> Self {
@@ -89,7 +89,7 @@ impl ClientBuilder {
     /// [`ClientError::PublicKeyMismatch`],
     /// [`ClientError::BucketBitsAboveCeiling`]). Replaces an earlier pinned
     /// key. Without a profile, any key is trusted and the ceiling is
-    /// [`DEFAULT_MAX_BUCKET_BITS`].
+    /// [`crate::DEFAULT_MAX_BUCKET_BITS`].
     pub fn profile(mut self, profile: ServerProfile) -> Self {
         self.pinned = Some(profile);
         self
