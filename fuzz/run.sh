@@ -23,6 +23,11 @@ seconds="${FUZZ_SECONDS:-20}"
 # cargo-fuzz builds with -Z flags (sanitizer, coverage instrumentation);
 # this lets stable rustc accept them, so CI needs no nightly toolchain.
 export RUSTC_BOOTSTRAP=1
+# cargo-fuzz passes its flags in RUSTFLAGS, which replaces the build
+# rustflags of .cargo/config.toml: repeat the curve backend cfg here (it
+# appends what RUSTFLAGS already holds), so the fuzzed code is the code that
+# ships, AVX-512 IFMA backend included.
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg curve25519_dalek_backend=\"avx512\""
 # Debug assertions: integer overflow and debug_assert! fail loudly.
 flags=(--debug-assertions)
 kind=full

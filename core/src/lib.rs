@@ -62,6 +62,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
 
+mod backend;
 mod bucket;
 pub mod contacts_only;
 mod credential;
@@ -78,6 +79,7 @@ mod record;
 mod secret;
 mod suite;
 
+pub use backend::CurveBackend;
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
 pub use credential::{
     AccountId, CLOCK_SKEW_SECS, Credential, CredentialError, CredentialIssuer, CredentialVerifier,

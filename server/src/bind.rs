@@ -244,7 +244,12 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         tasks.spawn(async move { serve.await.map_err(|e| e.to_string()) });
     }
 
-    tracing::info!("listening; building the record table");
+    let backend = cds_core::CurveBackend::detect();
+    tracing::info!(
+        curve_backend = backend.as_str(),
+        avx512_compiled = cds_core::CurveBackend::avx512_compiled(),
+        "listening; building the record table"
+    );
     Ok(Starting {
         inner: RunningServer {
             discovery_addr,

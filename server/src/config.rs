@@ -57,7 +57,8 @@ pub struct ServerConfig {
     /// buckets can be large).
     pub max_response_bytes: usize,
     /// The memory all Discover responses not yet sent may hold together;
-    /// beyond it requests are shed with UNAVAILABLE.
+    /// beyond it requests are shed with UNAVAILABLE. The encoding of every
+    /// bucket that `all` responses of one table version share counts once.
     pub max_response_memory: usize,
     /// How long one request may take before it is cancelled.
     pub request_timeout: Duration,

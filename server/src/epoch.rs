@@ -2,6 +2,7 @@
 
 use cds_core::{KeyPair, VoprfServer};
 
+use crate::discovery::AllBucketsCache;
 use crate::table::RecordTable;
 
 /// One key epoch as it serves. Requests hold it for their whole duration,
@@ -15,6 +16,9 @@ pub struct ServingEpoch {
     pub(crate) oprf: VoprfServer,
     /// Every discoverable user's record under that key.
     pub(crate) table: RecordTable,
+    /// The encoding of every bucket that `all` responses share, for the
+    /// table's current version once one was asked for.
+    pub(crate) all_buckets: AllBucketsCache,
 }
 
 impl ServingEpoch {
@@ -25,7 +29,12 @@ impl ServingEpoch {
     }
 
     pub(crate) fn with_server(id: u64, oprf: VoprfServer, table: RecordTable) -> Self {
-        Self { id, oprf, table }
+        Self {
+            id,
+            oprf,
+            table,
+            all_buckets: AllBucketsCache::default(),
+        }
     }
 
     /// The identifier clients name in requests.

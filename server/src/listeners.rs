@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cds_proto::v1::admin_server::AdminServer;
-use cds_proto::v1::discovery_server::DiscoveryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -16,7 +15,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::admin::AdminService;
 use crate::admin_token::AdminToken;
-use crate::discovery::DiscoveryService;
+use crate::discovery::{DiscoveryRoutes, DiscoveryService};
 use crate::error::ServerError;
 use crate::lifecycle::ServeTasks;
 use crate::limits::peer::{LimitedConnection, PeerLimits};
@@ -143,13 +142,15 @@ pub(crate) async fn spawn_discovery(
     let (health, health_service) = not_serving_health().await;
     let (reflection, reflection_v1alpha) = reflection(DISCOVERY_SERVICE)?;
     let config = &state.config;
-    let discovery = DiscoveryServer::new(DiscoveryService {
-        state: Arc::clone(state),
-    })
-    .max_decoding_message_size(cds_proto::wire::max_discover_request_bytes(
-        config.max_elements_per_request as usize,
-    ))
-    .max_encoding_message_size(config.max_response_bytes.saturating_add(4096));
+    // Hand-written rather than generated: `all` responses send one shared
+    // encoding of the table without copying it (`discovery::route`).
+    let discovery = DiscoveryRoutes::new(
+        DiscoveryService {
+            state: Arc::clone(state),
+        },
+        cds_proto::wire::max_discover_request_bytes(config.max_elements_per_request as usize),
+        config.max_response_bytes.saturating_add(4096),
+    );
     let serve = with_tls(tonic::transport::Server::builder(), tls)?
         .layer(ObserveLayer::new(Arc::clone(&state.metrics)))
         // Responses keep their memory reservation until they are sent.

@@ -7,10 +7,12 @@
 //! the server can derive), plus a 16-byte digest per bucket, computed when
 //! the bucket changes, for clients that revalidate their copy. Serving a bucket clones a reference-counted
 //! handle; a change builds the bucket's new buffer and swaps it in, so
-//! readers never wait for a writer's copy.
+//! readers never wait for a writer's copy. Every batch of changes ends by
+//! advancing the table's version ([`RecordTable::version`]), which is how
+//! the shared encoding of all buckets knows it is stale.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -27,6 +29,8 @@ pub struct RecordTable {
     buckets: Vec<RwLock<Bucket>>,
     records: AtomicUsize,
     bytes: AtomicUsize,
+    /// Batches of changes applied so far.
+    version: AtomicU64,
 }
 
 impl std::fmt::Debug for RecordTable {
@@ -108,6 +112,7 @@ impl RecordTable {
                 .collect(),
             records: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
+            version: AtomicU64::new(0),
         }
     }
 
@@ -209,6 +214,17 @@ impl RecordTable {
         for (bucket, changes) in by_bucket {
             self.rebuild_bucket(bucket, changes);
         }
+        // After every bucket of the batch is swapped in: whoever reads this
+        // version afterwards reads those buckets too.
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The table's version: it advances after each batch of changes has
+    /// been applied, so everything read from the table after reading
+    /// version `v` includes every change up to `v` (and maybe some of the
+    /// next batch, whose end will advance the version again).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) {

@@ -1,21 +1,27 @@
-//! Response memory under slow readers: clients that ask for every bucket
-//! and never read the answer hold it in the server until they do. The
-//! server bounds what they hold together (`max_response_memory`) and sheds
+//! Response memory under slow readers: clients that ask for many buckets
+//! and never read the answer hold it in the server until they do. Every
+//! `all` response of one table version shares one encoding of the table,
+//! counted once; what each response holds of its own (its evaluated
+//! elements, or with `ids` its copy of the buckets) is counted per
+//! response. The server bounds the total (`max_response_memory`) and sheds
 //! the rest, while honest requests go on.
 
 use bytes::Bytes;
 use cds_client::{BucketMode, ClientError};
-use cds_proto::v1::DiscoverRequest;
 use cds_proto::v1::discover_request::Buckets;
+use cds_proto::v1::{BucketIds, DiscoverRequest, DiscoverResponse};
 use cds_tests::{TestServer, german_mobiles, us};
 use prost::Message;
 
 /// Users with 64-byte labels: 109-byte records, about 5.5 MB in all.
 const USERS: usize = 50_000;
-/// The server's response memory: room for two whole-table responses.
+/// The server's response memory: room for two copies of the table.
 const BUDGET: usize = 12 * 1024 * 1024;
-/// Slow readers: 40 whole-table responses would hold about 218 MB.
+/// Slow readers of every bucket: 40 copies of the table would hold about
+/// 218 MB, 18 times the budget.
 const SLOW_READERS: usize = 40;
+/// Bucket bits of the server: 256 buckets.
+const BITS: u8 = 8;
 
 /// Resident memory of this process (the server runs in it), in bytes.
 fn resident_bytes() -> usize {
@@ -28,8 +34,8 @@ fn resident_bytes() -> usize {
     pages * 4096
 }
 
-/// A client on its own HTTP/2 connection that asks for every bucket and
-/// reads only the response head: the server can send no more than the
+/// A client on its own HTTP/2 connection that asks for `buckets` and reads
+/// only the response head: the server can send no more than the
 /// flow-control window and holds the rest. Returns the connection's
 /// response (kept alive by the caller) and its `grpc-status`, if the head
 /// carried one (a refusal).
@@ -37,6 +43,7 @@ async fn slow_reader(
     server: &TestServer,
     account: &str,
     epoch: u64,
+    buckets: Buckets,
 ) -> (h2::RecvStream, Option<String>) {
     let addr = server.url().trim_start_matches("http://").to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr)
@@ -60,7 +67,7 @@ async fn slow_reader(
     let message = DiscoverRequest {
         epoch,
         blinded_elements: Bytes::new(),
-        buckets: Some(Buckets::All(Default::default())),
+        buckets: Some(buckets),
     }
     .encode_to_vec();
     let mut frame = vec![0u8];
@@ -73,6 +80,42 @@ async fn slow_reader(
         .get("grpc-status")
         .map(|v| v.to_str().unwrap_or_default().to_owned());
     (response.into_body(), status)
+}
+
+/// Every bucket.
+fn all() -> Buckets {
+    Buckets::All(Default::default())
+}
+
+/// Every bucket, by id: the response carries its own copy of the table.
+fn every_id() -> Buckets {
+    Buckets::Ids(BucketIds {
+        ids: (0..1 << BITS).collect(),
+        known_digests: Bytes::new(),
+        scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
+    })
+}
+
+/// Read a held response to its end, giving the flow-control window back
+/// as it goes, and decode its message; checks the trailers say OK.
+async fn read_to_end(mut body: h2::RecvStream) -> DiscoverResponse {
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        body.flow_control()
+            .release_capacity(chunk.len())
+            .expect("window");
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("sent");
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
+    assert_eq!(data[0], 0, "uncompressed");
+    let len = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes")) as usize;
+    assert_eq!(len, data.len() - 5, "one whole message");
+    DiscoverResponse::decode(&data[5..]).expect("decodes")
 }
 
 /// The server's `cds_response_memory_bytes` gauge.
@@ -89,7 +132,7 @@ async fn held_memory(server: &TestServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_readers_cannot_hold_more_than_the_response_memory_and_honest_requests_go_on() {
     let server = TestServer::start_with(|c| {
-        c.bucket_bits = cds_core::BucketBits::new(8).expect("valid");
+        c.bucket_bits = cds_core::BucketBits::new(BITS).expect("valid");
         c.max_response_memory = BUDGET;
         c.max_response_bytes = BUDGET;
         c.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
@@ -111,31 +154,51 @@ async fn slow_readers_cannot_hold_more_than_the_response_memory_and_honest_reque
     let stats = server.stats().await;
     let table = stats.record_bytes as usize;
     assert!(table > 5_000_000, "{table}");
+    assert!(SLOW_READERS * table > 2 * BUDGET);
     let rss_before = resident_bytes();
 
+    // Every slow reader of `all` is served: they share one encoding of the
+    // table, and each holds only its own few bytes.
     let mut held = Vec::new();
-    let mut refused = 0;
     for i in 0..SLOW_READERS {
-        let (body, status) = slow_reader(&server, &format!("slow-{i}"), stats.epoch).await;
+        let (body, status) = slow_reader(&server, &format!("slow-{i}"), stats.epoch, all()).await;
+        assert_eq!(status, None, "slow reader {i} of all buckets was refused");
+        held.push(body);
+    }
+    let shared = held_memory(&server).await;
+    assert!(
+        shared > table && shared < table + table / 10 + SLOW_READERS * 4096,
+        "{shared} reserved for {SLOW_READERS} responses of a {table}-byte table"
+    );
+    let grown = resident_bytes().saturating_sub(rss_before);
+    assert!(
+        grown < BUDGET + 48 * 1024 * 1024,
+        "resident memory grew {grown} bytes with {SLOW_READERS} slow readers"
+    );
+
+    // Slow readers of every bucket by id each hold a copy of their own:
+    // beside the shared encoding at most one fits, the rest are shed.
+    let mut copies = Vec::new();
+    let mut refused = 0;
+    for i in 0..SLOW_READERS / 4 {
+        let (body, status) =
+            slow_reader(&server, &format!("copy-{i}"), stats.epoch, every_id()).await;
         match status.as_deref() {
-            None => held.push(body),
+            None => copies.push(body),
             // UNAVAILABLE, with a retry-after.
             Some("14") => refused += 1,
             Some(other) => panic!("unexpected status {other}"),
         }
     }
-    assert!(
-        (1..=2).contains(&held.len()),
-        "{} whole-table responses held at once",
-        held.len()
-    );
-    assert_eq!(refused, SLOW_READERS - held.len());
+    assert!(copies.len() <= 1, "{} copies held at once", copies.len());
+    assert_eq!(refused, SLOW_READERS / 4 - copies.len());
     let metrics_held = held_memory(&server).await;
     assert!(metrics_held <= BUDGET, "{metrics_held} reserved");
     let grown = resident_bytes().saturating_sub(rss_before);
     assert!(
         grown < BUDGET + 48 * 1024 * 1024,
-        "resident memory grew {grown} bytes with {SLOW_READERS} slow readers"
+        "resident memory grew {grown} bytes with {} slow readers",
+        SLOW_READERS + SLOW_READERS / 4
     );
 
     // An honest contacts-only lookup still fits beside them...
@@ -150,31 +213,61 @@ async fn slow_readers_cannot_hold_more_than_the_response_memory_and_honest_reque
         .await
         .expect("a small response fits");
     assert!(found.iter().all(|c| cds_tests::label_of(c).is_some()));
-    // ...and a whole-table one is told when to come back.
-    let mut greedy = server
-        .client_builder("greedy")
+    // ...so does another whole-table one, which shares the encoding...
+    let mut whole = server
+        .client_builder("whole")
         .connect()
         .await
         .expect("connects");
-    match greedy.discover(&numbers[..1], us()).await {
+    let found = whole
+        .discover(&numbers[..2], us())
+        .await
+        .expect("an `all` response shares the encoding");
+    assert!(found.iter().all(|c| cds_tests::label_of(c).is_some()));
+    // ...and one that needs its own copy of most buckets is told when to
+    // come back.
+    let mut greedy = server
+        .client_builder("greedy")
+        .bucket_mode(BucketMode::ContactsOnly)
+        .connect()
+        .await
+        .expect("connects");
+    let many = &numbers[..2_000];
+    match greedy.discover(many, us()).await {
         Err(ClientError::Unavailable { retry_after, .. }) => assert!(retry_after.is_some()),
         other => panic!("expected UNAVAILABLE with retry-after, got {other:?}"),
     }
 
-    // Once the slow readers go away their memory is given back.
+    // A held `all` response, read to its end, is every bucket of the table.
+    let response = read_to_end(held.pop().expect("held")).await;
+    assert_eq!(response.buckets.len(), 1 << BITS);
+    assert!(
+        response
+            .buckets
+            .iter()
+            .enumerate()
+            .all(|(i, b)| b.bucket == i as u32)
+    );
+    let records: usize = response.buckets.iter().map(|b| b.records.len()).sum();
+    assert_eq!(records, table);
+
+    // Once the slow readers go away their memory is given back; the table's
+    // current encoding stays, for the next `all` request.
     drop(held);
+    drop(copies);
     let mut freed = false;
     for _ in 0..50 {
-        if held_memory(&server).await == 0 {
+        if held_memory(&server).await < table + table / 10 {
             freed = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(freed, "reservations were not given back");
-    greedy
-        .discover(&numbers[..1], us())
+    let found = greedy
+        .discover(many, us())
         .await
-        .expect("the whole table is served again");
+        .expect("the copies are served again");
+    assert_eq!(found.len(), many.len());
     server.stop().await;
 }

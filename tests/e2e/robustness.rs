@@ -231,3 +231,116 @@ async fn garbage_bytes_on_the_wire_do_not_take_the_server_down() {
     assert_eq!(found.len(), 1);
     server.stop().await;
 }
+
+/// One gRPC call over a raw HTTP/2 connection: `path`, an extra header,
+/// and `body` as the request's bytes. Returns the `grpc-status` of the
+/// response head (a refusal is trailers-only).
+async fn raw_call(
+    server: &TestServer,
+    path: &str,
+    extra: Option<(&str, &str)>,
+    body: Vec<u8>,
+) -> Option<String> {
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header(
+            "authorization",
+            cds_proto::wire::bearer(&server.token("raw")),
+        );
+    if let Some((name, value)) = extra {
+        request = request.header(name, value);
+    }
+    let (response, mut send) = client
+        .send_request(request.body(()).expect("request"), false)
+        .expect("sent");
+    send.send_data(body.into(), true).expect("body sent");
+    let response = response.await.expect("response head");
+    response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+}
+
+/// `message` as one uncompressed gRPC message.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+#[tokio::test]
+async fn the_discover_route_refuses_bad_framing_as_tonic_does_and_keeps_serving() {
+    use prost::Message;
+    let server = TestServer::start_with(|c| c.max_elements_per_request = 8).await;
+    server.register("+12015550123", "alice", true).await;
+    let (_, epoch) = raw(&server).await;
+    let valid = framed(&request(epoch, Vec::new(), all()).encode_to_vec());
+    const DISCOVER: &str = "/cds.v1.Discovery/Discover";
+    // Well framed: served.
+    assert_eq!(raw_call(&server, DISCOVER, None, valid.clone()).await, None);
+    // Larger than 53 · 8 + 4096 bytes: refused before decoding.
+    let oversized = framed(&request(epoch, vec![1u8; 4_608], all()).encode_to_vec());
+    assert_eq!(
+        raw_call(&server, DISCOVER, None, oversized)
+            .await
+            .as_deref(),
+        Some("11"),
+        "OUT_OF_RANGE"
+    );
+    // Compressed: this server takes none.
+    assert_eq!(
+        raw_call(
+            &server,
+            DISCOVER,
+            Some(("grpc-encoding", "gzip")),
+            valid.clone()
+        )
+        .await
+        .as_deref(),
+        Some("12"),
+        "UNIMPLEMENTED"
+    );
+    // No message at all.
+    assert_eq!(
+        raw_call(&server, DISCOVER, None, Vec::new())
+            .await
+            .as_deref(),
+        Some("13"),
+        "INTERNAL"
+    );
+    // Not a message of the request's type: the sender's fault, never retried.
+    assert_eq!(
+        raw_call(&server, DISCOVER, None, framed(&[0xff; 7]))
+            .await
+            .as_deref(),
+        Some("3"),
+        "INVALID_ARGUMENT"
+    );
+    // A method Discovery does not have.
+    assert_eq!(
+        raw_call(&server, "/cds.v1.Discovery/Nope", None, valid)
+            .await
+            .as_deref(),
+        Some("12"),
+        "UNIMPLEMENTED"
+    );
+    let found = server
+        .client()
+        .await
+        .discover(&["+12015550123"], us())
+        .await
+        .expect("still serving");
+    assert_eq!(found.len(), 1);
+    server.stop().await;
+}

@@ -29,6 +29,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The curve25519-dalek backend of this process (the client's; with
+/// `--local` the server's too), and whether AVX-512 IFMA was compiled.
+fn curve_backend() -> String {
+    let backend = cds_core::CurveBackend::detect();
+    let note = match (backend, cds_core::CurveBackend::avx512_compiled()) {
+        (cds_core::CurveBackend::Avx512Ifma, _) => "",
+        (_, true) => "; AVX-512 IFMA compiled in, this CPU lacks it",
+        (_, false) => "; built without AVX-512 IFMA",
+    };
+    format!("{backend} (this process{note})")
+}
+
 fn human_bytes(b: f64) -> String {
     match b {
         b if b >= 1e9 => format!("{:.2} GB", b / 1e9),
@@ -100,6 +112,8 @@ impl Report {
         let l = self.latencies();
         serde_json::json!({
             "mode": self.mode,
+            "curve_backend": cds_core::CurveBackend::detect().as_str(),
+            "curve_backend_avx512_compiled": cds_core::CurveBackend::avx512_compiled(),
             "users": self.setup.map(|s| s.users),
             "contacts_per_request": self.contacts_per_request,
             "clients": self.clients,
@@ -225,6 +239,7 @@ impl Report {
                 self.client_cpu_us_per_contact()
             ),
         ));
+        rows.push(("curve backend".into(), curve_backend()));
         let mut out = format!(
             "cds bench: {} server, {} clients x {} contacts per request, {} buckets ({})\n",
             self.mode,

@@ -169,7 +169,11 @@ pub static SETTINGS: &[Setting] = &[
         default: "1073741824",
         about: "Memory, in bytes, that all Discover responses not yet sent may \
                 hold together (a slow reader holds its response until it has \
-                read it). Beyond it, requests are shed with UNAVAILABLE and a \
+                read it). Each response counts its own part (its evaluated \
+                elements; with ids, its copy of those buckets); the encoding \
+                of every bucket that all `all` responses of one table version \
+                share counts once, while the table or any response holds it. \
+                Beyond it, requests are shed with UNAVAILABLE and a \
                 retry-after. At least max_response_bytes.",
         flag: None,
         field: field!(server.max_response_memory),

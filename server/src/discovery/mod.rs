@@ -5,13 +5,18 @@
 //!   sized, and its elements evaluated and proven. Nothing here knows about
 //!   tonic, accounts, quotas or load; the client's tests drive it as their
 //!   server.
-//! - The gRPC handler (`service`): peer rate, credential, account budget and
-//!   the evaluation gate around that core, and the mapping of its errors to
-//!   gRPC statuses.
+//! - The handlers (`service`): peer rate, credential, account budget,
+//!   response memory and the evaluation gate around that core, and the
+//!   mapping of its errors to gRPC statuses.
+//! - The encoding of every bucket that all `all` responses of one table
+//!   version share (`shared`), and the hand-written gRPC route (`route`)
+//!   that sends it without copying.
 
 mod evaluate;
 mod plan;
+mod route;
 mod service;
+mod shared;
 
 use std::time::Duration;
 
@@ -20,7 +25,9 @@ use rand::CryptoRng;
 
 pub use evaluate::evaluate;
 pub use plan::{DiscoverError, DiscoverLimits, DiscoverPlan};
+pub(crate) use route::DiscoveryRoutes;
 pub(crate) use service::DiscoveryService;
+pub(crate) use shared::AllBucketsCache;
 
 use crate::epoch::ServingEpoch;
 

@@ -20,6 +20,17 @@ const EMPTY_BUCKET_FRAMING: usize = 7;
 /// What a bucket with records (or marked unchanged) adds to that: the
 /// records' tag and length varint (at most 6), the `unchanged` flag (2).
 const RECORDS_FRAMING: usize = 8;
+/// Upper bound of the protobuf framing of the response's other fields:
+/// `epoch` (9), the tags and length varints of `evaluated_elements` (at
+/// most 6) and `proof` (2), and the gRPC message prefix (5).
+const HEAD_FRAMING: usize = 22;
+
+/// An upper bound of the encoded `buckets` field of an `all` response from
+/// `table` as it is now: its records plus each entry's framing.
+pub(crate) fn all_buckets_bound(table: &crate::table::RecordTable) -> usize {
+    let count = table.bits().count() as usize;
+    table.record_bytes() + count.min(table.len()) * RECORDS_FRAMING + count * EMPTY_BUCKET_FRAMING
+}
 
 /// The request limits a server enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +159,8 @@ pub struct DiscoverPlan {
     buckets: usize,
     /// Bytes of records the response was sized with.
     payload: usize,
+    /// Evaluated elements and proof.
+    head_bytes: usize,
     response_bytes: usize,
 }
 
@@ -172,15 +185,15 @@ impl DiscoverPlan {
             table.bits().count(),
             limits.max_elements as usize,
         )?;
-        let mut response_bytes = elements * ELEMENT_LEN + PROOF_LEN;
+        let head_bytes = elements * ELEMENT_LEN + PROOF_LEN;
+        let mut response_bytes = head_bytes;
         let mut payload = 0;
         // Payload plus protobuf framing (tags and varint lengths).
         let buckets = match &selection {
             Selection::All => {
-                let count = table.bits().count() as usize;
                 payload = table.record_bytes();
-                response_bytes += count.min(table.len()) * RECORDS_FRAMING;
-                count
+                response_bytes += all_buckets_bound(table) - payload;
+                table.bits().count() as usize
             }
             Selection::Ids(ids) => {
                 for &(b, known) in ids {
@@ -189,12 +202,11 @@ impl DiscoverPlan {
                         payload += current.records.len();
                     }
                 }
-                response_bytes += ids.len() * RECORDS_FRAMING;
+                response_bytes += ids.len() * (RECORDS_FRAMING + EMPTY_BUCKET_FRAMING);
                 ids.len()
             }
         };
         response_bytes += payload;
-        response_bytes += buckets * EMPTY_BUCKET_FRAMING;
         if response_bytes > limits.max_response_bytes {
             return Err(DiscoverError::ResponseTooLarge {
                 size: response_bytes,
@@ -208,6 +220,7 @@ impl DiscoverPlan {
             selection,
             buckets,
             payload,
+            head_bytes,
             response_bytes,
         })
     }
@@ -227,11 +240,26 @@ impl DiscoverPlan {
         self.response_bytes
     }
 
-    /// The memory answering holds until the response is sent: its encoded
-    /// size (the transport copies the message into one buffer) and one
-    /// handle per bucket.
+    /// Whether the request asks for every bucket: its response is the
+    /// request's own fields followed by the encoding of every bucket that
+    /// all such responses of one table version share.
+    pub fn is_all(&self) -> bool {
+        self.selection == Selection::All
+    }
+
+    /// The memory answering holds until the response is sent, besides the
+    /// shared encoding of all buckets: the response's own encoding (with
+    /// `ids`, its buckets are copied into it) and, with `ids`, one handle
+    /// per bucket while it is built.
     pub fn held_bytes(&self) -> usize {
-        self.response_bytes + self.buckets * std::mem::size_of::<BucketRecords>()
+        match self.selection {
+            Selection::All => self.head_bytes + HEAD_FRAMING,
+            Selection::Ids(_) => {
+                self.response_bytes
+                    + HEAD_FRAMING
+                    + self.buckets * std::mem::size_of::<BucketRecords>()
+            }
+        }
     }
 
     /// The buckets of the response, as the table holds them now.
@@ -265,15 +293,42 @@ impl DiscoverPlan {
         rng: &mut R,
         cpu: &(dyn Fn(Duration) + Sync),
     ) -> Result<DiscoverResponse, DiscoverError> {
+        self.respond(epoch, true, rng, cpu)
+    }
+
+    /// As [`DiscoverPlan::answer`], but without the buckets of an `all`
+    /// request: the caller appends the shared encoding of every bucket
+    /// ([`super::shared`]). A response for `ids` is whole.
+    pub(crate) fn answer_without_all<R: CryptoRng + ?Sized>(
+        self,
+        epoch: &ServingEpoch,
+        rng: &mut R,
+        cpu: &(dyn Fn(Duration) + Sync),
+    ) -> Result<DiscoverResponse, DiscoverError> {
+        self.respond(epoch, false, rng, cpu)
+    }
+
+    fn respond<R: CryptoRng + ?Sized>(
+        self,
+        epoch: &ServingEpoch,
+        gather_all: bool,
+        rng: &mut R,
+        cpu: &(dyn Fn(Duration) + Sync),
+    ) -> Result<DiscoverResponse, DiscoverError> {
         debug_assert_eq!(self.epoch, epoch.id, "a plan is answered by its epoch");
-        // Admin writes may have grown the selected buckets since the plan
-        // was sized (and its memory reserved): refuse rather than exceed it,
-        // before anything is evaluated or charged.
-        let buckets = Self::gather(self.selection, epoch);
-        let payload: usize = buckets.iter().map(|b| b.records.len()).sum();
-        if payload > self.payload {
-            return Err(DiscoverError::TableChanged);
-        }
+        let buckets = if gather_all || self.selection != Selection::All {
+            // Admin writes may have grown the selected buckets since the
+            // plan was sized (and its memory reserved): refuse rather than
+            // exceed it, before anything is evaluated or charged.
+            let buckets = Self::gather(self.selection, epoch);
+            let payload: usize = buckets.iter().map(|b| b.records.len()).sum();
+            if payload > self.payload {
+                return Err(DiscoverError::TableChanged);
+            }
+            buckets
+        } else {
+            Vec::new()
+        };
         let (evaluated_elements, proof) = if self.elements == 0 {
             (Bytes::new(), Bytes::new())
         } else {

@@ -1,11 +1,12 @@
-//! The Discovery gRPC handler: peer rate, credential, account budget and
-//! the evaluation gate around the request core of [`super::plan`].
+//! The Discovery handlers: peer rate, credential, account budget, response
+//! memory and the evaluation gate around the request core of
+//! [`super::plan`]. [`super::route`] serves them over gRPC.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cds_proto::v1::discovery_server::Discovery;
+use cds_core::{ELEMENT_LEN, PROOF_LEN};
 use cds_proto::v1::{
     Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
     UploadAllowListResponse,
@@ -13,22 +14,34 @@ use cds_proto::v1::{
 use cds_proto::wire::{self, Limit};
 use tonic::{Request, Response, Status};
 
+use super::shared::SharedError;
 use super::{DiscoverError, DiscoverLimits, DiscoverPlan};
 use crate::auth::authenticate;
 use crate::exec::on_cpu_pool;
 use crate::limits::quota::Refusal;
+use crate::limits::response_memory::Reservation;
 use crate::limits::{limit_status, with_retry_after};
 use crate::state::State;
 
-/// The Discovery gRPC service.
+/// The Discovery service's handlers.
 #[derive(Debug, Clone)]
 pub(crate) struct DiscoveryService {
     pub(crate) state: Arc<State>,
 }
 
-#[tonic::async_trait]
-impl Discovery for DiscoveryService {
-    async fn get_config(
+/// A served Discover request, to be encoded: the response's own fields
+/// (with `ids`, its buckets too), for `all` the shared encoding of every
+/// bucket that follows them, and the reservation of the response's own
+/// memory, to hold until it is sent.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) response: DiscoverResponse,
+    pub(crate) all_buckets: Option<Bytes>,
+    pub(crate) reservation: Reservation,
+}
+
+impl DiscoveryService {
+    pub(crate) async fn get_config(
         &self,
         request: Request<GetConfigRequest>,
     ) -> Result<Response<Config>, Status> {
@@ -45,7 +58,7 @@ impl Discovery for DiscoveryService {
         }))
     }
 
-    async fn upload_allow_list(
+    pub(crate) async fn upload_allow_list(
         &self,
         request: Request<UploadAllowListRequest>,
     ) -> Result<Response<UploadAllowListResponse>, Status> {
@@ -64,10 +77,10 @@ impl Discovery for DiscoveryService {
         Ok(Response::new(UploadAllowListResponse { stored }))
     }
 
-    async fn discover(
+    pub(crate) async fn discover(
         &self,
         request: Request<DiscoverRequest>,
-    ) -> Result<Response<DiscoverResponse>, Status> {
+    ) -> Result<Answer, Status> {
         let state = Arc::clone(&self.state);
         check_peer_rate(&state, &request)?;
         let account = authenticate(
@@ -96,7 +109,9 @@ impl Discovery for DiscoveryService {
         // Only an admitted request may build a response, and only within
         // the memory all unsent responses share; the reservation is held
         // until the response has been sent (see `HoldLayer`). Refused here,
-        // the admission is dropped and charges nothing.
+        // the admission is dropped and charges nothing. An `all` response
+        // reserves only its own fields: the encoding of every bucket is
+        // shared, and reserved once, below.
         if plan.held_bytes() > state.response_memory.total() {
             return Err(Status::resource_exhausted(format!(
                 "the response would hold {} bytes of memory, over this server's max_response_memory of {}: ask for fewer buckets",
@@ -116,6 +131,25 @@ impl Discovery for DiscoveryService {
                     Some(Duration::from_secs(1)),
                 )
             })?;
+        let all_buckets = if plan.is_all() {
+            let encoded = serving
+                .all_buckets
+                .get(&serving, &state.response_memory)
+                .await
+                .map_err(|e| shared_status(&state, e))?;
+            // The table may have grown since the plan was sized.
+            let size = n * ELEMENT_LEN + PROOF_LEN + encoded.len();
+            let max = state.config.max_response_bytes;
+            if size > max {
+                return Err(discover_status(
+                    &state,
+                    DiscoverError::ResponseTooLarge { size, max },
+                ));
+            }
+            Some(encoded)
+        } else {
+            None
+        };
         let slot = if n == 0 {
             None
         } else {
@@ -142,9 +176,10 @@ impl Discovery for DiscoveryService {
             let _reservation = job_reservation;
             let metrics = &cpu_state.metrics;
             let busy = &metrics.evaluation_cpu_seconds;
-            let result = plan.answer(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
-                busy.inc_by(spent.as_secs_f64());
-            });
+            let result =
+                plan.answer_without_all(&cpu_serving, &mut rand::rng(), &|spent: Duration| {
+                    busy.inc_by(spent.as_secs_f64());
+                });
             if result.is_ok() {
                 admission.commit();
                 metrics.evaluated_elements.inc_by(n as u64);
@@ -153,10 +188,30 @@ impl Discovery for DiscoveryService {
         })
         .await?
         .map_err(|e| discover_status(&state, e))?;
-        let mut response = Response::new(response);
-        response.extensions_mut().insert(reservation);
         tracing::debug!(elements = n, buckets, "discover served");
-        Ok(response)
+        Ok(Answer {
+            response,
+            all_buckets,
+            reservation,
+        })
+    }
+}
+
+/// The shared encoding could not be had: shed (no memory for it now, or
+/// the table changed while it was encoded), or an internal error.
+fn shared_status(state: &State, e: SharedError) -> Status {
+    match e {
+        SharedError::NoMemory => {
+            state.metrics.shed.inc();
+            with_retry_after(
+                Status::unavailable(
+                    "the server is sending too many large responses: retry shortly",
+                ),
+                Some(Duration::from_secs(1)),
+            )
+        }
+        SharedError::TableChanged => discover_status(state, DiscoverError::TableChanged),
+        SharedError::Internal(status) => status,
     }
 }
 

@@ -1,12 +1,22 @@
 //! The memory all Discover responses may hold at once.
 //!
 //! A response is built only after its account is admitted, and only with a
-//! reservation of its size ([`ResponseMemory::try_reserve`]); the
+//! reservation of its own size ([`ResponseMemory::try_reserve`]); the
 //! reservation travels with the response into its HTTP body
 //! ([`HoldLayer`]) and is given back when the body has been sent, or
 //! dropped because the client went away. Slow readers therefore hold their
 //! share until they finish reading, and a crowd of them meets
 //! UNAVAILABLE instead of exhausting the process.
+//!
+//! What a response counts as its own: its evaluated elements and proof,
+//! and with `ids` its copy of the requested buckets. The buckets of an
+//! `all` response are not its own: every `all` response of one table
+//! version sends the same encoding of every bucket
+//! (`discovery::shared`), which holds one reservation of its size, owned by
+//! the buffer, so it is counted once, for as long as the serving table's
+//! cache, a response body or a piece the transport has not written yet
+//! refers to it. After a table change the old encoding stays counted until
+//! the last response sending it is done.
 
 use std::pin::Pin;
 use std::sync::Arc;
