@@ -208,7 +208,7 @@ pub static SETTINGS: &[Setting] = &[
                 registry; redis://host:port/db in Redis, one budget per account shared \
                 by every replica pointing at it. While Redis cannot be reached, \
                 discovery is refused with UNAVAILABLE and a retry-after (fail closed).",
-        flag: Some("budgets"),
+        flag: None,
         field: field!(server.budgets),
     },
     Setting {
