@@ -98,7 +98,7 @@ pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     private_files::create_private(&dir.join(crate::registry::DB_FILE))?;
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
-    let budgets = registry.load_budgets()?;
+    let budgets = crate::store::BudgetStore::load_budgets(&registry)?;
     Ok(Opened {
         budgets,
         epoch,
@@ -131,7 +131,9 @@ pub(crate) fn new_state(
             SharedBudgets::new(url, &config.budgets_key_prefix, rate)?,
         ),
     };
+    let registry = Arc::new(registry);
     Ok(State::new(
+        Arc::clone(&registry) as Arc<dyn crate::store::RegistryStore>,
         registry,
         config.clone(),
         verifier,
