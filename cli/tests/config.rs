@@ -245,6 +245,34 @@ fn out_of_range_setting_from_the_environment_fails_before_starting() {
 }
 
 #[test]
+fn shared_budgets_are_set_by_flag_or_environment_and_only_a_redis_url_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = print_config(
+        dir.path(),
+        &["--dev", "--budgets", "redis://10.0.0.7:6379/2"],
+        &[("CDS_BUDGETS_KEY_PREFIX", "cds:prod:budget:")],
+    );
+    assert_eq!(
+        value_of(&printed, "budgets").as_str(),
+        Some("redis://10.0.0.7:6379/2")
+    );
+    assert_eq!(
+        value_of(&printed, "budgets_key_prefix").as_str(),
+        Some("cds:prod:budget:")
+    );
+    let stderr = serve_fails(
+        dir.path(),
+        &["--dev"],
+        &[("CDS_BUDGETS", "postgres://127.0.0.1/budgets")],
+    );
+    assert!(stderr.contains("budgets must be a Redis URL"), "{stderr}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "the server started"
+    );
+}
+
+#[test]
 fn an_admin_listener_beyond_loopback_without_a_token_is_refused_before_starting() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = serve_fails(dir.path(), &["--admin-listen", "0.0.0.0:0"], &[]);

@@ -19,6 +19,7 @@ use crate::limits::budget_store::{StoredBudget, unix_ms_now};
 use crate::limits::gate::Gate;
 use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
+use crate::limits::shared_budget::SharedBudgets;
 use crate::limits::token_bucket::Rate;
 use crate::listeners::{ADMIN_SERVICE, DISCOVERY_SERVICE, spawn_admin, spawn_discovery, stopped};
 use crate::private_files;
@@ -97,7 +98,7 @@ pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     private_files::create_private(&dir.join(crate::registry::DB_FILE))?;
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
-    let budgets = registry.load_budgets()?;
+    let budgets = crate::store::BudgetStore::load_budgets(&registry)?;
     Ok(Opened {
         budgets,
         epoch,
@@ -114,7 +115,7 @@ pub(crate) fn new_state(
     config: &ServerConfig,
     registry: Registry,
     verifier: CredentialVerifier,
-) -> State {
+) -> Result<State, ServerError> {
     let peers = PeerLimits::new(
         config.peer.max_connections,
         Rate {
@@ -122,21 +123,28 @@ pub(crate) fn new_state(
             per_sec: config.peer.requests_per_second,
         },
     );
-    State::new(
+    let rate = Rate::per_hour(config.quota.burst, config.quota.refill_per_hour);
+    let quotas = match &config.budgets {
+        None => Quotas::new(rate, config.quota.max_in_flight),
+        Some(url) => Quotas::with_shared(
+            config.quota.max_in_flight,
+            SharedBudgets::new(url, &config.budgets_key_prefix, rate)?,
+        ),
+    };
+    let registry = Arc::new(registry);
+    Ok(State::new(
+        Arc::clone(&registry) as Arc<dyn crate::store::RegistryStore>,
         registry,
         config.clone(),
         verifier,
-        Quotas::new(
-            Rate::per_hour(config.quota.burst, config.quota.refill_per_hour),
-            config.quota.max_in_flight,
-        ),
+        quotas,
         peers,
         Gate::new(
             config.overload.max_concurrent,
             config.overload.max_queued,
             config.overload.max_queue_wait,
         ),
-    )
+    ))
 }
 
 async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -195,11 +203,13 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         None => None,
     };
 
-    let state = Arc::new(new_state(&config, opened.registry, opened.verifier));
-    // Budgets spent before a restart stay spent.
-    state
-        .quotas
-        .restore(opened.budgets, std::time::Instant::now(), unix_ms_now());
+    let state = Arc::new(new_state(&config, opened.registry, opened.verifier)?);
+    // Budgets spent before a restart stay spent (shared budgets stay in Redis).
+    if config.budgets.is_none() {
+        state
+            .quotas
+            .restore(opened.budgets, std::time::Instant::now(), unix_ms_now());
+    }
 
     let (stop, _) = watch::channel(false);
     let mut tasks = ServeTasks::new();

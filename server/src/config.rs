@@ -86,6 +86,14 @@ pub struct ServerConfig {
     pub dev: bool,
     /// Evaluation budgets per account.
     pub quota: QuotaConfig,
+    /// Where account budgets live: `None` in this server's memory, saved
+    /// to its registry (one server); `Some(redis://host:port/db)` in Redis,
+    /// shared by every replica pointing at it. Without Redis, discovery is
+    /// refused (UNAVAILABLE): budgets fail closed.
+    pub budgets: Option<String>,
+    /// The prefix of every Redis key of the budgets, so several deployments
+    /// (or tests) can share one Redis.
+    pub budgets_key_prefix: String,
     /// Limits per peer address.
     pub peer: PeerConfig,
     /// Load shedding.
@@ -200,6 +208,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default retention of the registry's change feed: 30 days.
 pub const DEFAULT_CHANGE_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default prefix of the budgets' Redis keys.
+pub const DEFAULT_BUDGETS_KEY_PREFIX: &str = "cds:budget:";
 /// Default longest credential lifetime: 7 days.
 pub const DEFAULT_MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -229,6 +239,8 @@ impl Default for ServerConfig {
             max_credential_lifetime: DEFAULT_MAX_CREDENTIAL_LIFETIME,
             dev: false,
             quota: QuotaConfig::default(),
+            budgets: None,
+            budgets_key_prefix: DEFAULT_BUDGETS_KEY_PREFIX.to_owned(),
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
         }
@@ -425,6 +437,14 @@ impl ServerConfig {
                 "must be a finite number of at least 0, not {}",
                 self.quota.refill_per_hour
             ),
+        )?;
+        check(
+            self.budgets
+                .as_deref()
+                .is_none_or(|url| url.starts_with("redis://") || url.starts_with("redis+unix://")),
+            "budgets",
+            "must be a Redis URL (redis://host:port/db), or empty for budgets in this server's memory"
+                .into(),
         )?;
         check(
             self.quota.max_in_flight > 0,

@@ -36,7 +36,7 @@ pub fn admin_service(config: ServerConfig) -> Result<AdminServer<impl Admin>, Se
         &config,
         opened.registry,
         opened.verifier,
-    ));
+    )?);
     crate::lifecycle::build_first_table(&state, opened.epoch, None)?;
     Ok(crate::listeners::admin_server(&state))
 }

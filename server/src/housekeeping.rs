@@ -76,7 +76,7 @@ impl State {
             return;
         }
         let count = changed.len();
-        if let Err(e) = self.registry.save_budgets(&changed) {
+        if let Err(e) = self.budget_store.save_budgets(&changed) {
             tracing::warn!(error = %e, accounts = count, "account budgets could not be saved; retrying");
             self.quotas
                 .mark_dirty(changed.into_iter().map(|b| b.account));

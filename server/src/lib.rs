@@ -62,6 +62,7 @@ mod private_files;
 pub mod registry;
 mod rotation;
 mod state;
+mod store;
 pub mod table;
 mod tls;
 

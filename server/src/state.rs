@@ -15,7 +15,7 @@ use crate::limits::peer::PeerLimits;
 use crate::limits::quota::Quotas;
 use crate::limits::response_memory::ResponseMemory;
 use crate::metrics::{Metrics, Snapshot};
-use crate::registry::Registry;
+use crate::store::{BudgetStore, RegistryStore};
 
 /// How many retired epochs are remembered, to tell their clients precisely
 /// why a request was refused (older ones get the generic message).
@@ -32,7 +32,10 @@ pub(crate) struct State {
     /// Set once shutdown starts: a rotation that has not switched yet gives up.
     stopping: AtomicBool,
     retired: Mutex<Vec<u64>>,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<dyn RegistryStore>,
+    /// Where this server's budgets are written behind (unused with shared
+    /// budgets).
+    pub(crate) budget_store: Arc<dyn BudgetStore>,
     /// Serializes admin writes, the first table build and a rotation's
     /// switch, so the registry and the serving table change in the same order.
     pub(crate) writes: Mutex<()>,
@@ -54,7 +57,8 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(
-        registry: Registry,
+        registry: Arc<dyn RegistryStore>,
+        budget_store: Arc<dyn BudgetStore>,
         config: ServerConfig,
         verifier: CredentialVerifier,
         quotas: Quotas,
@@ -68,6 +72,7 @@ impl State {
             stopping: AtomicBool::new(false),
             retired: Mutex::new(Vec::new()),
             registry,
+            budget_store,
             writes: Mutex::new(()),
             config,
             table_build_ms: AtomicU64::new(0),

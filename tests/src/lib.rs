@@ -18,6 +18,7 @@ use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
 pub mod pki;
+pub mod proxy;
 pub mod raw;
 pub mod tamper;
 
@@ -57,8 +58,16 @@ impl TestServer {
 
     /// Start a server on a fresh data directory with adjusted settings.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_trusting(CredentialIssuer::generate(&mut rand::rng()), adjust).await
+    }
+
+    /// [`TestServer::start_with`], trusting the credentials of `issuer`
+    /// (replicas of one deployment trust the same backend).
+    pub async fn start_trusting(
+        issuer: CredentialIssuer,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let dir = private_tempdir();
-        let issuer = CredentialIssuer::generate(&mut rand::rng());
         let mut config = test_config(dir.path(), &issuer);
         adjust(&mut config);
         let server = cds_server::start(config.clone())

@@ -205,6 +205,26 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.change_log_retention),
     },
     Setting {
+        key: "budgets",
+        value_name: "URL",
+        default: "none",
+        about: "Where account budgets live: \"\" in this server's memory, saved to its \
+                registry; redis://host:port/db in Redis, one budget per account shared \
+                by every replica pointing at it. While Redis cannot be reached, \
+                discovery is refused with UNAVAILABLE and a retry-after (fail closed).",
+        flag: None,
+        field: field!(server.budgets),
+    },
+    Setting {
+        key: "budgets_key_prefix",
+        value_name: "TEXT",
+        default: "cds:budget:",
+        about: "Prefix of every Redis key of the budgets (with budgets = redis://...), \
+                so several deployments can share one Redis.",
+        flag: None,
+        field: field!(server.budgets_key_prefix),
+    },
+    Setting {
         key: "issuer_public_key",
         value_name: "HEX",
         default: "none",

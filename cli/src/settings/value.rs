@@ -157,6 +157,29 @@ impl SettingValue for PathBuf {
     }
 }
 
+/// Text, as given.
+impl SettingValue for String {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(text.to_owned())
+    }
+
+    fn print(&self) -> Result<Value, String> {
+        Ok(Value::String(self.clone()))
+    }
+}
+
+/// Text, or "" for none.
+impl SettingValue for Option<String> {
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        Ok((!text.is_empty()).then(|| text.to_owned()))
+    }
+
+    fn print(&self) -> Result<Value, String> {
+        Ok(Value::String(self.clone().unwrap_or_default()))
+    }
+}
+
 /// A file, or "" for none.
 impl SettingValue for Option<PathBuf> {
     fn parse(text: &str) -> Result<Self, String> {

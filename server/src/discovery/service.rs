@@ -104,7 +104,8 @@ impl DiscoveryService {
         let buckets = plan.buckets();
         let admission = state
             .quotas
-            .admit(&account, n as u32, Instant::now())
+            .admit_now(&account, n as u32)
+            .await
             .map_err(quota_status)?;
         // Only an admitted request may build a response, and only within
         // the memory all unsent responses share; the reservation is held
@@ -273,6 +274,12 @@ fn quota_status(refusal: Refusal) -> Status {
             Limit::AccountBudget,
             "this account's discovery budget is spent and does not refill in any useful time",
             None,
+        ),
+        Refusal::Unavailable(wait) => with_retry_after(
+            Status::unavailable(
+                "the budget store cannot be reached: nothing was evaluated or charged; retry shortly",
+            ),
+            Some(wait),
         ),
     }
 }

@@ -8,6 +8,7 @@ pub mod gate;
 pub mod peer;
 pub mod quota;
 pub mod response_memory;
+pub mod shared_budget;
 pub mod token_bucket;
 
 use std::time::Duration;

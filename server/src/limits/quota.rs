@@ -8,6 +8,11 @@
 //! marked ones to the saver. An account's entry is dropped once its bucket
 //! is full again (it then says nothing a fresh entry would not), and its
 //! stored entry deleted.
+//!
+//! With shared budgets ([`Quotas::with_shared`]) the buckets live in Redis
+//! instead, where every replica takes from the same one
+//! ([`super::shared_budget`]); the in-flight limit stays per replica, and
+//! nothing is written behind.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 use cds_core::AccountId;
 
 use super::budget_store::StoredBudget;
+use super::shared_budget::SharedBudgets;
 use super::token_bucket::{Rate, TokenBucket};
 
 /// Why a request was not admitted.
@@ -26,6 +32,9 @@ pub enum Refusal {
     /// The account's budget is spent; retry after the given time (`None`:
     /// not within any representable time, as when nothing refills).
     Exhausted(Option<Duration>),
+    /// The shared budget store did not answer: nothing was charged or
+    /// evaluated; retry after the given time.
+    Unavailable(Duration),
 }
 
 struct Account {
@@ -37,6 +46,8 @@ struct Inner {
     rate: Rate,
     max_in_flight: u32,
     accounts: Mutex<Accounts>,
+    /// The budgets, when they live in Redis (the local buckets then stay full).
+    shared: Option<SharedBudgets>,
 }
 
 #[derive(Default)]
@@ -80,6 +91,12 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         let inner = &self.quotas.inner;
+        if let Some(shared) = &inner.shared
+            && self.charged > 0.0
+        {
+            shared.refund(self.account.clone(), self.charged);
+            self.charged = 0.0;
+        }
         let mut accounts = self.quotas.accounts();
         if let Some(a) = accounts.by_id.get_mut(&self.account) {
             a.in_flight = a.in_flight.saturating_sub(1);
@@ -108,7 +125,51 @@ impl Quotas {
                 rate,
                 max_in_flight,
                 accounts: Mutex::new(Accounts::default()),
+                shared: None,
             }),
+        }
+    }
+
+    /// Quotas whose buckets are `shared` by every replica; at most
+    /// `max_in_flight` concurrent requests per account on this replica.
+    pub fn with_shared(max_in_flight: u32, shared: SharedBudgets) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rate: shared.rate(),
+                max_in_flight,
+                accounts: Mutex::new(Accounts::default()),
+                shared: Some(shared),
+            }),
+        }
+    }
+
+    /// Admit a request of `elements` evaluations for `account` now: from
+    /// the local buckets ([`Quotas::admit`]) or from the shared ones, where
+    /// an unreachable store refuses the request ([`Refusal::Unavailable`]).
+    pub async fn admit_now(
+        &self,
+        account: &AccountId,
+        elements: u32,
+    ) -> Result<Admission, Refusal> {
+        let Some(shared) = &self.inner.shared else {
+            return self.admit(account, elements, Instant::now());
+        };
+        // The in-flight slot first (a local bucket that stays full), so a
+        // refused slot costs no round trip.
+        let mut admission = self.admit(account, 0, Instant::now())?;
+        if elements == 0 {
+            return Ok(admission);
+        }
+        let n = f64::from(elements);
+        match shared.take(account, n).await {
+            Ok(Ok(())) => {
+                admission.charged = n;
+                Ok(admission)
+            }
+            Ok(Err(wait)) => Err(Refusal::Exhausted(wait)),
+            Err(_) => Err(Refusal::Unavailable(
+                super::shared_budget::RETRY_AFTER_UNREACHABLE,
+            )),
         }
     }
 
