@@ -11,6 +11,7 @@
 
 use cds_core::E164;
 
+use crate::contacts_only::StoredList;
 use crate::error::ServerError;
 use crate::limits::budget_store::StoredBudget;
 use crate::registry::{ChangePage, Registry, Upserted, User};
@@ -42,6 +43,20 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     fn changes_after(&self, after: u64, limit: usize) -> Result<ChangePage, ServerError>;
     /// Delete changes committed before `cutoff_unix`; how many.
     fn prune_changes(&self, cutoff_unix: u64) -> Result<u64, ServerError>;
+
+    /// The stored contacts-only allow-list of `number`, if it has one.
+    fn allow_list(&self, number: &E164) -> Result<Option<StoredList>, ServerError>;
+    /// Which of `numbers` have a stored allow-list.
+    fn with_allow_lists(
+        &self,
+        numbers: &mut dyn Iterator<Item = &E164>,
+    ) -> Result<Vec<E164>, ServerError>;
+    /// Store (or replace) the allow-list of `number`.
+    fn put_allow_list(&self, number: &E164, list: &StoredList) -> Result<(), ServerError>;
+    /// Delete the allow-list of `number`, returning what was stored.
+    fn remove_allow_list(&self, number: &E164) -> Result<Option<StoredList>, ServerError>;
+    /// Every stored allow-list, to place their records in a new table.
+    fn allow_lists(&self) -> Result<Vec<(E164, StoredList)>, ServerError>;
 }
 
 /// Where the budgets of one server are written behind and read back at
@@ -88,6 +103,29 @@ impl RegistryStore for Registry {
 
     fn prune_changes(&self, cutoff_unix: u64) -> Result<u64, ServerError> {
         Registry::prune_changes(self, cutoff_unix)
+    }
+
+    fn allow_list(&self, number: &E164) -> Result<Option<StoredList>, ServerError> {
+        crate::contacts_only::store::get(self.database(), number)
+    }
+
+    fn with_allow_lists(
+        &self,
+        numbers: &mut dyn Iterator<Item = &E164>,
+    ) -> Result<Vec<E164>, ServerError> {
+        crate::contacts_only::store::present(self.database(), numbers)
+    }
+
+    fn put_allow_list(&self, number: &E164, list: &StoredList) -> Result<(), ServerError> {
+        crate::contacts_only::store::put(self.database(), number, list)
+    }
+
+    fn remove_allow_list(&self, number: &E164) -> Result<Option<StoredList>, ServerError> {
+        crate::contacts_only::store::remove(self.database(), number)
+    }
+
+    fn allow_lists(&self) -> Result<Vec<(E164, StoredList)>, ServerError> {
+        crate::contacts_only::store::all(self.database())
     }
 }
 

@@ -117,8 +117,9 @@ async fn while_redis_is_cut_discovery_is_refused_cleanly_and_recovers_by_itself(
     assert!(
         matches!(
             refused,
-            Err(ClientError::Overloaded {
-                retry_after: Some(_)
+            Err(ClientError::Unavailable {
+                retry_after: Some(_),
+                ..
             })
         ),
         "UNAVAILABLE with a retry-after while Redis is cut: {refused:?}"
@@ -138,7 +139,7 @@ async fn while_redis_is_cut_discovery_is_refused_cleanly_and_recovers_by_itself(
                 found = Some(contacts);
                 break;
             }
-            Err(ClientError::Overloaded { .. }) => {
+            Err(ClientError::Unavailable { .. }) => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(other) => panic!("only UNAVAILABLE while Redis returns, not {other:?}"),

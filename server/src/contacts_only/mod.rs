@@ -10,10 +10,11 @@
 
 mod modes;
 mod placement;
-mod store;
+pub(crate) mod store;
 mod upload;
 
 pub(crate) use modes::{forget, set_discoverability};
 pub(crate) use placement::install_all;
+pub(crate) use store::StoredList;
 pub(crate) use store::create as create_store;
 pub(crate) use upload::upload;

@@ -9,6 +9,7 @@ use super::{placement, store};
 use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::state::State;
+use crate::store::RegistryStore;
 
 /// Set `number`'s discoverability; `None` if it is not registered.
 /// Leaving contacts-only deletes its stored allow-list and its pair records.
@@ -19,7 +20,6 @@ pub(crate) fn set_discoverability(
 ) -> Result<Option<()>, ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = state.serving().ok_or(ServerError::Starting)?;
-    let db = state.registry.database();
     let everybody = mode == Discoverability::Everybody;
     let Some(user) = state.registry.set_discoverable(number, everybody)? else {
         return Ok(None);
@@ -27,11 +27,13 @@ pub(crate) fn set_discoverability(
     state.note_changed([user.number.clone()]);
     serving.table.apply(&serving.oprf, &user);
     if mode == Discoverability::Contacts {
-        if store::get(db, number)?.is_none() {
-            store::put(db, number, &store::StoredList::empty())?;
+        if state.registry.allow_list(number)?.is_none() {
+            state
+                .registry
+                .put_allow_list(number, &store::StoredList::empty())?;
         }
     } else {
-        drop_list(db, &serving, number)?;
+        drop_list(state.registry.as_ref(), &serving, number)?;
     }
     Ok(Some(()))
 }
@@ -44,19 +46,19 @@ pub(crate) fn forget<'a>(
     serving: &ServingEpoch,
     numbers: impl IntoIterator<Item = &'a E164>,
 ) -> Result<(), ServerError> {
-    let db = state.registry.database();
-    for number in store::present(db, numbers)? {
-        drop_list(db, serving, &number)?;
+    let registry = state.registry.as_ref();
+    for number in registry.with_allow_lists(&mut numbers.into_iter())? {
+        drop_list(registry, serving, &number)?;
     }
     Ok(())
 }
 
 fn drop_list(
-    db: &redb::Database,
+    registry: &dyn RegistryStore,
     serving: &ServingEpoch,
     number: &E164,
 ) -> Result<(), ServerError> {
-    if let Some(old) = store::remove(db, number)? {
+    if let Some(old) = registry.remove_allow_list(number)? {
         placement::apply(
             serving,
             placement::changes(

@@ -49,7 +49,7 @@ pub(crate) fn install_all(
     oprf: &cds_core::VoprfServer,
 ) -> Result<(), ServerError> {
     let mut all = Vec::new();
-    for (number, list) in super::store::all(state.registry.database())? {
+    for (number, list) in state.registry.allow_lists()? {
         // The registry decides: a user it does not hold, or holds as
         // discoverable, has no pair records served.
         match state.registry.get(&number)? {

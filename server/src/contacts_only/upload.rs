@@ -59,13 +59,12 @@ pub(crate) fn upload(
 
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = state.serving_or_unavailable()?;
-    let db = state.registry.database();
     let store_error = |e: crate::error::ServerError| {
         tracing::error!(error = %e, "allow-list store failed");
         Status::unavailable("the server's store failed: retry later")
     };
     let registered = state.registry.get(&number).map_err(store_error)?;
-    let old = store::get(db, &number).map_err(store_error)?;
+    let old = state.registry.allow_list(&number).map_err(store_error)?;
     let (Some(user), Some(old)) = (registered, old) else {
         return Err(Status::failed_precondition(
             "that number is not in contacts-only mode: the messenger backend sets it (SetDiscoverability CONTACTS) before the app uploads",
@@ -85,7 +84,10 @@ pub(crate) fn upload(
         issued_at: request.issued_at,
         records,
     };
-    store::put(db, &number, &new).map_err(store_error)?;
+    state
+        .registry
+        .put_allow_list(&number, &new)
+        .map_err(store_error)?;
     state.note_changed([number.clone()]);
     placement::apply(
         &serving,
