@@ -246,3 +246,49 @@ async fn a_restart_and_a_key_rotation_keep_the_allow_list_and_the_mode() {
     );
     world.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_replayed_or_older_upload_of_as_own_list_is_refused_and_changes_nothing() {
+    let world = World::start().await;
+    let epoch = world.issuer.public_key().epoch();
+    let a = cds_core::E164::parse(A).expect("valid");
+    // An upload A really signed, for its own account: an empty list, which
+    // would hide A from everybody.
+    let signed_by_a = |issued_at: u64| {
+        let records: Vec<u8> = Vec::new();
+        let message = upload_message(epoch, b"acct-a", &a, issued_at, &records);
+        let signature = UploadSignature::sign(&world.keys(A), &message, &mut rand::rng());
+        UploadAllowListRequest {
+            issuer_epoch: epoch,
+            e164: A.into(),
+            issued_at,
+            records: records.into(),
+            signature: signature.to_bytes().to_vec().into(),
+        }
+    };
+    let early = cds_server::unix_now() * 1000 - 60_000;
+    let mut discovery =
+        cds_proto::v1::discovery_client::DiscoveryClient::connect(world.server.url())
+            .await
+            .expect("connects");
+    // Captured now, replayed after A's app uploaded a newer list.
+    let captured = signed_by_a(early);
+    discovery
+        .upload_allow_list(world.server.authed("acct-a", captured.clone()))
+        .await
+        .expect("A's own upload is accepted");
+    world.upload_for_a(&[B]).await;
+    for stale in [captured, signed_by_a(early + 1)] {
+        let refused = discovery
+            .upload_allow_list(world.server.authed("acct-a", stale))
+            .await
+            .expect_err("an upload no newer than the stored one is refused");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    }
+    // The newer list stands: B still finds A.
+    assert_eq!(
+        world.finds_a("acct-b", B, BucketMode::All).await.as_deref(),
+        Some("alice-cts")
+    );
+    world.server.stop().await;
+}
