@@ -50,13 +50,20 @@ swift=target/bindings/swift/cds.swift
 for needle in "suspend fun \`connect\`(\`options\`: ClientOptions)" \
     "suspend fun \`discover\`(\`entries\`: List<kotlin.String>, \`region\`: kotlin.String)" \
     "sealed class DiscoveryException" "class QuotaExceeded(" "class EpochChanged(" \
-    "sealed class Contact" "enum class InvalidReason"; do
+    "sealed class Contact" "enum class InvalidReason" \
+    "suspend fun \`uploadAllowList\`(\`entries\`: List<kotlin.String>, \`region\`: kotlin.String, \`label\`: kotlin.ByteArray): kotlin.UInt" \
+    "var \`identityKeys\`: kotlin.ByteArray? = null" \
+    "var \`contactsIssuerPublicKey\`: kotlin.ByteArray? = null" \
+    "var \`foundByAllowList\`: kotlin.ULong"; do
     grep -qF "$needle" "$kotlin" || { echo "error: $kotlin lacks: $needle" >&2; exit 1; }
 done
 for needle in "public func connect(options: ClientOptions)async throws  -> DiscoveryClient" \
     "func discover(entries: [String], region: String)" \
     "enum DiscoveryError: Swift.Error" "case QuotaExceeded(" "case EpochChanged(" \
-    "public enum Contact" "public enum InvalidReason"; do
+    "public enum Contact" "public enum InvalidReason" \
+    "func uploadAllowList(entries: [String], region: String, label: Data) async throws  -> UInt32" \
+    "public var identityKeys: Data?" "public var contactsIssuerPublicKey: Data?" \
+    "public var foundByAllowList: UInt64"; do
     grep -qF "$needle" "$swift" || { echo "error: $swift lacks: $needle" >&2; exit 1; }
 done
 echo "generated $(wc -l < "$kotlin") lines of Kotlin, $(wc -l < "$swift") lines of Swift (not compiled: no Kotlin or Swift toolchain here)"

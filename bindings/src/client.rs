@@ -41,18 +41,29 @@ pub struct ClientOptions {
     /// server learns a few bits of a hash of each contact) instead of all.
     #[uniffi(default)]
     pub contacts_only: bool,
+    /// This user's contacts-only identity keys: the bytes the messenger
+    /// backend issued for the user's verified number (secret: keep them
+    /// with the credential). With them, `discover` also finds contacts-only
+    /// users who listed this user's number, and `upload_allow_list` can
+    /// publish this user's own list. Needs `contacts_issuer_public_key`.
+    #[uniffi(default)]
+    pub identity_keys: Option<Vec<u8>>,
+    /// The public key of the backend's contacts issuer (144 bytes), which
+    /// `identity_keys` are checked against. Only with `identity_keys`.
+    #[uniffi(default)]
+    pub contacts_issuer_public_key: Option<Vec<u8>>,
 }
 
 /// A connection to a cds Discovery service.
 #[derive(uniffi::Object)]
 pub struct DiscoveryClient {
-    client: tokio::sync::Mutex<Client>,
+    pub(crate) client: tokio::sync::Mutex<Client>,
     /// What the app may read while a `discover` runs.
-    seen: Mutex<Seen>,
+    pub(crate) seen: Mutex<Seen>,
 }
 
 /// The state last published by a call.
-struct Seen {
+pub(crate) struct Seen {
     cache: DiscoveryCache,
     report: cds_client::DiscoveryReport,
     epoch: u64,
@@ -103,6 +114,12 @@ pub async fn connect(options: ClientOptions) -> Result<Arc<DiscoveryClient>, Dis
     if options.contacts_only {
         builder = builder.bucket_mode(BucketMode::ContactsOnly);
     }
+    if let Some(keys) = crate::contacts_only::identity_keys(
+        options.identity_keys,
+        options.contacts_issuer_public_key,
+    )? {
+        builder = builder.identity_keys(keys);
+    }
     let client = builder.connect().await?;
     let seen = Seen::of(&client);
     Ok(Arc::new(DiscoveryClient {
@@ -112,7 +129,7 @@ pub async fn connect(options: ClientOptions) -> Result<Arc<DiscoveryClient>, Dis
 }
 
 impl Seen {
-    fn of(client: &Client) -> Self {
+    pub(crate) fn of(client: &Client) -> Self {
         Seen {
             cache: client.cache().clone(),
             report: client.last_report(),

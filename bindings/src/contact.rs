@@ -6,7 +6,9 @@ use cds_client::InvalidReason as RustReason;
 /// [`cds_client::Contact`]).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum Contact {
-    /// A registered user who opted into discovery.
+    /// A registered user who opted into discovery, or a contacts-only user
+    /// who listed this user's number (`label` is then the one that user
+    /// uploaded; [`crate::DiscoveryReport::found_by_allow_list`] counts them).
     Registered {
         /// The entry in E.164 form, such as `"+12015550123"`.
         number: String,
@@ -98,6 +100,12 @@ pub struct DiscoveryReport {
     /// Records under a contact's tag that did not open: a corrupt or forged
     /// table. Show it to the user at most; never send it anywhere.
     pub unopenable_records: u64,
+    /// Pairings computed to look contacts up among contacts-only users'
+    /// allow-lists (0 without identity keys).
+    pub pairings: u64,
+    /// Of the contacts found, how many through a contacts-only user's
+    /// allow-list.
+    pub found_by_allow_list: u64,
 }
 
 impl From<cds_client::DiscoveryReport> for DiscoveryReport {
@@ -111,6 +119,8 @@ impl From<cds_client::DiscoveryReport> for DiscoveryReport {
             bytes_sent: n(r.bytes_sent),
             bytes_received: n(r.bytes_received),
             unopenable_records: n(r.unopenable_records),
+            pairings: n(r.pairings),
+            found_by_allow_list: n(r.found_by_allow_list),
         }
     }
 }

@@ -14,7 +14,10 @@ use cds_client::{ClientError, Limit};
 pub enum DiscoveryError {
     /// What the app passed is unusable: the URL, the region code, the
     /// pinned key or profile, the cache bytes, the credential's characters,
-    /// or plaintext `http://` to another host. Fix the call; do not retry.
+    /// plaintext `http://` to another host, contacts-only identity keys or
+    /// issuer key that do not parse or verify, an allow-list upload without
+    /// identity keys or credential, or a label too long. Fix the call; do
+    /// not retry.
     #[error("{detail}")]
     InvalidInput {
         /// What is wrong and what to pass instead.
@@ -124,11 +127,14 @@ impl From<ClientError> for DiscoveryError {
     fn from(e: ClientError) -> Self {
         // Every `ClientError` message is free of user data (its contract).
         let detail = e.to_string();
+        // Every variant this version knows is named; only variants added to
+        // the client later fall to the last arm.
         match e {
             ClientError::InvalidUrl
             | ClientError::PlaintextToRemoteHost
             | ClientError::InvalidCredential
-            | ClientError::InvalidInput(_) => DiscoveryError::InvalidInput { detail },
+            | ClientError::InvalidInput(_)
+            | ClientError::ContactsOnly(_) => DiscoveryError::InvalidInput { detail },
             ClientError::Connect { .. } | ClientError::Tls { .. } => {
                 DiscoveryError::Connect { detail }
             }
@@ -150,6 +156,14 @@ impl From<ClientError> for DiscoveryError {
                 detail,
             },
             ClientError::PublicKeyMismatch => DiscoveryError::PublicKeyMismatch { detail },
+            ClientError::UnsupportedSuite(_)
+            | ClientError::UnsupportedBucketScheme
+            | ClientError::ServerMisconfigured(_)
+            | ClientError::BucketBitsAboveCeiling { .. }
+            | ClientError::ProofVerification
+            | ClientError::MalformedResponse(_) => DiscoveryError::UntrustedServer { detail },
+            // A kind of failure this version of the bindings does not know:
+            // results were not used, as for a server it cannot trust.
             _ => DiscoveryError::UntrustedServer { detail },
         }
     }

@@ -9,7 +9,11 @@
 //!   bytes saved last time;
 //! - [`DiscoveryClient::discover`] (async) returns one [`Contact`] per
 //!   address-book entry, with the same statuses, labels and invalid-entry
-//!   reasons as the Rust client;
+//!   reasons as the Rust client; with the user's contacts-only identity
+//!   keys in [`ClientOptions::identity_keys`], it also finds contacts-only
+//!   users who listed the user's number, with their label;
+//! - [`DiscoveryClient::upload_allow_list`] (async) replaces the user's own
+//!   contacts-only allow-list;
 //! - [`DiscoveryClient::cache`] returns the cache as bytes for the app to
 //!   store where it keeps the address book;
 //! - failures are [`DiscoveryError`] exceptions carrying the Rust client's
@@ -23,6 +27,7 @@
 
 mod client;
 mod contact;
+mod contacts_only;
 mod error;
 
 pub use client::{ClientOptions, DiscoveryClient, connect};

@@ -287,9 +287,27 @@ fn limit(s: &tonic::Status) -> Option<Limit> {
     s.metadata().get(wire::LIMIT)?.to_str().ok()?.parse().ok()
 }
 
-/// A status from the Discovery service, classified (docs/protocol.md §9).
-/// `FAILED_PRECONDITION` is [`ClientError::EpochChanged`]: it is the only
-/// reason Discovery sends it.
+impl ClientError {
+    /// A status of `UploadAllowList`, classified: there
+    /// `FAILED_PRECONDITION` means the upload cannot be taken as it stands
+    /// (the number is not in contacts-only mode, another issuer epoch, a
+    /// newer list stored), not a key rotation, so it is
+    /// [`ClientError::Rejected`]; other codes as for discovery.
+    pub(crate) fn from_upload_status(s: tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::FailedPrecondition => ClientError::Rejected {
+                code: StatusCode::FailedPrecondition,
+                message: s.message().to_owned(),
+            },
+            _ => ClientError::from(s),
+        }
+    }
+}
+
+/// A status from the Discovery service's discovery calls, classified
+/// (docs/protocol.md §9). `FAILED_PRECONDITION` is
+/// [`ClientError::EpochChanged`]: it is the only reason discovery sends it
+/// (uploads: [`ClientError::from_upload_status`]).
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         let message = s.message().to_owned();
@@ -384,6 +402,22 @@ mod tests {
             }
         ));
         assert!(bug.to_string().contains("INVALID_ARGUMENT"), "{bug}");
+    }
+
+    #[test]
+    fn an_upload_refused_as_a_failed_precondition_is_rejected_not_an_epoch_change() {
+        let refused = ClientError::from_upload_status(status(tonic::Code::FailedPrecondition, &[]));
+        assert!(matches!(
+            refused,
+            ClientError::Rejected {
+                code: StatusCode::FailedPrecondition,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ClientError::from_upload_status(status(tonic::Code::Unauthenticated, &[])),
+            ClientError::Unauthenticated { .. }
+        ));
     }
 
     #[test]

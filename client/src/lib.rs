@@ -109,6 +109,7 @@ mod transport;
 
 pub use builder::{ClientBuilder, DangerousClientBuilder};
 pub use cache::{CacheError, DiscoveryCache};
+pub use cds_core::contacts_only::{IdentityKeys, IssuerPublicKey};
 pub use cds_core::{BucketBits, E164, Label, Output, ProfileError, PublicKey, ServerProfile};
 pub use client::{BucketMode, Client, Contact, DiscoveryReport};
 pub use config_check::DEFAULT_MAX_BUCKET_BITS;

@@ -3,8 +3,11 @@
 The server is the debug `cds` binary (CDS_BIN, or target/debug/cds of this
 checkout), in development mode (it keeps the credential issuer key in its
 data directory), on free loopback ports, in a temporary data directory,
-with a small discovery budget so a quota refusal is easy to reach.
-Credentials are minted as the README does, with `cds admin token`.
+with a small discovery budget so a quota refusal is easy to reach, and a
+contacts issuer key (`cds admin contacts-issuer`, as the messenger backend
+creates it) so contacts-only users can upload allow-lists. Credentials and
+identity keys are minted as the README does, with `cds admin token` and
+`cds admin contacts-keys`.
 """
 
 import asyncio
@@ -36,6 +39,12 @@ class Server:
     def __init__(self, binary: pathlib.Path, data_dir: pathlib.Path, quota_burst: int = QUOTA_BURST):
         self.binary = binary
         self.data_dir = data_dir
+        # The backend's contacts issuer secret stays outside the data
+        # directory: the cds server gets only its public key.
+        self.contacts_issuer = data_dir.parent / "contacts-issuer"
+        self.contacts_issuer_public_key = bytes.fromhex(
+            self.run("admin", "contacts-issuer", "--out", str(self.contacts_issuer))
+        )
         self.discovery_port = free_port()
         self.admin_port = free_port()
         self.url = f"http://127.0.0.1:{self.discovery_port}"
@@ -50,21 +59,39 @@ class Server:
                 "--bucket-bits", "4",
                 "--quota-burst", str(quota_burst),
                 "--quota-refill-per-hour", "1",
+                "--contacts-issuer-public-key", self.contacts_issuer_public_key.hex(),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
 
-    def admin(self, *args: str) -> str:
-        """Run `cds admin ARGS` against this server; its standard output."""
+    def run(self, *args: str) -> str:
+        """Run `cds ARGS`; its standard output."""
         done = subprocess.run(
-            [str(self.binary), "admin", "--admin", self.admin_url, *args],
+            [str(self.binary), *args],
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
+
+    def admin(self, *args: str) -> str:
+        """Run `cds admin ARGS` against this server; its standard output."""
+        return self.run("admin", "--admin", self.admin_url, *args)
+
+    def identity_keys(self, e164: str) -> bytes:
+        """The contacts-only identity keys the backend issues for `e164`
+        (the `keys` line of the file `cds admin contacts-keys` writes)."""
+        out = self.data_dir.parent / f"identity-{e164.lstrip('+')}"
+        if not out.exists():
+            self.run("admin", "contacts-keys", e164,
+                     "--issuer", str(self.contacts_issuer), "--out", str(out))
+        lines = out.read_text().splitlines()
+        assert lines[0] == "cds-identity-keys v1", lines[0]
+        fields = dict(line.split(" ", 1) for line in lines[1:])
+        assert bytes.fromhex(fields["issuer"]) == self.contacts_issuer_public_key
+        return bytes.fromhex(fields["keys"])
 
     def token(self, account: str) -> str:
         """A credential for `account`, as the messenger backend issues it."""
