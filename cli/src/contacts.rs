@@ -1,5 +1,5 @@
 //! Contacts-only mode from the shell: the key files, `cds allow-list`
-//! (upload who may find me) and `cds bench-contacts` (its cost).
+//! (upload who may find me). Its cost is measured by `cds bench --allow-list`.
 //!
 //! Files (all text, written mode 0600 since they hold secrets):
 //!
@@ -10,12 +10,11 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use cds_client::{Client, Region};
-use cds_core::contacts_only::{AllowList, IdentityKeys, IssuerPublicKey, IssuerSecret, PairKey};
-use cds_core::{E164, Label};
+use cds_core::Label;
+use cds_core::contacts_only::{IdentityKeys, IssuerPublicKey, IssuerSecret};
 use clap::Args;
 
 const ISSUER_HEADER: &str = "cds-contacts-issuer v1\n";
@@ -152,64 +151,5 @@ pub async fn run(args: AllowListArgs) -> anyhow::Result<()> {
     crate::print_out(&format!(
         "allowed {} numbers ({} records stored, {} pairings, {} bytes sent)\n",
         report.allowed, report.stored, report.pairings, report.bytes_sent
-    ))
-}
-
-/// Options of `cds bench-contacts`.
-#[derive(Args, Debug)]
-pub struct BenchContactsArgs {
-    /// How many contacts (allowed numbers, and numbers looked up).
-    #[arg(long, default_value_t = 1000)]
-    contacts: u32,
-    /// Label length in bytes.
-    #[arg(long, default_value_t = 16)]
-    label_len: usize,
-}
-
-/// Run `cds bench-contacts`: the client's and the server's cost of
-/// contacts-only mode, measured in this process (no server needed: the
-/// lookup adds no request).
-pub fn bench(args: BenchContactsArgs) -> anyhow::Result<()> {
-    let issuer = IssuerSecret::generate(&mut rand::rng());
-    let owner = issuer.issue(&E164::parse("+12015550100").context("number")?);
-    let book: Vec<E164> = (0..args.contacts)
-        .map(|i| E164::from_u64(4_915_100_000_000 + u64::from(i)))
-        .collect::<Result<_, _>>()
-        .context("numbers")?;
-    let label = Label::new(vec![b'x'; args.label_len]).context("--label-len")?;
-
-    let started = Instant::now();
-    let cpu = cpu_time::ThreadTime::now();
-    let list = AllowList::seal(&owner, &label, &book, &mut rand::rng())?;
-    let seal_cpu = cpu.elapsed();
-    let seal_wall = started.elapsed();
-
-    let cpu = cpu_time::ThreadTime::now();
-    for n in &book {
-        let key = PairKey::derive(&owner, n)?;
-        std::hint::black_box(key.record_keys(n)?);
-    }
-    let lookup_cpu = cpu.elapsed();
-
-    let n = f64::from(args.contacts.max(1));
-    let upload = list.as_bytes().len() + 96 + 8 + 8 + 16 + 16;
-    crate::print_out(&format!(
-        "contacts                 {}\n\
-         upload: seal CPU         {:.1} ms ({:.0} us per contact, 1 pairing each), wall {:.1} ms\n\
-         upload bytes             {} (records {} + signature 96 + fields ~48)\n\
-         lookup CPU               {:.1} ms ({:.0} us per contact, 1 pairing each)\n\
-         lookup extra requests    0 (pair records ride in buckets already fetched)\n\
-         lookup extra bytes       {} per allowed finder in the owner's bucket (one record)\n\
-         server storage per pair  {} bytes (one record, on disk and in memory)\n",
-        args.contacts,
-        seal_cpu.as_secs_f64() * 1e3,
-        seal_cpu.as_secs_f64() * 1e6 / n,
-        seal_wall.as_secs_f64() * 1e3,
-        upload,
-        list.as_bytes().len(),
-        lookup_cpu.as_secs_f64() * 1e3,
-        lookup_cpu.as_secs_f64() * 1e6 / n,
-        45 + args.label_len,
-        45 + args.label_len,
     ))
 }

@@ -41,9 +41,6 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Contacts-only mode: upload (replace) the numbers allowed to find me.
     AllowList(contacts::AllowListArgs),
-    /// Contacts-only mode: measure pairings, upload and lookup bytes, and
-    /// storage per allowed pair, in this process.
-    BenchContacts(contacts::BenchContactsArgs),
 }
 
 /// Write `text` to standard output. A closed pipe (`cds ... | head`) is not
@@ -76,7 +73,6 @@ fn main() -> std::process::ExitCode {
             Command::Discover(a) => discover::run(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::AllowList(a) => contacts::run(a).await,
-            Command::BenchContacts(a) => contacts::bench(a),
         }
     });
     // Do not wait for blocking work still running (a key rotation that the

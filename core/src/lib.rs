@@ -96,5 +96,5 @@ pub use oprf::{
 pub use profile::{
     MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
-pub use record::{Label, MatchTag, Record, RecordKeys, RecordRef};
+pub use record::{Label, MatchTag, RECORD_OVERHEAD, Record, RecordKeys, RecordRef};
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};

@@ -94,6 +94,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     config.peer.requests_per_second = 1e9;
     config.peer.request_burst = u32::MAX;
     config.max_response_bytes = 1 << 30;
+    // With --allow-list: the backend's contacts issuer, whose public key
+    // the server trusts for uploads.
+    let contacts_issuer = args
+        .allow_list
+        .map(|_| cds_core::contacts_only::IssuerSecret::generate(&mut rand::rng()));
+    config.contacts_issuer = contacts_issuer.as_ref().map(|i| *i.public_key());
 
     let rss_before = resident_bytes();
     let progress = Arc::new(AtomicUsize::new(0));
@@ -153,6 +159,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         admin_channel: cds_client::ChannelOptions::default(),
         channel: args.channel.options()?,
         registered: Some(REGISTERED_BASE..REGISTERED_BASE + users as u64),
+        contacts_issuer,
     };
     let measured = workload::run(args, target).await;
     server

@@ -1,6 +1,7 @@
 //! `cds bench`: a complete discovery workload against a running server or
 //! an in-process one, with the figures an operator needs.
 
+mod allow_list;
 mod local;
 mod report;
 mod sample;
@@ -55,6 +56,24 @@ pub struct BenchArgs {
     /// Ask only for the contacts' buckets instead of all of them.
     #[arg(long)]
     contacts_only: bool,
+    /// Also measure contacts-only mode after the workload: a synthetic
+    /// contacts-only user uploads an allow-list of N numbers, and one of
+    /// them finds it among N contacts (pairing CPU per contact, upload
+    /// bytes and round trip, lookup bytes). Needs the Admin service
+    /// (`--admin` with `--server`) and, with `--server`, the contacts
+    /// issuer secret the server's key comes from (`--contacts-issuer`).
+    #[arg(long, value_name = "N")]
+    allow_list: Option<usize>,
+    /// With `--server --allow-list`: the contacts issuer secret
+    /// (`cds admin contacts-issuer`) whose public key the server has, to
+    /// issue the synthetic users' identity keys.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "allow_list",
+        conflicts_with = "local"
+    )]
+    contacts_issuer: Option<std::path::PathBuf>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
@@ -94,10 +113,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+const NO_CONTACTS_ISSUER: &str = "--allow-list with --server needs --contacts-issuer FILE (the secret whose public key the server has) and --admin URL (to register a synthetic contacts-only user)";
+
 /// Run the benchmark and print its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.contacts == 0 || args.clients == 0 {
         bail!("--contacts and --clients must be at least 1");
+    }
+    if args.allow_list == Some(0) {
+        bail!("--allow-list must be at least 1 (the finder is one of the allowed numbers)");
+    }
+    // Checked before the workload runs, not after.
+    if !args.local
+        && args.allow_list.is_some()
+        && (args.contacts_issuer.is_none() || args.admin.is_none())
+    {
+        bail!(NO_CONTACTS_ISSUER);
     }
     let report = if args.local {
         local::run(&args).await?

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::BenchArgs;
-use super::sample::{Measured, Sample, Setup};
+use super::sample::{AllowListFigures, Measured, Sample, Setup};
 
 /// The benchmark's findings.
 #[derive(Debug)]
@@ -146,6 +146,7 @@ impl Report {
             "table_bytes": self.setup.map(|s| s.table_bytes),
             "table_bytes_per_user": self.setup.map(|s| s.table_bytes as f64 / s.users.max(1) as f64),
             "rss_bytes_per_user": self.setup.and_then(|s| s.rss_delta.map(|r| r as f64 / s.users.max(1) as f64)),
+            "allow_list": self.measured.allow_list.map(|a| allow_list_json(&a)),
         })
     }
 
@@ -240,6 +241,9 @@ impl Report {
             ),
         ));
         rows.push(("curve backend".into(), curve_backend()));
+        if let Some(a) = &self.measured.allow_list {
+            rows.extend(allow_list_rows(a));
+        }
         let mut out = format!(
             "cds bench: {} server, {} clients x {} contacts per request, {} buckets ({})\n",
             self.mode,
@@ -257,4 +261,93 @@ impl Report {
         }
         out
     }
+}
+
+/// Microseconds of `d` per one of `n`.
+fn us_per(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n.max(1) as f64
+}
+
+/// Bytes one stored pair record takes: the record (its tag, nonce, label
+/// and AEAD tag), the same on disk and in the served table.
+fn record_bytes(a: &AllowListFigures) -> usize {
+    cds_core::RECORD_OVERHEAD + a.label_len
+}
+
+/// `--allow-list`: the JSON object (BENCHMARKING.md lists its fields).
+fn allow_list_json(a: &AllowListFigures) -> serde_json::Value {
+    serde_json::json!({
+        "allowed": a.allowed,
+        "stored": a.stored,
+        "label_len": a.label_len,
+        "upload_bytes": a.upload_bytes,
+        "upload_bytes_per_allowed": a.upload_bytes as f64 / a.allowed.max(1) as f64,
+        "sealing_ms": ms(a.sealing),
+        "sealing_us_per_allowed": us_per(a.sealing, a.allowed),
+        "upload_round_trip_ms": ms(a.upload_round_trip),
+        "server_bytes_per_pair": record_bytes(a),
+        "lookup_pairing_cpu_us_per_contact": us_per(a.lookup_pairing_cpu, a.lookup_contacts),
+        "lookup_contacts": a.lookup_contacts,
+        "lookup_pairings": a.lookup_pairings,
+        "lookup_bytes_sent": a.lookup_bytes_sent,
+        "lookup_bytes_received": a.lookup_bytes_received,
+        "lookup_ms": ms(a.lookup_wall),
+    })
+}
+
+/// `--allow-list`: the rows of the table.
+fn allow_list_rows(a: &AllowListFigures) -> Vec<(String, String)> {
+    vec![
+        (
+            "allow-list upload".into(),
+            format!(
+                "{} numbers, {} records stored, {} sent ({:.1} B per number)",
+                a.allowed,
+                a.stored,
+                human_bytes(a.upload_bytes as f64),
+                a.upload_bytes as f64 / a.allowed.max(1) as f64
+            ),
+        ),
+        (
+            "  sealing".into(),
+            format!(
+                "{:.1} ms, {:.0} µs per number (1 pairing each; wall time)",
+                ms(a.sealing),
+                us_per(a.sealing, a.allowed)
+            ),
+        ),
+        (
+            "  server check".into(),
+            format!(
+                "{:.1} ms round trip (decode, 2 pairings for the signature, store write)",
+                ms(a.upload_round_trip)
+            ),
+        ),
+        (
+            "  server storage".into(),
+            format!(
+                "{} B per allowed pair (one record, {} B label)",
+                record_bytes(a),
+                a.label_len
+            ),
+        ),
+        (
+            "allow-list lookup".into(),
+            format!(
+                "{} contacts, {} pairings, {} up, {} down, {:.1} ms; found",
+                a.lookup_contacts,
+                a.lookup_pairings,
+                human_bytes(a.lookup_bytes_sent as f64),
+                human_bytes(a.lookup_bytes_received as f64),
+                ms(a.lookup_wall)
+            ),
+        ),
+        (
+            "  pairing CPU".into(),
+            format!(
+                "{:.0} µs per contact (pair key and record keys, this thread)",
+                us_per(a.lookup_pairing_cpu, a.lookup_contacts)
+            ),
+        ),
+    ]
 }

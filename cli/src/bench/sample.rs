@@ -65,4 +65,41 @@ pub struct Measured {
     pub connects: Vec<Duration>,
     /// Whether the workload ran over TLS.
     pub tls: bool,
+    /// Contacts-only mode's costs (`--allow-list N`), measured after the
+    /// workload.
+    pub allow_list: Option<AllowListFigures>,
+}
+
+/// What `cds bench --allow-list N` measured: one contacts-only user
+/// uploading an allow-list of N numbers, and one of them looking it up.
+#[derive(Debug, Clone, Copy)]
+pub struct AllowListFigures {
+    /// Distinct numbers the owner allowed.
+    pub allowed: usize,
+    /// Records the server stored for them.
+    pub stored: u32,
+    /// Label length of the owner's records.
+    pub label_len: usize,
+    /// Size of the upload request (protobuf).
+    pub upload_bytes: usize,
+    /// Owner's client: sealing and signing the list (one pairing per
+    /// allowed number), wall time.
+    pub sealing: Duration,
+    /// Upload request to response: the server's checks (two pairings for
+    /// the signature), its store write, and the network.
+    pub upload_round_trip: Duration,
+    /// A finder's client: CPU time deriving the pair key and record keys of
+    /// `allowed` contacts (one pairing each), on this thread.
+    pub lookup_pairing_cpu: Duration,
+    /// The finder's discovery of `lookup_contacts` contacts (the owner and
+    /// other allowed numbers), with identity keys.
+    pub lookup_contacts: usize,
+    /// Pairings the finder's discovery computed.
+    pub lookup_pairings: usize,
+    /// Request bytes of the finder's discovery (protobuf).
+    pub lookup_bytes_sent: usize,
+    /// Response bytes of the finder's discovery (protobuf).
+    pub lookup_bytes_received: usize,
+    /// Wall time of the finder's discovery.
+    pub lookup_wall: Duration,
 }

@@ -39,12 +39,17 @@ pub struct Target {
     /// Digits of numbers known to be registered (local mode), so about a
     /// tenth of each address book matches.
     pub registered: Option<Range<u64>>,
+    /// The contacts issuer whose public key the server has, for
+    /// `--allow-list`.
+    pub contacts_issuer: Option<cds_core::contacts_only::IssuerSecret>,
 }
 
 /// Numbers outside any synthetic registered range: German mobiles +4917x.
 const UNREGISTERED_BASE: u64 = 4_917_000_000_000;
 
-fn address_book(contacts: usize, registered: &Option<Range<u64>>) -> Vec<E164> {
+/// `contacts` distinct numbers, sorted: about a tenth from `registered`
+/// (when known), the rest from a range nobody registers.
+pub(super) fn address_book(contacts: usize, registered: &Option<Range<u64>>) -> Vec<E164> {
     let mut rng = rand::rng();
     let mut book = Vec::with_capacity(contacts);
     while book.len() < contacts {
@@ -294,13 +299,30 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-
     let server = match (before, server_counters(&target, &admin_token).await) {
         (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
             evaluated: e1 - e0,
             busy: Duration::from_micros(b1 - b0),
         }),
         _ => None,
+    };
+    // After the workload and its server counters, so neither disturbs the
+    // other's figures.
+    let allow_list = match (args.allow_list, &target.contacts_issuer) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!(super::NO_CONTACTS_ISSUER),
+        (Some(n), Some(issuer)) => {
+            let mode = if args.contacts_only {
+                cds_client::BucketMode::ContactsOnly
+            } else {
+                cds_client::BucketMode::All
+            };
+            Some(
+                super::allow_list::measure(&target, admin_token.clone(), issuer, n, mode)
+                    .await
+                    .context("the contacts-only measurement failed")?,
+            )
+        }
     };
     Ok(Measured {
         samples,
@@ -310,6 +332,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         bucket_bits: params.bucket_bits.get(),
         connects,
         tls: target.url.starts_with("https://"),
+        allow_list,
     })
 }
 
@@ -324,6 +347,10 @@ pub async fn run_remote(args: &BenchArgs, url: &str) -> anyhow::Result<Report> {
         admin_channel: args.client_cert.apply(channel.clone())?,
         channel,
         registered: None,
+        contacts_issuer: match &args.contacts_issuer {
+            Some(path) => Some(crate::contacts::read_issuer(path)?),
+            None => None,
+        },
     };
     let measured = run(args, target).await?;
     Ok(Report::new(args, "remote", measured, None))
