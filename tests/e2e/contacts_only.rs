@@ -34,6 +34,30 @@ impl World {
             .issue(&cds_core::E164::parse(number).expect("valid"))
     }
 
+    /// An upload of an empty list for `number`, at `issued_at` (ms), signed
+    /// with the identity keys of `signer` for `account`: the raw request, so
+    /// tests can send what the client never would.
+    fn signed_upload(
+        &self,
+        signer: &str,
+        number: &str,
+        account: &str,
+        issued_at: u64,
+    ) -> UploadAllowListRequest {
+        let epoch = self.issuer.public_key().epoch();
+        let records: Vec<u8> = Vec::new();
+        let parsed = cds_core::E164::parse(number).expect("valid");
+        let message = upload_message(epoch, account.as_bytes(), &parsed, issued_at, &records);
+        let signature = UploadSignature::sign(&self.keys(signer), &message, &mut rand::rng());
+        UploadAllowListRequest {
+            issuer_epoch: epoch,
+            e164: number.into(),
+            issued_at,
+            records: records.into(),
+            signature: signature.to_bytes().to_vec().into(),
+        }
+    }
+
     /// A client of `account` holding the identity keys of `number`.
     async fn client(&self, account: &str, number: &str, mode: BucketMode) -> Client {
         self.server
@@ -173,38 +197,20 @@ async fn removing_b_from_the_list_or_switching_to_nobody_hides_a_at_bs_next_sync
 async fn a_forged_upload_for_someone_elses_number_is_refused() {
     let world = World::start().await;
     world.upload_for_a(&[B]).await;
-    // C signs an upload naming A's number with C's own keys.
-    let c_keys = world.keys(C);
-    let epoch = world.issuer.public_key().epoch();
-    let a = cds_core::E164::parse(A).expect("valid");
-    let records: Vec<u8> = Vec::new();
     let now = cds_server::unix_now() * 1000;
-    let message = upload_message(epoch, b"acct-c", &a, now, &records);
-    let signature = UploadSignature::sign(&c_keys, &message, &mut rand::rng());
     let mut discovery =
         cds_proto::v1::discovery_client::DiscoveryClient::connect(world.server.url())
             .await
             .expect("connects");
-    let request = UploadAllowListRequest {
-        issuer_epoch: epoch,
-        e164: A.into(),
-        issued_at: now,
-        records: records.clone().into(),
-        signature: signature.to_bytes().to_vec().into(),
-    };
+    // C signs an upload naming A's number with C's own keys.
+    let forged = world.signed_upload(C, A, "acct-c", now);
     let refused = discovery
-        .upload_allow_list(world.server.authed("acct-c", request.clone()))
+        .upload_allow_list(world.server.authed("acct-c", forged))
         .await
         .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     // A's own valid signature replayed under another account is refused too.
-    let a_message = upload_message(epoch, b"acct-a", &a, now + 1, &records);
-    let a_signature = UploadSignature::sign(&world.keys(A), &a_message, &mut rand::rng());
-    let replayed = UploadAllowListRequest {
-        issued_at: now + 1,
-        signature: a_signature.to_bytes().to_vec().into(),
-        ..request
-    };
+    let replayed = world.signed_upload(A, A, "acct-a", now + 1);
     let refused = discovery
         .upload_allow_list(world.server.authed("acct-c", replayed))
         .await
@@ -250,22 +256,9 @@ async fn a_restart_and_a_key_rotation_keep_the_allow_list_and_the_mode() {
 #[tokio::test]
 async fn a_replayed_or_older_upload_of_as_own_list_is_refused_and_changes_nothing() {
     let world = World::start().await;
-    let epoch = world.issuer.public_key().epoch();
-    let a = cds_core::E164::parse(A).expect("valid");
     // An upload A really signed, for its own account: an empty list, which
     // would hide A from everybody.
-    let signed_by_a = |issued_at: u64| {
-        let records: Vec<u8> = Vec::new();
-        let message = upload_message(epoch, b"acct-a", &a, issued_at, &records);
-        let signature = UploadSignature::sign(&world.keys(A), &message, &mut rand::rng());
-        UploadAllowListRequest {
-            issuer_epoch: epoch,
-            e164: A.into(),
-            issued_at,
-            records: records.into(),
-            signature: signature.to_bytes().to_vec().into(),
-        }
-    };
+    let signed_by_a = |issued_at: u64| world.signed_upload(A, A, "acct-a", issued_at);
     let early = cds_server::unix_now() * 1000 - 60_000;
     let mut discovery =
         cds_proto::v1::discovery_client::DiscoveryClient::connect(world.server.url())

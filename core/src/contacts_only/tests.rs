@@ -218,6 +218,43 @@ fn an_allow_list_with_a_repeated_or_unsorted_tag_is_refused() {
     );
 }
 
+/// `n` well-formed records with an empty label, tags ascending.
+fn packed_records(n: usize) -> Vec<u8> {
+    let mut packed = Vec::with_capacity(n * crate::RECORD_OVERHEAD);
+    for i in 0..n {
+        packed.extend_from_slice(&(i as u128).to_be_bytes()); // tag
+        packed.extend_from_slice(&[0; 12]); // nonce
+        packed.push(0); // label length
+        packed.extend_from_slice(&[0; 16]); // AEAD tag
+    }
+    packed
+}
+
+#[test]
+fn an_allow_list_holds_at_most_max_allow_list_records() {
+    assert_eq!(
+        AllowList::decode(&packed_records(MAX_ALLOW_LIST))
+            .expect("the maximum decodes")
+            .len(),
+        MAX_ALLOW_LIST
+    );
+    let too_many = Some(Error::AllowList("more records than an allow-list may hold"));
+    assert_eq!(
+        AllowList::decode(&packed_records(MAX_ALLOW_LIST + 1)).err(),
+        too_many
+    );
+    // Sealing refuses before computing any pairing.
+    let a = issuer(1).issue(&number(A));
+    let finders: Vec<E164> = (0..=MAX_ALLOW_LIST as u64)
+        .map(|i| E164::from_u64(4_917_000_000_000 + i).expect("valid"))
+        .collect();
+    let label = Label::new(b"a".to_vec()).expect("short");
+    assert_eq!(
+        AllowList::seal(&a, &label, &finders, &mut rand::rng()).err(),
+        too_many
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
