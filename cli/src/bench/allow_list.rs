@@ -18,7 +18,6 @@ use cds_core::{E164, Label};
 use cds_proto::v1::{
     Discoverability, RegisterRequest, SetDiscoverabilityRequest, UnregisterRequest, User,
 };
-use rand::RngExt;
 
 use super::sample::AllowListFigures;
 use super::workload::{Target, address_book};
@@ -27,10 +26,6 @@ use crate::admin::{Admin, SendAdminToken};
 /// The label the synthetic owner's contacts see (16 bytes, a typical
 /// account id).
 const OWNER_LABEL: &[u8; 16] = b"bench-allow-list";
-
-/// The synthetic owner: a German mobile +4916x, outside the workload's
-/// ranges (registered +491512..., address books +4917...).
-const OWNER_BASE: u64 = 4_916_000_000_000;
 
 /// Measure contacts-only mode with `allowed` numbers on `target`, whose
 /// server trusts `issuer`'s public key. Needs the Admin service.
@@ -50,7 +45,12 @@ pub async fn measure(
         );
     };
     let mut admin = crate::admin::connect(admin_url, &target.admin_channel, admin_token).await?;
-    let owner = E164::from_u64(OWNER_BASE + rand::rng().random_range(0..1_000_000_000))?;
+    // A random number of the range address books draw from (valid in the
+    // numbering plan, so the finder's client does not drop it as invalid;
+    // one in 10^9 for each number of a book, so no collision matters).
+    let owner = address_book(1, &None)
+        .pop()
+        .context("no synthetic number for the contacts-only user")?;
     admin
         .register(RegisterRequest {
             user: Some(User {
@@ -118,7 +118,13 @@ async fn run(
     allowed: usize,
     bucket_mode: BucketMode,
 ) -> anyhow::Result<AllowListFigures> {
-    let list = address_book(allowed, &None);
+    // The owner cannot allow itself: draw again in the unlikely case.
+    let list = loop {
+        let list = address_book(allowed, &None);
+        if !list.contains(owner) {
+            break list;
+        }
+    };
     let entries: Vec<&str> = list.iter().map(E164::as_str).collect();
     // Every entry is in E.164 form: the region is never used.
     let region = Region::parse("DE")?;
