@@ -180,7 +180,7 @@ pub fn bench(args: BenchContactsArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let cpu = cpu_time::ThreadTime::now();
-    let list = AllowList::seal(&owner, &label, &book, &mut rand::rng())?;
+    let list = AllowList::seal(&owner, &label, &book)?;
     let seal_cpu = cpu.elapsed();
     let seal_wall = started.elapsed();
 

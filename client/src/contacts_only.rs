@@ -65,7 +65,7 @@ impl Client {
             .iter()
             .filter_map(|e| normalize(e.as_ref(), default_region).ok())
             .collect();
-        let list = AllowList::seal(&keys, label, &finders, &mut rand::rng()).map_err(|_| {
+        let list = AllowList::seal(&keys, label, &finders).map_err(|_| {
             ClientError::ContactsOnly("the allow-list cannot be sealed (too many numbers?)")
         })?;
         let issued_at = std::time::SystemTime::now()
@@ -85,6 +85,7 @@ impl Client {
             issued_at,
             records: list.as_bytes().to_vec().into(),
             signature: signature.to_bytes().to_vec().into(),
+            record_format: wire::RECORD_FORMAT,
         };
         let bytes_sent = body.encoded_len();
         let mut request = tonic::Request::new(body);

@@ -115,7 +115,7 @@ fn main() {
     // Client cache (format in client/src/cache.rs): version 2 with one
     // output and one bucket, checked by reading it back; version 1.
     let label = Label::new(b"alice".to_vec()).expect("short");
-    let record = RecordKeys::derive(&Output::from_bytes([5; 64])).seal(&label, &mut rng);
+    let record = RecordKeys::derive(&Output::from_bytes([5; 64])).seal(&label);
     let mut v1 = b"CDSC\x01".to_vec();
     v1.extend_from_slice(&cds_fuzz::EPOCH.to_be_bytes());
     v1.extend_from_slice(cds_fuzz::key().public().as_bytes());

@@ -150,12 +150,7 @@ impl AllowList {
     /// keys: one pairing per finder. The owner's own number and repeated
     /// numbers are skipped. Records come in tag order, which says nothing
     /// about the address book's order.
-    pub fn seal<R: CryptoRng + ?Sized>(
-        owner: &IdentityKeys,
-        label: &Label,
-        finders: &[E164],
-        rng: &mut R,
-    ) -> Result<Self> {
+    pub fn seal(owner: &IdentityKeys, label: &Label, finders: &[E164]) -> Result<Self> {
         let mut numbers: Vec<&E164> = finders.iter().filter(|n| *n != owner.number()).collect();
         numbers.sort();
         numbers.dedup();
@@ -165,7 +160,7 @@ impl AllowList {
         let mut records: Vec<Record> = Vec::with_capacity(numbers.len());
         for finder in numbers {
             let keys = PairKey::derive(owner, finder)?.record_keys(owner.number())?;
-            records.push(keys.seal(label, rng));
+            records.push(keys.seal(label));
         }
         records.sort_unstable_by_key(|r| r.as_ref().tag());
         let mut packed = Vec::with_capacity(records.iter().map(|r| r.as_bytes().len()).sum());
