@@ -209,7 +209,7 @@ pub fn bench(args: BenchContactsArgs) -> anyhow::Result<()> {
         list.as_bytes().len(),
         lookup_cpu.as_secs_f64() * 1e3,
         lookup_cpu.as_secs_f64() * 1e6 / n,
-        45 + args.label_len,
-        45 + args.label_len,
+        cds_core::record_len(args.label_len),
+        cds_core::record_len(args.label_len),
     ))
 }

@@ -163,6 +163,16 @@ impl AllowList {
             records.push(keys.seal(label));
         }
         records.sort_unstable_by_key(|r| r.as_ref().tag());
+        // 8-byte tags: two finders collide with probability about
+        // m^2 / 2^65 for m finders; a server refuses such a list.
+        if records
+            .windows(2)
+            .any(|w| w[0].as_ref().tag() == w[1].as_ref().tag())
+        {
+            return Err(Error::AllowList(
+                "two finders' pair records share a tag: leave one of them out",
+            ));
+        }
         let mut packed = Vec::with_capacity(records.iter().map(|r| r.as_bytes().len()).sum());
         for r in &records {
             packed.extend_from_slice(r.as_bytes());
