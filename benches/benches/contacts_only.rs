@@ -22,7 +22,7 @@ fn contacts_only(c: &mut Criterion) {
         b.iter(|| {
             let key = PairKey::derive(&me, black_box(&other)).expect("derives");
             let keys = key.record_keys(me.number()).expect("in pair");
-            black_box(keys.seal(&label, &mut rand::rng()))
+            black_box(keys.seal(&label))
         })
     });
     let message = upload_message(

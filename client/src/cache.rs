@@ -11,13 +11,16 @@
 //! Encoding ([`DiscoveryCache::to_bytes`]), all integers big-endian:
 //!
 //! ```text
-//! "CDSC" || version (1 byte, 2) || epoch (8) || public key (32) || count (4)
+//! "CDSC" || version (1 byte, 3) || epoch (8) || public key (32) || count (4)
 //! || count × ( number digits as u64 (8) || output (64) )
 //! || bucket count (4) || bucket count × ( bucket id (4) || length (4) || records (length) )
 //! ```
 //!
-//! Version 1 (written by earlier clients) is the same without the buckets;
-//! it is still read.
+//! The records are in record format 2 (`docs/protocol.md` §5). Versions 1
+//! (no bucket section) and 2 (buckets of format 1 records), written by
+//! earlier clients, are still read: their outputs are kept (a PRF output
+//! does not depend on the record format) and their buckets dropped, so the
+//! next request downloads those buckets again in the new format.
 
 use std::collections::HashMap;
 
@@ -25,7 +28,9 @@ use bytes::Bytes;
 use cds_core::{E164, OUTPUT_LEN, Output, PublicKey, RecordRef};
 
 const MAGIC: &[u8; 4] = b"CDSC";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The first version whose buckets hold record format 2.
+const FIRST_COMPACT_VERSION: u8 = 3;
 const HEADER_LEN: usize = 4 + 1 + 8 + 32 + 4;
 const ENTRY_LEN: usize = 8 + OUTPUT_LEN;
 
@@ -177,10 +182,11 @@ impl DiscoveryCache {
             return Err(CacheError::Length);
         }
         let (entries, rest) = body.split_at(entries_len);
-        let buckets = if version == 1 {
-            HashMap::new()
-        } else {
-            read_buckets(rest)?
+        let buckets = match version {
+            1 => HashMap::new(),
+            // Checked for shape, then dropped: format 1 records.
+            v if v < FIRST_COMPACT_VERSION => read_buckets(rest, false).map(|_| HashMap::new())?,
+            _ => read_buckets(rest, true)?,
         };
         let mut outputs = HashMap::with_capacity(count);
         for entry in entries.chunks_exact(ENTRY_LEN) {
@@ -198,9 +204,10 @@ impl DiscoveryCache {
     }
 }
 
-/// The bucket section of a version 2 cache: every byte must belong to it,
-/// each bucket once, each holding well-formed packed records.
-fn read_buckets(section: &[u8]) -> Result<HashMap<u32, Bytes>, CacheError> {
+/// The bucket section of a version 2 or 3 cache: every byte must belong to
+/// it, each bucket once, each holding (with `records`) well-formed packed
+/// records of format 2.
+fn read_buckets(section: &[u8], records: bool) -> Result<HashMap<u32, Bytes>, CacheError> {
     let mut at = 0usize;
     let mut take = |n: usize| -> Result<&[u8], CacheError> {
         let end = at.checked_add(n).ok_or(CacheError::Length)?;
@@ -214,12 +221,11 @@ fn read_buckets(section: &[u8]) -> Result<HashMap<u32, Bytes>, CacheError> {
     for _ in 0..count {
         let id = u32_of(take(4)?);
         let len = u32_of(take(4)?) as usize;
-        let records = take(len)?;
-        RecordRef::decode_packed(records).map_err(|_| CacheError::Entry)?;
-        if buckets
-            .insert(id, Bytes::copy_from_slice(records))
-            .is_some()
-        {
+        let packed = take(len)?;
+        if records {
+            RecordRef::decode_packed(packed).map_err(|_| CacheError::Entry)?;
+        }
+        if buckets.insert(id, Bytes::copy_from_slice(packed)).is_some() {
             return Err(CacheError::Entry);
         }
     }
@@ -268,6 +274,30 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_cache_keeps_its_outputs_and_drops_its_format_1_buckets() {
+        let c = cache_with(3);
+        let mut v2 = c.to_bytes();
+        v2[4] = 2;
+        v2.truncate(v2.len() - 4);
+        // One bucket of a 53-byte format 1 record, which format 2 cannot parse.
+        v2.extend_from_slice(&1u32.to_be_bytes());
+        v2.extend_from_slice(&5u32.to_be_bytes());
+        v2.extend_from_slice(&53u32.to_be_bytes());
+        v2.extend_from_slice(&[0x11; 16]);
+        v2.extend_from_slice(&[0x22; 12]);
+        v2.push(8);
+        v2.extend_from_slice(&[0x33; 24]);
+        assert_eq!(DiscoveryCache::from_bytes(&v2), Ok(c.clone()));
+        // The same bytes as version 3 are refused: not format 2 records.
+        v2[4] = 3;
+        assert_eq!(DiscoveryCache::from_bytes(&v2), Err(CacheError::Entry));
+        // A version 2 bucket section of the wrong shape is still refused.
+        v2[4] = 2;
+        v2.push(0);
+        assert_eq!(DiscoveryCache::from_bytes(&v2), Err(CacheError::Length));
+    }
+
+    #[test]
     fn buckets_go_with_the_epoch_and_with_the_contacts_that_need_them() {
         let mut c = cache_with(1);
         let key = c.owner.expect("bound").1;
@@ -296,7 +326,7 @@ mod tests {
         // Records that are not records (a length byte beyond the limit).
         let mut garbage = bytes.clone();
         let records_at = bytes.len() - sealed_records().len();
-        garbage[records_at + 28] = 0xff;
+        garbage[records_at + cds_core::TAG_LEN] = 0xff;
         assert!(DiscoveryCache::from_bytes(&garbage).is_err());
     }
 

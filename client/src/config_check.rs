@@ -35,6 +35,11 @@ pub(crate) fn accept_config(
     if c.suite != suite {
         return Err(ClientError::UnsupportedSuite(c.suite));
     }
+    if c.record_format != wire::RECORD_FORMAT {
+        return Err(ClientError::UnsupportedRecordFormat {
+            server: c.record_format,
+        });
+    }
     let public_key = PublicKey::from_slice(&c.public_key).map_err(|_| {
         ClientError::ServerMisconfigured("the public key is not a canonical ristretto255 element")
     })?;
@@ -84,7 +89,25 @@ mod tests {
             max_elements_per_request: 100,
             suite: wire::SUITE.to_owned(),
             bucket_scheme: wire::BUCKET_SCHEME_TAG,
+            record_format: wire::RECORD_FORMAT,
         }
+    }
+
+    #[test]
+    fn a_server_of_another_record_format_is_refused_before_anything_is_sent() {
+        let k = key();
+        for format in [0, 1, 3] {
+            let old = Config {
+                record_format: format,
+                ..config(&k, 4)
+            };
+            let err = accept_config(old, None).expect_err("refused");
+            assert!(
+                matches!(err, ClientError::UnsupportedRecordFormat { server } if server == format)
+            );
+            assert!(err.to_string().contains("upgrade"));
+        }
+        assert!(accept_config(config(&k, 4), None).is_ok());
     }
 
     fn profile(keys: &[PublicKey], ceiling: u8) -> ServerProfile {

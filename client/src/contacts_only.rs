@@ -73,7 +73,7 @@ impl Client {
             .iter()
             .filter_map(|e| normalize(e.as_ref(), default_region).ok())
             .collect();
-        let list = AllowList::seal(&keys, label, &finders, &mut rand::rng()).map_err(|_| {
+        let list = AllowList::seal(&keys, label, &finders).map_err(|_| {
             ClientError::ContactsOnly("the allow-list cannot be sealed (too many numbers?)")
         })?;
         let issued_at = std::time::SystemTime::now()
@@ -93,6 +93,7 @@ impl Client {
             issued_at,
             records: list.as_bytes().to_vec().into(),
             signature: signature.to_bytes().to_vec().into(),
+            record_format: wire::RECORD_FORMAT,
         };
         let bytes_sent = body.encoded_len();
         let sealing = started.elapsed();

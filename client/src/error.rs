@@ -121,6 +121,15 @@ pub enum ClientError {
         "this server is too old for contacts-only buckets (it places records by number): use all buckets, or upgrade the server"
     )]
     UnsupportedBucketScheme,
+    /// The server serves another record format (0: a cds server before
+    /// record format 2), which this client would misread. Nothing was sent.
+    #[error(
+        "the server serves record format {server}, but this client reads record format {client} only (docs/protocol.md §5): upgrade the server, or use a client of its version", client = wire::RECORD_FORMAT
+    )]
+    UnsupportedRecordFormat {
+        /// The format the server announced (0: none, an older server).
+        server: u32,
+    },
     /// The server's configuration is unusable (an invalid public key,
     /// bucket bits out of range, no elements per request). Nothing was sent.
     #[error("the server's configuration is invalid: {0}; report it to the server's operator")]

@@ -6,6 +6,11 @@
 //! behaved differently it would learn, from the app's reaction, whether an
 //! address book holds that number. Count such records ([`Lookup::Unopenable`]),
 //! never report which contact they were for.
+//!
+//! Match tags are 8 bytes, so two records may share one (about `n² / 2^65`
+//! pairs among `n` records): the index keeps every record under a tag, and
+//! a lookup tries each until one opens. A record of another number fails to
+//! open, so a shared tag costs one more AES-SIV check and never a wrong label.
 
 use std::collections::HashMap;
 
@@ -14,12 +19,19 @@ use cds_core::{Label, MatchTag, Output, RecordKeys, RecordRef};
 
 use crate::error::ClientError;
 
+/// Where a record lies: buffer index, byte range.
+type Slot = (usize, usize, usize);
+
 /// Every fetched record, indexed by match tag.
 #[derive(Debug, Default)]
 pub struct RecordIndex {
     buffers: Vec<Bytes>,
-    /// Tag → (buffer index, byte range of the record).
-    by_tag: HashMap<MatchTag, (usize, usize, usize)>,
+    /// Tag → the first record under it.
+    by_tag: HashMap<MatchTag, Slot>,
+    /// Tag → the further records under it (rare: tags that collide, or
+    /// records a server added under a tag).
+    more: HashMap<MatchTag, Vec<Slot>>,
+    count: usize,
 }
 
 impl RecordIndex {
@@ -37,7 +49,16 @@ impl RecordIndex {
         let mut start = 0;
         for r in records {
             let end = start + r.as_bytes().len();
-            self.by_tag.insert(r.tag(), (idx, start, end));
+            let slot = (idx, start, end);
+            match self.by_tag.entry(r.tag()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(slot);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.more.entry(r.tag()).or_default().push(slot);
+                }
+            }
+            self.count += 1;
             start = end;
         }
         self.buffers.push(packed);
@@ -46,7 +67,7 @@ impl RecordIndex {
 
     /// How many records are indexed.
     pub fn len(&self) -> usize {
-        self.by_tag.len()
+        self.count
     }
 
     /// Whether the index is empty.
@@ -61,14 +82,18 @@ impl RecordIndex {
 
     /// What the records say under `keys` (a normal or a pair record's).
     pub fn lookup_keys(&self, keys: &RecordKeys) -> Lookup {
-        let Some(&(buf, start, end)) = self.by_tag.get(keys.tag()) else {
+        let Some(first) = self.by_tag.get(keys.tag()) else {
             return Lookup::NotFound;
         };
-        let bytes = &self.buffers[buf][start..end];
-        RecordRef::decode_packed(bytes)
-            .ok()
-            .and_then(|mut v| v.pop())
-            .and_then(|record| keys.open(record).ok())
+        let more = self.more.get(keys.tag()).map_or(&[][..], Vec::as_slice);
+        std::iter::once(first)
+            .chain(more)
+            .find_map(|&(buf, start, end)| {
+                RecordRef::decode_packed(&self.buffers[buf][start..end])
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .and_then(|record| keys.open(record).ok())
+            })
             .map_or(Lookup::Unopenable, Lookup::Registered)
     }
 }
@@ -139,9 +164,8 @@ mod tests {
     /// for any number, without knowing any label.
     fn forged_record(tag: &MatchTag) -> Vec<u8> {
         let mut record = tag.as_bytes().to_vec();
-        record.extend_from_slice(&[7; 12]); // nonce
         record.push(5); // label length
-        record.extend_from_slice(&[0xab; 5 + 16]); // ciphertext and Poly1305 tag
+        record.extend_from_slice(&[0xab; 16 + 5]); // synthetic IV and ciphertext
         record
     }
 
@@ -178,6 +202,27 @@ mod tests {
             .iter()
             .map(|(_, output)| index.lookup(output))
             .collect()
+    }
+
+    #[test]
+    fn records_that_share_a_tag_each_open_for_their_own_keys_only() {
+        let tag = [9; cds_core::TAG_LEN];
+        let keys = |k: u8| cds_core::dangerous::record_keys_from_parts(tag, [k; 64]);
+        let label = |l: &[u8]| Label::new(l.to_vec()).expect("short");
+        let mut packed = keys(1).seal(&label(b"one")).as_bytes().to_vec();
+        packed.extend_from_slice(keys(2).seal(&label(b"two")).as_bytes());
+        let mut index = RecordIndex::new();
+        index.add(packed.into()).expect("well-formed");
+        assert_eq!(index.len(), 2);
+        assert_eq!(
+            index.lookup_keys(&keys(1)),
+            Lookup::Registered(label(b"one"))
+        );
+        assert_eq!(
+            index.lookup_keys(&keys(2)),
+            Lookup::Registered(label(b"two"))
+        );
+        assert_eq!(index.lookup_keys(&keys(3)), Lookup::Unopenable);
     }
 
     #[test]
@@ -225,7 +270,7 @@ mod tests {
             let b = &mut r.buckets[bucket as usize];
             let mut records = b.records.to_vec();
             let last = records.len() - 1;
-            records[last] ^= 1; // one bit of alice's Poly1305 tag
+            records[last] ^= 1; // one bit of alice's ciphertext
             b.records = records.into();
         });
         assert_eq!(found, [Lookup::Unopenable, Lookup::NotFound]);

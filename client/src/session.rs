@@ -154,6 +154,7 @@ pub fn prepare_revalidating<R: CryptoRng + ?Sized>(
             epoch: params.epoch,
             blinded_elements: packed.into(),
             buckets: Some(buckets),
+            record_format: wire::RECORD_FORMAT,
         },
         state: PendingBatch {
             numbers,

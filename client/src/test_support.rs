@@ -30,7 +30,8 @@ pub(crate) fn server_and_params() -> (ServingEpoch, ServerParams) {
 pub(crate) fn sealed_records() -> Bytes {
     let keys = RecordKeys::derive(&Output::from_bytes([3; 64]));
     let label = Label::new(b"label".to_vec()).expect("short");
-    let mut packed = keys.seal(&label, &mut rand::rng()).as_bytes().to_vec();
-    packed.extend_from_slice(keys.seal(&label, &mut rand::rng()).as_bytes());
+    let other = RecordKeys::derive(&Output::from_bytes([4; 64]));
+    let mut packed = keys.seal(&label).as_bytes().to_vec();
+    packed.extend_from_slice(other.seal(&label).as_bytes());
     packed.into()
 }

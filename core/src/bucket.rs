@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn tag(first: [u8; 4]) -> MatchTag {
-        let mut t = [0xAB; 16];
+        let mut t = [0xAB; crate::record::TAG_LEN];
         t[..4].copy_from_slice(&first);
         MatchTag(t)
     }

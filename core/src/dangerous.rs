@@ -79,3 +79,14 @@ pub fn issue_v1_credential(
 ) -> String {
     issuer.issue_v1(account, expires_at)
 }
+
+/// Record keys from a caller-chosen tag and key, for tests of what happens
+/// when two numbers' 8-byte match tags collide (which real PRF outputs do
+/// with probability about `n² / 2^65` among `n` records). A record sealed
+/// with such keys is only as secret as the key given here.
+pub fn record_keys_from_parts(
+    tag: [u8; crate::record::TAG_LEN],
+    key: [u8; crate::record::RECORD_KEY_LEN],
+) -> crate::record::RecordKeys {
+    crate::record::RecordKeys::from_parts(tag, zeroize::Zeroizing::new(key))
+}

@@ -34,7 +34,7 @@
 //! let server = VoprfServer::new(KeyPair::generate(&mut rng));
 //! let alice = E164::parse("+14155550132")?;
 //! let output = server.evaluate(alice.as_bytes())?;
-//! let record = RecordKeys::derive(&output).seal(&Label::new(b"alice-account".to_vec())?, &mut rng);
+//! let record = RecordKeys::derive(&output).seal(&Label::new(b"alice-account".to_vec())?);
 //!
 //! // Client: blind each contact and send the blinded elements.
 //! let contacts = [E164::parse("+14155550132")?, E164::parse("+442079460958")?];
@@ -96,5 +96,8 @@ pub use oprf::{
 pub use profile::{
     MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
-pub use record::{Label, MatchTag, RECORD_OVERHEAD, Record, RecordKeys, RecordRef};
+pub use record::{
+    Label, MAX_LABEL_LEN, MAX_RECORD_LEN, MIN_RECORD_LEN, MatchTag, RECORD_FORMAT, RECORD_KEY_LEN,
+    RECORD_OVERHEAD, Record, RecordKeys, RecordRef, TAG_LEN, record_len,
+};
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};

@@ -112,10 +112,11 @@ fn main() {
         &cds_fuzz::join_messages(&[Vec::new()]),
     );
 
-    // Client cache (format in client/src/cache.rs): version 2 with one
-    // output and one bucket, checked by reading it back; version 1.
+    // Client cache (format in client/src/cache.rs): version 3 with one
+    // output and one bucket, checked by reading it back; versions 1 and 2
+    // (whose bucket section is dropped on reading).
     let label = Label::new(b"alice".to_vec()).expect("short");
-    let record = RecordKeys::derive(&Output::from_bytes([5; 64])).seal(&label, &mut rng);
+    let record = RecordKeys::derive(&Output::from_bytes([5; 64])).seal(&label);
     let mut v1 = b"CDSC\x01".to_vec();
     v1.extend_from_slice(&cds_fuzz::EPOCH.to_be_bytes());
     v1.extend_from_slice(cds_fuzz::key().public().as_bytes());
@@ -128,7 +129,9 @@ fn main() {
     v2.extend_from_slice(&2u32.to_be_bytes());
     v2.extend_from_slice(&(record.as_bytes().len() as u32).to_be_bytes());
     v2.extend_from_slice(record.as_bytes());
-    for (name, bytes) in [("v1", &v1), ("v2", &v2)] {
+    let mut v3 = v2.clone();
+    v3[4] = 3;
+    for (name, bytes) in [("v1", &v1), ("v2", &v2), ("v3", &v3)] {
         DiscoveryCache::from_bytes(bytes).expect("a valid cache");
         write("client_cache", name, bytes);
     }

@@ -116,6 +116,12 @@ pub const SUITE: &str = "ristretto255-SHA512";
 /// its match tag.
 pub const BUCKET_SCHEME_TAG: u32 = 2;
 
+/// The record format of this version (`Config.record_format`,
+/// `DiscoverRequest.record_format`, `UploadAllowListRequest.record_format`):
+/// `docs/protocol.md` §5. Absent on the wire (0) means format 1, from
+/// before these fields.
+pub const RECORD_FORMAT: u32 = cds_core::RECORD_FORMAT;
+
 /// The most bytes one bucket id takes in a request (a varint of a `u32`).
 const MAX_BUCKET_ID_LEN: usize = 5;
 

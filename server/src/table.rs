@@ -11,7 +11,7 @@
 //! advancing the table's version ([`RecordTable::version`]), which is how
 //! the shared encoding of all buckets knows it is stale.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -74,15 +74,22 @@ fn keys_of(server: &VoprfServer, number: &E164) -> RecordKeys {
 
 /// Seal the record of `number` with `label` under `server`'s key.
 pub fn seal_record(server: &VoprfServer, number: &E164, label: &Label) -> Record {
-    keys_of(server, number).seal(label, &mut rand::rng())
+    keys_of(server, number).seal(label)
 }
 
-/// What one user's change does to the table: drop the record under `tag`,
-/// and add `record` if the user is discoverable.
+/// What one user's change does to the table: drop the user's record under
+/// `tag`, and add `record` if the user is discoverable.
+///
+/// Tags are 8 bytes, so two users' records may share one. A change that
+/// knows the user's record keys (`owner`) drops only the record under
+/// `tag` that opens with them; a placed pair record (no keys on the
+/// server) drops every record under its tag, which hits another record
+/// with probability about `records in the bucket / 2^64`.
 #[derive(Debug)]
 pub struct Change {
     bucket: u32,
     tag: MatchTag,
+    owner: Option<RecordKeys>,
     record: Option<Record>,
 }
 
@@ -94,8 +101,34 @@ impl Change {
         Self {
             bucket,
             tag,
+            owner: None,
             record,
         }
+    }
+
+    /// The change of the user whose record keys are `keys`: replace their
+    /// record by `record` (or drop it, with `None`).
+    pub(crate) fn owned(bits: BucketBits, keys: RecordKeys, record: Option<Record>) -> Self {
+        Self {
+            bucket: bits.bucket_of(keys.tag()),
+            tag: *keys.tag(),
+            owner: Some(keys),
+            record,
+        }
+    }
+}
+
+/// Who a batch's changes replace, by tag: the record under the tag that
+/// opens with the keys, or (no keys) every record under the tag.
+struct Owners(HashMap<MatchTag, Vec<Option<RecordKeys>>>);
+
+impl Owners {
+    fn covers(&self, record: RecordRef<'_>) -> bool {
+        self.0.get(&record.tag()).is_some_and(|owners| {
+            owners
+                .iter()
+                .any(|o| o.as_ref().is_none_or(|k| k.open(record).is_ok()))
+        })
     }
 }
 
@@ -151,7 +184,9 @@ impl RecordTable {
         // In tag order: the bucket is the tag's prefix, so this groups the
         // buckets too, and the order says nothing about the numbers or when
         // they registered.
-        sealed.par_sort_unstable_by_key(|(_, r)| r.as_ref().tag());
+        // Whole records compare by tag first; equal tags (possible with
+        // 8-byte tags) then by the rest, so equal tables are equal bytes.
+        sealed.par_sort_unstable_by(|(_, a), (_, b)| a.as_bytes().cmp(b.as_bytes()));
         let mut start = 0;
         while start < sealed.len() {
             let bucket = sealed[start].0;
@@ -179,23 +214,13 @@ impl RecordTable {
     /// Work out the change for `user` (evaluates their number once).
     pub fn change_for(&self, server: &VoprfServer, user: &User) -> Change {
         let keys = keys_of(server, &user.number);
-        Change {
-            bucket: self.bits.bucket_of(keys.tag()),
-            tag: *keys.tag(),
-            record: user
-                .discoverable
-                .then(|| keys.seal(&user.label, &mut rand::rng())),
-        }
+        let record = user.discoverable.then(|| keys.seal(&user.label));
+        Change::owned(self.bits, keys, record)
     }
 
     /// The change that removes `number`'s record, if any.
     pub fn removal_for(&self, server: &VoprfServer, number: &E164) -> Change {
-        let tag = tag_of(server, number);
-        Change {
-            bucket: self.bits.bucket_of(&tag),
-            tag,
-            record: None,
-        }
+        Change::owned(self.bits, keys_of(server, number), None)
     }
 
     /// Make the table reflect `user`: a sealed record if discoverable, none otherwise.
@@ -228,11 +253,19 @@ impl RecordTable {
     }
 
     fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) {
-        let drop_tags: HashSet<MatchTag> = changes.iter().map(|c| c.tag).collect();
-        // The last change per tag decides.
-        let mut latest: HashMap<MatchTag, Option<Record>> = HashMap::new();
+        // In batch order, so the last change of a user decides: each change
+        // first withdraws what an earlier change of the same user added.
+        let mut added: HashMap<MatchTag, Vec<Record>> = HashMap::new();
+        let mut owners = Owners(HashMap::new());
         for c in changes {
-            latest.insert(c.tag, c.record);
+            let slot = added.entry(c.tag).or_default();
+            slot.retain(|r| {
+                c.owner
+                    .as_ref()
+                    .is_some_and(|k| k.open(r.as_ref()).is_err())
+            });
+            slot.extend(c.record);
+            owners.0.entry(c.tag).or_default().push(c.owner);
         }
         let slot = &self.buckets[bucket as usize];
         // Build the new buffer from a snapshot, then swap it in: readers
@@ -246,15 +279,14 @@ impl RecordTable {
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
-        let added: Vec<Record> = latest.into_values().flatten().collect();
         let mut kept: Vec<RecordRef<'_>> = old_records
             .into_iter()
-            .filter(|r| !drop_tags.contains(&r.tag()))
-            .chain(added.iter().map(Record::as_ref))
+            .filter(|r| !owners.covers(*r))
+            .chain(added.values().flatten().map(Record::as_ref))
             .collect();
         // Tag order, as built: where a change lands says nothing about the
         // number or the time of the change.
-        kept.sort_unstable_by_key(RecordRef::tag);
+        kept.sort_unstable_by_key(RecordRef::as_bytes);
         let count = kept.len();
         let mut buf = Vec::with_capacity(kept.iter().map(|r| r.as_bytes().len()).sum());
         for r in kept {
@@ -451,6 +483,70 @@ mod tests {
         assert_eq!(table.len(), 9);
         assert_eq!(find(&table, &server, &users[3]), None);
         assert!(find(&table, &server, &users[4]).is_some());
+    }
+
+    #[test]
+    fn users_whose_tags_collide_keep_their_own_records_through_changes() {
+        // 8-byte tags collide among about n²/2^65 pairs of n users: the
+        // table must tell such users apart by their record keys.
+        let tag = [0x42; cds_core::TAG_LEN];
+        let keys = |k: u8| cds_core::dangerous::record_keys_from_parts(tag, [k; 64]);
+        let bits = BucketBits::new(2).expect("valid");
+        let table = RecordTable::new(bits);
+        let label = |l: &[u8]| Label::new(l.to_vec()).expect("short");
+        let opened = |k: u8| -> Vec<Vec<u8>> {
+            let bytes = table.bucket(bits.bucket_of(keys(k).tag())).records;
+            RecordRef::decode_packed(&bytes)
+                .expect("well-formed")
+                .into_iter()
+                .filter_map(|r| keys(k).open(r).ok())
+                .map(Label::into_bytes)
+                .collect()
+        };
+        let a = keys(1).seal(&label(b"a"));
+        let b = keys(2).seal(&label(b"b"));
+        table.apply_changes(vec![
+            Change::owned(bits, keys(1), Some(a)),
+            Change::owned(bits, keys(2), Some(b)),
+        ]);
+        assert_eq!(table.len(), 2);
+        assert_eq!(
+            (opened(1), opened(2)),
+            (vec![b"a".to_vec()], vec![b"b".to_vec()])
+        );
+        // An update of one, then within one batch two updates of the other.
+        table.apply_changes(vec![Change::owned(
+            bits,
+            keys(1),
+            Some(keys(1).seal(&label(b"a2"))),
+        )]);
+        table.apply_changes(vec![
+            Change::owned(bits, keys(2), Some(keys(2).seal(&label(b"b2")))),
+            Change::owned(bits, keys(2), Some(keys(2).seal(&label(b"b3")))),
+        ]);
+        assert_eq!(table.len(), 2);
+        assert_eq!(
+            (opened(1), opened(2)),
+            (vec![b"a2".to_vec()], vec![b"b3".to_vec()])
+        );
+        // Removing one leaves the other.
+        table.apply_changes(vec![Change::owned(bits, keys(1), None)]);
+        assert_eq!(table.len(), 1);
+        assert_eq!((opened(1), opened(2)), (vec![], vec![b"b3".to_vec()]));
+    }
+
+    #[test]
+    fn the_same_users_give_the_same_bytes_in_every_build() {
+        // Records are deterministic (AES-SIV), and sorted whole: a rebuild
+        // with no change keeps every bucket digest.
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let users: Vec<User> = (0..100).map(|i| user(12015550100 + i, true)).collect();
+        let bits = BucketBits::new(2).expect("valid");
+        let a = RecordTable::build(bits, &server, &users, None, &never).expect("built");
+        let b = RecordTable::build(bits, &server, &users, None, &never).expect("built");
+        for bucket in 0..bits.count() {
+            assert_eq!(a.bucket(bucket), b.bucket(bucket));
+        }
     }
 
     /// Every bucket's records, in order, are in ascending tag order and

@@ -55,6 +55,7 @@ impl World {
             issued_at,
             records: records.into(),
             signature: signature.to_bytes().to_vec().into(),
+            record_format: cds_proto::wire::RECORD_FORMAT,
         }
     }
 
@@ -279,6 +280,48 @@ async fn a_replayed_or_older_upload_of_as_own_list_is_refused_and_changes_nothin
         assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     }
     // The newer list stands: B still finds A.
+    assert_eq!(
+        world.finds_a("acct-b", B, BucketMode::All).await.as_deref(),
+        Some("alice-cts")
+    );
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_of_an_older_record_format_is_refused_and_changes_nothing() {
+    let world = World::start().await;
+    world.upload_for_a(&[B]).await;
+    let epoch = world.issuer.public_key().epoch();
+    let a = cds_core::E164::parse(A).expect("valid");
+    // Validly signed by A, but from an app before record format 2 (which
+    // did not send the field): its records no finder could open.
+    let records: Vec<u8> = Vec::new();
+    let issued_at = cds_server::unix_now() * 1000 + 1;
+    let message = upload_message(epoch, b"acct-a", &a, issued_at, &records);
+    let signature = UploadSignature::sign(&world.keys(A), &message, &mut rand::rng());
+    let old = UploadAllowListRequest {
+        issuer_epoch: epoch,
+        e164: A.into(),
+        issued_at,
+        records: records.into(),
+        signature: signature.to_bytes().to_vec().into(),
+        record_format: 0,
+    };
+    let mut discovery =
+        cds_proto::v1::discovery_client::DiscoveryClient::connect(world.server.url())
+            .await
+            .expect("connects");
+    let refused = discovery
+        .upload_allow_list(world.server.authed("acct-a", old))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("upgrade the app"),
+        "{}",
+        refused.message()
+    );
+    // The stored list stands: B still finds A.
     assert_eq!(
         world.finds_a("acct-b", B, BucketMode::All).await.as_deref(),
         Some("alice-cts")

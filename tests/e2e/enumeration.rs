@@ -468,6 +468,7 @@ async fn garbage_elements_are_refused_without_charging_the_account() {
         buckets: Some(cds_proto::v1::discover_request::Buckets::Ids(
             Default::default(),
         )),
+        record_format: cds_proto::wire::RECORD_FORMAT,
     });
     garbage.metadata_mut().insert("authorization", auth.clone());
     let err = rpc.discover(garbage).await.expect_err("garbage");
@@ -526,6 +527,7 @@ async fn the_whole_table_without_evaluations_does_not_tell_which_numbers_to_skip
                 buckets: Some(cds_proto::v1::discover_request::Buckets::All(
                     Default::default(),
                 )),
+                record_format: cds_proto::wire::RECORD_FORMAT,
             },
         ))
         .await

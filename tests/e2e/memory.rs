@@ -68,6 +68,7 @@ async fn slow_reader(
         epoch,
         blinded_elements: Bytes::new(),
         buckets: Some(buckets),
+        record_format: cds_proto::wire::RECORD_FORMAT,
     }
     .encode_to_vec();
     let mut frame = vec![0u8];

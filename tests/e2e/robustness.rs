@@ -38,6 +38,7 @@ fn request(epoch: u64, elements: Vec<u8>, buckets: Option<Buckets>) -> DiscoverR
         epoch,
         blinded_elements: elements.into(),
         buckets,
+        record_format: cds_proto::wire::RECORD_FORMAT,
     }
 }
 
@@ -318,5 +319,68 @@ async fn the_discover_route_refuses_bad_framing_as_tonic_does_and_keeps_serving(
         .await
         .expect("still serving");
     assert_eq!(found.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_of_another_record_format_is_refused_before_anything_is_evaluated() {
+    let server = TestServer::start().await;
+    server.register("+12015550123", "alice", true).await;
+    let (mut rpc, epoch) = raw(&server).await;
+    let config = rpc
+        .get_config(GetConfigRequest {})
+        .await
+        .expect("config")
+        .into_inner();
+    assert_eq!(config.record_format, cds_core::RECORD_FORMAT);
+    let ids = Some(Buckets::Ids(BucketIds {
+        ids: vec![1],
+        scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
+        ..Default::default()
+    }));
+    // 0 is what every client before record format 2 sends (the field did
+    // not exist): an `all` request of such a client carried nothing else
+    // that could tell it apart.
+    for (name, buckets) in [("all buckets", all()), ("bucket ids", ids)] {
+        for format in [0, 1, 3] {
+            let mut old = request(epoch, valid_element(), buckets.clone());
+            old.record_format = format;
+            let err = rpc
+                .discover(server.authed("old-client", old))
+                .await
+                .expect_err("refused");
+            assert_eq!(
+                err.code(),
+                Code::FailedPrecondition,
+                "{name}, format {format}"
+            );
+            assert!(
+                err.message().contains("upgrade the client"),
+                "{name}, format {format}: {}",
+                err.message()
+            );
+        }
+    }
+    assert_eq!(
+        server.stats().await.evaluated_elements,
+        0,
+        "nothing was evaluated or charged"
+    );
+    // The current format is served, and the records parse as format 2.
+    let ok = rpc
+        .discover(server.authed("old-client", request(epoch, valid_element(), all())))
+        .await
+        .expect("served")
+        .into_inner();
+    let records: usize = ok
+        .buckets
+        .iter()
+        .map(|b| {
+            cds_core::RecordRef::decode_packed(&b.records)
+                .expect("format 2 records")
+                .len()
+        })
+        .sum();
+    assert_eq!(records, 1);
     server.stop().await;
 }

@@ -169,8 +169,7 @@ pub fn plant(response: &mut DiscoverResponse, bucket: u32, record: &[u8]) {
 /// for any number it chooses, without knowing a label.
 pub fn forged_record(tag: &cds_core::MatchTag) -> Vec<u8> {
     let mut record = tag.as_bytes().to_vec();
-    record.extend_from_slice(&[7; 12]); // nonce
     record.push(5); // label length
-    record.extend_from_slice(&[0xab; 5 + 16]); // ciphertext and Poly1305 tag
+    record.extend_from_slice(&[0xab; 16 + 5]); // synthetic IV and ciphertext
     record
 }

@@ -10,7 +10,7 @@ use super::points::{gt_bytes, h1, h2};
 use crate::E164;
 use crate::error::{Error, Result};
 use crate::hash::sha512;
-use crate::record::{RecordKeys, TAG_LEN};
+use crate::record::{RECORD_KEY_LEN, RecordKeys, TAG_LEN};
 
 /// The key of one pair of numbers under one issuer epoch: 64 bytes,
 /// `SHA-512("cds-v1-contacts-pair-key" || epoch || lo || hi || Encode(K))`
@@ -53,8 +53,8 @@ impl PairKey {
 
     /// The record keys for the record `owner` publishes for the other
     /// number of the pair (its finder):
-    /// `tag = SHA-512("cds-v1-contacts-tag" || epoch || owner || finder || key)[0..16]`,
-    /// `label key = SHA-512("cds-v1-contacts-label-key" || same)[0..32]`.
+    /// `tag = SHA-512("cds-v2-contacts-tag" || epoch || owner || finder || key)[0..8]`,
+    /// `record key = SHA-512("cds-v2-contacts-record-key" || same)` (64 bytes).
     /// The direction is part of the input, so A's record for B and B's
     /// record for A differ.
     pub fn record_keys(&self, owner: &E164) -> Result<RecordKeys> {
@@ -75,12 +75,10 @@ impl PairKey {
                 &*self.key,
             ]))
         };
-        let t = parts(b"cds-v1-contacts-tag");
-        let k = parts(b"cds-v1-contacts-label-key");
+        let t = parts(b"cds-v2-contacts-tag");
+        let key: Zeroizing<[u8; RECORD_KEY_LEN]> = parts(b"cds-v2-contacts-record-key");
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&t[..TAG_LEN]);
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&k[..32]);
         Ok(RecordKeys::from_parts(tag, key))
     }
 }

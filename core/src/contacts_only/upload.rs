@@ -150,12 +150,7 @@ impl AllowList {
     /// keys: one pairing per finder. The owner's own number and repeated
     /// numbers are skipped. Records come in tag order, which says nothing
     /// about the address book's order.
-    pub fn seal<R: CryptoRng + ?Sized>(
-        owner: &IdentityKeys,
-        label: &Label,
-        finders: &[E164],
-        rng: &mut R,
-    ) -> Result<Self> {
+    pub fn seal(owner: &IdentityKeys, label: &Label, finders: &[E164]) -> Result<Self> {
         let mut numbers: Vec<&E164> = finders.iter().filter(|n| *n != owner.number()).collect();
         numbers.sort();
         numbers.dedup();
@@ -165,9 +160,19 @@ impl AllowList {
         let mut records: Vec<Record> = Vec::with_capacity(numbers.len());
         for finder in numbers {
             let keys = PairKey::derive(owner, finder)?.record_keys(owner.number())?;
-            records.push(keys.seal(label, rng));
+            records.push(keys.seal(label));
         }
         records.sort_unstable_by_key(|r| r.as_ref().tag());
+        // 8-byte tags: two finders collide with probability about
+        // m^2 / 2^65 for m finders; a server refuses such a list.
+        if records
+            .windows(2)
+            .any(|w| w[0].as_ref().tag() == w[1].as_ref().tag())
+        {
+            return Err(Error::AllowList(
+                "two finders' pair records share a tag: leave one of them out",
+            ));
+        }
         let mut packed = Vec::with_capacity(records.iter().map(|r| r.as_bytes().len()).sum());
         for r in &records {
             packed.extend_from_slice(r.as_bytes());

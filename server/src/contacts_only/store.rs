@@ -1,5 +1,10 @@
 //! The stored allow-lists, in the registry file: table `contacts_only_v1`,
-//! number digits → `0x01 || issued_at (BE64) || packed records`. A number
+//! number digits → `0x02 || issued_at (BE64) || packed records` (record
+//! format 2, `docs/protocol.md` §5). An entry of version `0x01` holds
+//! records of format 1, which no client of this version can open: it reads
+//! as the same number's entry with its `issued_at` and no records, so the
+//! number stays contacts-only, replays stay refused, and its pair records
+//! come back when the upgraded app uploads again. A number
 //! has an entry exactly while its discoverability is contacts-only (an
 //! entry with `issued_at = 0` and no records until its app uploads).
 
@@ -10,7 +15,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::error::ServerError;
 
 const LISTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("contacts_only_v1");
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Entries whose records are of record format 1.
+const FORMAT_1_VERSION: u8 = 1;
 
 /// One number's stored allow-list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,14 +50,16 @@ impl StoredList {
     /// Parse the stored encoding; `None` if it is not one.
     pub fn decode(value: &[u8]) -> Option<Self> {
         let (&version, rest) = value.split_first()?;
-        if version != VERSION || rest.len() < 8 {
+        if !(version == VERSION || version == FORMAT_1_VERSION) || rest.len() < 8 {
             return None;
         }
         let issued_at = u64::from_be_bytes(rest[..8].try_into().ok()?);
-        Some(Self {
-            issued_at,
-            records: AllowList::decode(&rest[8..]).ok()?,
-        })
+        let records = if version == VERSION {
+            AllowList::decode(&rest[8..]).ok()?
+        } else {
+            Self::empty().records
+        };
+        Some(Self { issued_at, records })
     }
 }
 
@@ -154,8 +163,24 @@ mod tests {
         #[test]
         fn stored_lists_decode_to_themselves_or_are_refused(value in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Some(list) = StoredList::decode(&value) {
-                prop_assert_eq!(list.encode(), value);
+                if value[0] == VERSION {
+                    prop_assert_eq!(list.encode(), value);
+                } else {
+                    // Format 1 records are dropped, the rest is kept.
+                    prop_assert_eq!(value[0], FORMAT_1_VERSION);
+                    prop_assert_eq!(&list.encode()[1..9], &value[1..9]);
+                    prop_assert!(list.records.is_empty());
+                }
             }
+        }
+
+        #[test]
+        fn a_format_1_entry_keeps_its_issued_at_and_drops_its_records(issued_at in any::<u64>(), records in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let mut value = vec![FORMAT_1_VERSION];
+            value.extend_from_slice(&issued_at.to_be_bytes());
+            value.extend_from_slice(&records);
+            let list = StoredList::decode(&value).expect("a format 1 entry reads");
+            prop_assert_eq!(list, StoredList { issued_at, ..StoredList::empty() });
         }
 
         #[test]

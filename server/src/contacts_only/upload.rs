@@ -19,6 +19,13 @@ pub(crate) fn upload(
     account: &AccountId,
     request: UploadAllowListRequest,
 ) -> Result<u32, Status> {
+    if request.record_format != cds_proto::wire::RECORD_FORMAT {
+        return Err(Status::failed_precondition(format!(
+            "the records are of record format {}, but this server serves record format {} (docs/protocol.md §5): upgrade the app",
+            request.record_format,
+            cds_proto::wire::RECORD_FORMAT
+        )));
+    }
     let issuer = state.config.contacts_issuer.as_ref().ok_or_else(|| {
         Status::failed_precondition(
             "this server has no contacts issuer key (contacts_issuer_public_key): contacts-only mode is off",

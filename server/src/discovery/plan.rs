@@ -53,6 +53,17 @@ pub enum DiscoverError {
         /// The epoch the request named.
         requested: u64,
     },
+    /// The client reads another record format (0: a client from before
+    /// record format 2, which would misread every record).
+    #[error(
+        "this client reads record format {format}, but this server serves record format {serves} (docs/protocol.md §5): upgrade the client"
+    )]
+    RecordFormat {
+        /// The format the request named (0: none, an older client).
+        format: u32,
+        /// The format this server serves.
+        serves: u32,
+    },
     /// The packed elements are not whole 32-byte elements.
     #[error(
         "blinded_elements is {len} bytes, not a multiple of 32: each element is exactly 32 bytes"
@@ -173,6 +184,14 @@ impl DiscoverPlan {
         epoch: &ServingEpoch,
         limits: &DiscoverLimits,
     ) -> Result<Self, DiscoverError> {
+        // First: a client that would misread the records gets nothing,
+        // whatever else its request says.
+        if request.record_format != wire::RECORD_FORMAT {
+            return Err(DiscoverError::RecordFormat {
+                format: request.record_format,
+                serves: wire::RECORD_FORMAT,
+            });
+        }
         if request.epoch != epoch.id {
             return Err(DiscoverError::WrongEpoch {
                 requested: request.epoch,
@@ -531,6 +550,7 @@ mod tests {
             epoch: 1,
             blinded_elements: Bytes::new(),
             buckets: Some(Buckets::All(AllBuckets {})),
+            record_format: wire::RECORD_FORMAT,
         };
         let plan = DiscoverPlan::new(request(), &epoch, &limits).expect("valid");
         epoch.table.apply(

@@ -304,6 +304,7 @@ mod tests {
             epoch: epoch.id(),
             blinded_elements: packed.into(),
             buckets: Some(Buckets::All(AllBuckets {})),
+            record_format: cds_proto::wire::RECORD_FORMAT,
         }
     }
 

@@ -55,6 +55,7 @@ impl DiscoveryService {
             max_elements_per_request: s.max_elements(),
             suite: wire::SUITE.to_owned(),
             bucket_scheme: wire::BUCKET_SCHEME_TAG,
+            record_format: wire::RECORD_FORMAT,
         }))
     }
 
@@ -227,7 +228,9 @@ fn discover_status(state: &State, e: DiscoverError) -> Status {
                 "key epoch {requested:016x} was retired by a key rotation: fetch the configuration again (GetConfig) and retry"
             ))
         }
-        DiscoverError::WrongEpoch { .. } => Status::failed_precondition(e.to_string()),
+        DiscoverError::WrongEpoch { .. } | DiscoverError::RecordFormat { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
         DiscoverError::ResponseTooLarge { .. } => Status::resource_exhausted(e.to_string()),
         DiscoverError::TableChanged => with_retry_after(
             Status::unavailable(e.to_string()),
