@@ -78,6 +78,7 @@ mod profile;
 mod record;
 mod secret;
 mod suite;
+pub mod sync;
 
 pub use backend::CurveBackend;
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
@@ -97,4 +98,5 @@ pub use profile::{
     MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
 pub use record::{Label, MatchTag, Record, RecordKeys, RecordRef};
+pub use sync::{SET_DIGEST_LEN, SetDigest};
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};

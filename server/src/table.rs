@@ -13,14 +13,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use cds_core::{
-    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, VoprfServer,
+    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, SetDigest,
+    VoprfServer,
 };
 use rayon::prelude::*;
 
+use crate::changelog::{CHANGE_LOG_MAX_BYTES, ChangeLog, Delta};
 use crate::registry::User;
 
 /// Sealed records of every discoverable user under one key.
@@ -29,8 +31,12 @@ pub struct RecordTable {
     buckets: Vec<RwLock<Bucket>>,
     records: AtomicUsize,
     bytes: AtomicUsize,
-    /// Batches of changes applied so far.
+    /// Batches of changes applied so far, plus one (a new table is at
+    /// version 1, so that 0 never names a version on the wire).
     version: AtomicU64,
+    /// The changes of recent versions and the digest of the whole set, for
+    /// sync-mode clients. Its lock also orders version advances.
+    log: Mutex<ChangeLog>,
 }
 
 impl std::fmt::Debug for RecordTable {
@@ -99,6 +105,16 @@ impl Change {
     }
 }
 
+/// What rebuilding one bucket did, for the change log.
+struct Outcome {
+    /// Records taken out (removed or replaced).
+    dropped: Vec<Record>,
+    /// Tags left without a record.
+    removed: Vec<MatchTag>,
+    /// Records put in.
+    added: Vec<Record>,
+}
+
 impl RecordTable {
     /// An empty table.
     pub fn new(bits: BucketBits) -> Self {
@@ -112,7 +128,8 @@ impl RecordTable {
                 .collect(),
             records: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
-            version: AtomicU64::new(0),
+            version: AtomicU64::new(1),
+            log: Mutex::new(ChangeLog::new(1, SetDigest::EMPTY, CHANGE_LOG_MAX_BYTES)),
         }
     }
 
@@ -152,6 +169,12 @@ impl RecordTable {
         // buckets too, and the order says nothing about the numbers or when
         // they registered.
         sealed.par_sort_unstable_by_key(|(_, r)| r.as_ref().tag());
+        let digest = sealed
+            .par_iter()
+            .map(|(_, r)| SetDigest::of([r.as_ref()]))
+            .reduce(|| SetDigest::EMPTY, SetDigest::combine);
+        *table.log.lock().unwrap_or_else(PoisonError::into_inner) =
+            ChangeLog::new(1, digest, CHANGE_LOG_MAX_BYTES);
         let mut start = 0;
         while start < sealed.len() {
             let bucket = sealed[start].0;
@@ -211,12 +234,45 @@ impl RecordTable {
         for c in changes {
             by_bucket.entry(c.bucket).or_default().push(c);
         }
+        let mut dropped = Vec::new();
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
         for (bucket, changes) in by_bucket {
-            self.rebuild_bucket(bucket, changes);
+            let outcome = self.rebuild_bucket(bucket, changes);
+            dropped.extend(outcome.dropped);
+            removed.extend(outcome.removed);
+            added.extend(outcome.added);
         }
+        // The log and the version advance together, under the log's lock:
+        // a delta read under it names exactly the changes up to its version.
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let dropped: Vec<RecordRef<'_>> = dropped.iter().map(Record::as_ref).collect();
+        log.push(&dropped, removed, added);
         // After every bucket of the batch is swapped in: whoever reads this
         // version afterwards reads those buckets too.
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// What changed after version `since` (see [`ChangeLog::since`]).
+    pub fn changes_since(&self, since: u64) -> Option<Delta> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .since(since)
+    }
+
+    /// The digest of every record of the table now, and its version.
+    pub fn set_digest(&self) -> (u64, SetDigest) {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        (log.current(), log.digest())
+    }
+
+    /// Bytes the change log holds now (at most [`CHANGE_LOG_MAX_BYTES`]).
+    pub fn change_log_bytes(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes()
     }
 
     /// The table's version: it advances after each batch of changes has
@@ -227,7 +283,7 @@ impl RecordTable {
         self.version.load(Ordering::Acquire)
     }
 
-    fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) {
+    fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) -> Outcome {
         let drop_tags: HashSet<MatchTag> = changes.iter().map(|c| c.tag).collect();
         // The last change per tag decides.
         let mut latest: HashMap<MatchTag, Option<Record>> = HashMap::new();
@@ -246,6 +302,16 @@ impl RecordTable {
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
+        let dropped: Vec<Record> = old_records
+            .iter()
+            .filter(|r| drop_tags.contains(&r.tag()))
+            .filter_map(|r| Record::from_bytes(r.as_bytes()).ok())
+            .collect();
+        let removed: Vec<MatchTag> = dropped
+            .iter()
+            .map(|r| r.as_ref().tag())
+            .filter(|t| matches!(latest.get(t), Some(None)))
+            .collect();
         let added: Vec<Record> = latest.into_values().flatten().collect();
         let mut kept: Vec<RecordRef<'_>> = old_records
             .into_iter()
@@ -265,6 +331,11 @@ impl RecordTable {
         self.bytes.fetch_add(buf.len(), Ordering::Relaxed);
         self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
         *slot.write().unwrap_or_else(PoisonError::into_inner) = Bucket::new(buf.into());
+        Outcome {
+            dropped,
+            removed,
+            added,
+        }
     }
 
     /// `bucket` (which must be below `2^bits`): its records and digest.
