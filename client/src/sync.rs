@@ -29,7 +29,9 @@ pub enum SyncApplyError {
     Malformed(&'static str),
     /// After applying the delta the copy's digest differs from the
     /// server's: the delta or the copy was wrong.
-    #[error("the records after the delta do not match the server's digest: download the records again")]
+    #[error(
+        "the records after the delta do not match the server's digest: download the records again"
+    )]
     DigestMismatch,
     /// The server no longer keeps the changes since the copy's version.
     #[error("the server no longer has the changes since this copy: download the records again")]

@@ -98,5 +98,5 @@ pub use profile::{
     MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
 pub use record::{Label, MatchTag, Record, RecordKeys, RecordRef};
-pub use sync::{SET_DIGEST_LEN, SetDigest};
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};
+pub use sync::{SET_DIGEST_LEN, SetDigest};

@@ -102,9 +102,9 @@ pub fn decode_tags(packed: &[u8]) -> Result<Vec<MatchTag>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Output;
     use crate::record::{Label, RecordKeys};
     use crate::suite::OUTPUT_LEN;
-    use crate::Output;
     use proptest::prelude::*;
 
     fn record(seed: u8) -> crate::record::Record {
@@ -137,7 +137,10 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let flipped = crate::record::Record::from_bytes(&bytes).expect("still well-formed");
-        assert_ne!(SetDigest::of([r.as_ref()]), SetDigest::of([flipped.as_ref()]));
+        assert_ne!(
+            SetDigest::of([r.as_ref()]),
+            SetDigest::of([flipped.as_ref()])
+        );
     }
 
     proptest! {

@@ -11,8 +11,8 @@ use cds_proto::v1::{
     Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
     UploadAllowListRequest, UploadAllowListResponse,
 };
-use prost::Message;
 use cds_proto::wire::{self, Limit};
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::shared::SharedError;
@@ -122,13 +122,15 @@ impl DiscoveryService {
         let reservation = state.response_memory.try_reserve(size).ok_or_else(|| {
             state.metrics.shed.inc();
             with_retry_after(
-                Status::unavailable("the server is sending too many large responses: retry shortly"),
+                Status::unavailable(
+                    "the server is sending too many large responses: retry shortly",
+                ),
                 Some(Duration::from_secs(1)),
             )
         })?;
         admission.commit();
         tracing::debug!(
-            delta = response.set_digest.len() > 0,
+            delta = !response.set_digest.is_empty(),
             restart = response.restart,
             bytes = size,
             "sync served"

@@ -33,13 +33,17 @@ const TAG_CURSOR_LEN: usize = 4 + cds_core::SET_DIGEST_LEN;
 #[non_exhaustive]
 pub enum SyncError {
     /// The request names an epoch that is not serving.
-    #[error("unknown key epoch: fetch the configuration again (GetConfig) and download the records again")]
+    #[error(
+        "unknown key epoch: fetch the configuration again (GetConfig) and download the records again"
+    )]
     WrongEpoch {
         /// The epoch the request named.
         requested: u64,
     },
     /// The cursor is not one this server hands out.
-    #[error("the cursor is not one a page of this table returned: start the download again with an empty cursor")]
+    #[error(
+        "the cursor is not one a page of this table returned: start the download again with an empty cursor"
+    )]
     BadCursor,
     /// A cursor came with a delta request.
     #[error("a cursor goes only with since_version 0 (a page of the whole table)")]
