@@ -65,4 +65,6 @@ pub struct Measured {
     pub connects: Vec<Duration>,
     /// Whether the workload ran over TLS.
     pub tls: bool,
+    /// Sync mode's steady state (`--resync`).
+    pub resync: Option<super::resync::ResyncFigures>,
 }
