@@ -1,6 +1,6 @@
 //! Sync mode without I/O: the client's own copy of every sealed record of
 //! one key epoch, and how pages and deltas from `SyncRecords` are applied
-//! to it (`docs/protocol.md` §4.4).
+//! to it (`docs/protocol.md` §6.6).
 //!
 //! A full download is a run of pages (resumable: the copy remembers the
 //! next cursor and the version of the first page), and always ends with a

@@ -1,7 +1,7 @@
 //! The sync mode's integrity value and tag lists, without I/O.
 //!
 //! A client in sync mode keeps its own copy of every sealed record of the
-//! epoch and brings it up to date with deltas (`docs/protocol.md` §4.4).
+//! epoch and brings it up to date with deltas (`docs/protocol.md` §6.6).
 //! After applying one it compares a [`SetDigest`] of its whole copy with the
 //! one the server sent for the new version: any record missing, extra or
 //! different (a delta applied to the wrong base, a cache file damaged on

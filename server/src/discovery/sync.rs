@@ -1,6 +1,6 @@
 //! `SyncRecords` without I/O: a page of the whole table, or the changes
 //! since a version, for clients that keep their own copy of every record
-//! (sync mode, `docs/protocol.md` §4.4).
+//! (sync mode, `docs/protocol.md` §6.6).
 //!
 //! A full download is paged by position: a cursor names a bucket and the
 //! last match tag sent in it (records lie in tag order within a bucket), so
