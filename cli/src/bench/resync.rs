@@ -30,7 +30,7 @@ pub struct Step {
 }
 
 /// What `--resync` measured.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ResyncFigures {
     /// The first call: the whole table, then its closing delta (and the
     /// address book's evaluation).
