@@ -24,8 +24,14 @@ pub struct DiscoverArgs {
     json: bool,
     /// Download only the buckets of the contacts: less traffic, but the
     /// server learns a few bits of each contact number.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sync")]
     contacts_only_buckets: bool,
+    /// Sync mode: keep a copy of every record (in --cache, which it makes
+    /// large: about the size of the table) and bring it up to date by
+    /// delta; requests then carry only new contacts. The server learns
+    /// nothing about the contacts but how many new ones were evaluated.
+    #[arg(long)]
+    sync: bool,
     /// Trust only this server public key (64 hex digits) instead of the announced one.
     #[arg(long, conflicts_with = "profile")]
     pin_key: Option<String>,
@@ -127,6 +133,8 @@ pub async fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let mut builder =
         Client::builder(args.server.clone()).bucket_mode(if args.contacts_only_buckets {
             BucketMode::ContactsOnly
+        } else if args.sync {
+            BucketMode::Sync
         } else {
             BucketMode::All
         });

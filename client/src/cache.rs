@@ -1,6 +1,7 @@
 //! The client's cache of PRF outputs, so re-discovering a known contact
 //! costs no evaluation (and no quota), and of the records of its contacts'
-//! buckets, so that a re-sync downloads only the buckets that changed.
+//! buckets, so that a re-sync downloads only the buckets that changed, and
+//! in sync mode of the client's copy of every record ([`RecordCopy`]).
 //!
 //! The cache belongs to one key epoch: outputs and records under another
 //! key are useless, so a cache whose epoch or public key differs from the
@@ -14,22 +15,32 @@
 //! "CDSC" || version (1 byte, 3) || epoch (8) || public key (32) || count (4)
 //! || count × ( number digits as u64 (8) || output (64) )
 //! || bucket count (4) || bucket count × ( bucket id (4) || length (4) || records (length) )
+//! || copy flag (1: 0 none, 1 a record copy follows)
+//! || [ copy epoch (8) || version (8) || set digest (16) || pending flag (1)
+//!      || [ first page version (8) || cursor length (4) || cursor ]
+//!      || records length (8) || records ]
 //! ```
 //!
 //! The records are in record format 2 (`docs/protocol.md` §5). Versions 1
-//! (no bucket section) and 2 (buckets of format 1 records), written by
-//! earlier clients, are still read: their outputs are kept (a PRF output
-//! does not depend on the record format) and their buckets dropped, so the
-//! next request downloads those buckets again in the new format.
+//! (no bucket section) and 2 (buckets of format 1 records, no copy
+//! section), written by earlier clients, are still read: their outputs are
+//! kept (a PRF output does not depend on the record format) and their
+//! buckets dropped, so the next request downloads those buckets again in
+//! the new format. A copy whose records do not match its digest (a damaged
+//! file), or of another epoch than the cache, is dropped on reading: the
+//! next sync downloads it again.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use cds_core::{E164, OUTPUT_LEN, Output, PublicKey, RecordRef};
+use cds_core::{E164, OUTPUT_LEN, Output, PublicKey, Record, RecordRef, SET_DIGEST_LEN, SetDigest};
+
+use crate::sync::{Pending, RecordCopy};
 
 const MAGIC: &[u8; 4] = b"CDSC";
 const VERSION: u8 = 3;
-/// The first version whose buckets hold record format 2.
+/// The first version whose buckets hold record format 2 (and which has
+/// the copy section).
 const FIRST_COMPACT_VERSION: u8 = 3;
 const HEADER_LEN: usize = 4 + 1 + 8 + 32 + 4;
 const ENTRY_LEN: usize = 8 + OUTPUT_LEN;
@@ -55,15 +66,18 @@ pub struct DiscoveryCache {
     owner: Option<(u64, PublicKey)>,
     outputs: HashMap<E164, Output>,
     buckets: HashMap<u32, Bytes>,
+    /// Sync mode: the copy of every record of the epoch.
+    pub(crate) copy: Option<RecordCopy>,
 }
 
 impl std::fmt::Debug for DiscoveryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "DiscoveryCache(<{} entries, {} buckets>)",
+            "DiscoveryCache(<{} entries, {} buckets, {} copied records>)",
             self.outputs.len(),
-            self.buckets.len()
+            self.buckets.len(),
+            self.copy.as_ref().map_or(0, RecordCopy::len)
         )
     }
 }
@@ -90,6 +104,7 @@ impl DiscoveryCache {
         if self.owner != Some((epoch, public_key)) {
             self.outputs.clear();
             self.buckets.clear();
+            self.copy = None;
             self.owner = Some((epoch, public_key));
         }
     }
@@ -112,6 +127,11 @@ impl DiscoveryCache {
     /// Forget the buckets `keep` rejects (no contact needs them any more).
     pub(crate) fn retain_buckets(&mut self, keep: impl Fn(u32) -> bool) {
         self.buckets.retain(|&b, _| keep(b));
+    }
+
+    /// The sync-mode copy of every record, if one is held.
+    pub fn record_copy(&self) -> Option<&RecordCopy> {
+        self.copy.as_ref()
     }
 
     pub(crate) fn get(&self, number: &E164) -> Option<&Output> {
@@ -156,6 +176,7 @@ impl DiscoveryCache {
             out.extend_from_slice(&(records.len() as u32).to_be_bytes());
             out.extend_from_slice(records);
         }
+        write_copy(&mut out, self.copy.as_ref());
         out
     }
 
@@ -182,12 +203,15 @@ impl DiscoveryCache {
             return Err(CacheError::Length);
         }
         let (entries, rest) = body.split_at(entries_len);
-        let buckets = match version {
-            1 => HashMap::new(),
+        let (buckets, copy) = match version {
+            1 => (HashMap::new(), None),
             // Checked for shape, then dropped: format 1 records.
-            v if v < FIRST_COMPACT_VERSION => read_buckets(rest, false).map(|_| HashMap::new())?,
+            v if v < FIRST_COMPACT_VERSION => {
+                read_buckets(rest, false).map(|_| (HashMap::new(), None))?
+            }
             _ => read_buckets(rest, true)?,
         };
+        let copy = copy.filter(|c| c.epoch == epoch);
         let mut outputs = HashMap::with_capacity(count);
         for entry in entries.chunks_exact(ENTRY_LEN) {
             let digits = u64::from_be_bytes(entry[..8].try_into().map_err(|_| CacheError::Length)?);
@@ -200,14 +224,43 @@ impl DiscoveryCache {
             owner: Some((epoch, key)),
             outputs,
             buckets,
+            copy,
         })
     }
 }
 
+fn write_copy(out: &mut Vec<u8>, copy: Option<&RecordCopy>) {
+    let Some(c) = copy else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    out.extend_from_slice(&c.epoch.to_be_bytes());
+    out.extend_from_slice(&c.version.to_be_bytes());
+    out.extend_from_slice(&c.digest.to_bytes());
+    match &c.pending {
+        None => out.push(0),
+        Some(p) => {
+            out.push(1);
+            out.extend_from_slice(&p.first_version.to_be_bytes());
+            out.extend_from_slice(&(p.cursor.len() as u32).to_be_bytes());
+            out.extend_from_slice(&p.cursor);
+        }
+    }
+    out.extend_from_slice(&(c.record_bytes() as u64).to_be_bytes());
+    for r in c.records.values() {
+        out.extend_from_slice(r.as_bytes());
+    }
+}
+
 /// The bucket section of a version 2 or 3 cache: every byte must belong to
-/// it, each bucket once, each holding (with `records`) well-formed packed
-/// records of format 2.
-fn read_buckets(section: &[u8], records: bool) -> Result<HashMap<u32, Bytes>, CacheError> {
+/// it, each bucket once. With `current` (version 3) each bucket must hold
+/// well-formed packed records of format 2 and the copy section follows;
+/// version 2 buckets (format 1) are checked only for shape.
+fn read_buckets(
+    section: &[u8],
+    current: bool,
+) -> Result<(HashMap<u32, Bytes>, Option<RecordCopy>), CacheError> {
     let mut at = 0usize;
     let mut take = |n: usize| -> Result<&[u8], CacheError> {
         let end = at.checked_add(n).ok_or(CacheError::Length)?;
@@ -229,10 +282,72 @@ fn read_buckets(section: &[u8], records: bool) -> Result<HashMap<u32, Bytes>, Ca
             return Err(CacheError::Entry);
         }
     }
+    let copy = if current {
+        read_copy(&mut take)?
+    } else {
+        None
+    };
     if at != section.len() {
         return Err(CacheError::Length);
     }
-    Ok(buckets)
+    Ok((buckets, copy))
+}
+
+/// The copy section; `None` for none, or for a copy whose records do not
+/// add up to its digest.
+fn read_copy<'a>(
+    take: &mut impl FnMut(usize) -> Result<&'a [u8], CacheError>,
+) -> Result<Option<RecordCopy>, CacheError> {
+    let u64_of = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_be_bytes(a)
+    };
+    match take(1)?[0] {
+        0 => return Ok(None),
+        1 => {}
+        _ => return Err(CacheError::Entry),
+    }
+    let epoch = u64_of(take(8)?);
+    let version = u64_of(take(8)?);
+    let digest = SetDigest::from_slice(take(SET_DIGEST_LEN)?).map_err(|_| CacheError::Length)?;
+    let pending = match take(1)?[0] {
+        0 => None,
+        1 => {
+            let first_version = u64_of(take(8)?);
+            let b = take(4)?;
+            let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let cursor = Bytes::copy_from_slice(take(len)?);
+            Some(Pending {
+                first_version,
+                cursor,
+            })
+        }
+        _ => return Err(CacheError::Entry),
+    };
+    let len = usize::try_from(u64_of(take(8)?)).map_err(|_| CacheError::Length)?;
+    let packed = take(len)?;
+    let records = RecordRef::decode_packed(packed).map_err(|_| CacheError::Entry)?;
+    let mut map = std::collections::BTreeMap::new();
+    for r in records {
+        let record = Record::from_bytes(r.as_bytes()).map_err(|_| CacheError::Entry)?;
+        map.insert(r.tag(), record);
+    }
+    let mut copy = RecordCopy {
+        epoch,
+        version,
+        records: map,
+        digest,
+        pending,
+    };
+    let actual = copy.recompute_digest();
+    if copy.pending.is_some() {
+        // Mid-download the digest is only a running sum: take the records'.
+        copy.digest = actual;
+    } else if actual != digest {
+        return Ok(None);
+    }
+    Ok(Some(copy))
 }
 
 #[cfg(test)]
@@ -265,11 +380,45 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_cache_still_reads_with_no_record_copy() {
+        let mut c = cache_with(3);
+        c.put_bucket(9, sealed_records());
+        let mut v2 = c.to_bytes();
+        v2[4] = 2;
+        v2.truncate(v2.len() - 1); // the empty copy section
+        assert_eq!(DiscoveryCache::from_bytes(&v2), Ok(c));
+    }
+
+    #[test]
+    fn a_record_copy_round_trips_and_a_damaged_one_is_dropped() {
+        let mut c = cache_with(2);
+        let mut copy = crate::sync::RecordCopy::start(7);
+        let packed = sealed_records();
+        for r in RecordRef::decode_packed(&packed).expect("records") {
+            copy.records
+                .insert(r.tag(), Record::from_bytes(r.as_bytes()).expect("one"));
+        }
+        copy.digest = copy.recompute_digest();
+        copy.pending = None;
+        copy.version = 12;
+        c.copy = Some(copy);
+        let bytes = c.to_bytes();
+        assert_eq!(DiscoveryCache::from_bytes(&bytes), Ok(c.clone()));
+        // One flipped byte in the last record: the copy goes, the rest stays.
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        let read = DiscoveryCache::from_bytes(&damaged).expect("reads");
+        assert_eq!(read.copy, None);
+        assert_eq!(read.len(), 2);
+    }
+
+    #[test]
     fn a_version_1_cache_still_reads_with_no_buckets() {
         let c = cache_with(3);
         let mut v1 = c.to_bytes();
         v1[4] = 1;
-        v1.truncate(v1.len() - 4); // the empty bucket section
+        v1.truncate(v1.len() - 5); // the empty bucket and copy sections
         assert_eq!(DiscoveryCache::from_bytes(&v1), Ok(c));
     }
 
@@ -325,7 +474,7 @@ mod tests {
         assert_eq!(DiscoveryCache::from_bytes(&long), Err(CacheError::Length));
         // Records that are not records (a length byte beyond the limit).
         let mut garbage = bytes.clone();
-        let records_at = bytes.len() - sealed_records().len();
+        let records_at = bytes.len() - 1 - sealed_records().len();
         garbage[records_at + cds_core::TAG_LEN] = 0xff;
         assert!(DiscoveryCache::from_bytes(&garbage).is_err());
     }

@@ -17,6 +17,7 @@ use crate::error::ClientError;
 use crate::matching::{Lookup, RecordIndex};
 use crate::normalize::{InvalidReason, Region, normalize};
 use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
+use crate::sync::{RecordCopy, SyncApplyError};
 
 /// Largest response the client accepts (the records of many buckets).
 pub(crate) const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
@@ -30,6 +31,13 @@ pub enum BucketMode {
     /// Download only the contacts' buckets: less traffic, but the server
     /// learns `bucket_bits` bits of a hash of each contact.
     ContactsOnly,
+    /// Keep a copy of every record (in the cache) and bring it up to date
+    /// with a delta before each discovery; requests carry only the new
+    /// contacts' blinded elements. The server learns nothing about the
+    /// contacts but how many new ones were evaluated, and when and from
+    /// which version the client synced. The first call of an epoch
+    /// downloads the whole table (resumable across calls).
+    Sync,
 }
 
 /// What discovery found for one address-book entry.
@@ -91,6 +99,16 @@ pub struct DiscoveryReport {
     pub pairings: usize,
     /// Of the contacts found, how many through a contacts-only allow-list.
     pub found_by_allow_list: usize,
+    /// Sync mode: `SyncRecords` calls made (pages and deltas).
+    pub sync_requests: usize,
+    /// Sync mode: encoded size of the `SyncRecords` requests sent (not in
+    /// `bytes_sent`).
+    pub sync_bytes_sent: usize,
+    /// Sync mode: encoded size of the `SyncRecords` responses received
+    /// (not in `bytes_received`).
+    pub sync_bytes_received: usize,
+    /// Sync mode: whether the copy was (re-)downloaded whole in this call.
+    pub full_download: bool,
 }
 
 /// A connection to a cds Discovery service.
@@ -260,6 +278,7 @@ impl Client {
             self.params.clone()
         };
         let contacts_only = self.bucket_mode == BucketMode::ContactsOnly;
+        let sync_mode = self.bucket_mode == BucketMode::Sync;
         if contacts_only && params.bucket_scheme != wire::BUCKET_SCHEME_TAG {
             return Err(ClientError::UnsupportedBucketScheme);
         }
@@ -274,6 +293,8 @@ impl Client {
         let known_buckets = self.buckets_of(numbers, &params);
         let bucket_plan: Vec<BucketSelection> = if contacts_only {
             ids_in_chunks(&known_buckets, max)
+        } else if sync_mode {
+            Vec::new()
         } else {
             vec![BucketSelection::All]
         };
@@ -287,7 +308,18 @@ impl Client {
                 ..DiscoveryReport::default()
             },
         };
-        for i in 0..batches.len().max(bucket_plan.len()).max(1) {
+        let mut sync_report = DiscoveryReport::default();
+        if sync_mode {
+            self.sync_copy(&params, &mut sync_report).await?;
+        }
+        // In sync mode nothing but the new contacts' elements is asked for,
+        // and a call with none sends no Discover request at all.
+        let rounds = if sync_mode {
+            batches.len()
+        } else {
+            batches.len().max(bucket_plan.len()).max(1)
+        };
+        for i in 0..rounds {
             let batch = batches.get(i).map(|b| b.to_vec()).unwrap_or_default();
             let selection = bucket_plan
                 .get(i)
@@ -316,6 +348,13 @@ impl Client {
             BTreeSet::new()
         };
         self.cache.retain_buckets(|b| needed.contains(&b));
+        if sync_mode && let Some(copy) = self.cache.record_copy() {
+            round.index.add(copy.packed())?;
+        }
+        round.report.sync_requests = sync_report.sync_requests;
+        round.report.sync_bytes_sent = sync_report.sync_bytes_sent;
+        round.report.sync_bytes_received = sync_report.sync_bytes_received;
+        round.report.full_download = sync_report.full_download;
         self.last_report = round.report;
         tracing::debug!(
             contacts = numbers.len(),
@@ -324,6 +363,72 @@ impl Client {
             "discovery round finished"
         );
         Ok(round.index)
+    }
+
+    /// Sync mode: bring the cache's copy of the records up to the server's
+    /// current version: continue or start a full download if there is no
+    /// copy of this epoch, else apply the delta since its version. A delta
+    /// the server no longer has, or one that does not yield the server's
+    /// digest, discards the copy and downloads it again, once.
+    async fn sync_copy(
+        &mut self,
+        params: &ServerParams,
+        report: &mut DiscoveryReport,
+    ) -> Result<(), ClientError> {
+        let mut restarted = false;
+        loop {
+            let mut copy = match self.cache.copy.take() {
+                Some(c) if c.epoch() == params.epoch => c,
+                _ => RecordCopy::start(params.epoch),
+            };
+            if copy.is_downloading() {
+                report.full_download = true;
+            }
+            let outcome = loop {
+                let message = copy.next_request();
+                report.sync_requests += 1;
+                report.sync_bytes_sent += message.encoded_len();
+                let mut request = tonic::Request::new(message);
+                if let Some(auth) = &self.authorization {
+                    request
+                        .metadata_mut()
+                        .insert(wire::AUTHORIZATION, auth.clone());
+                }
+                let response = match self.rpc.sync_records(request).await {
+                    Ok(r) => r.into_inner(),
+                    Err(status) => {
+                        // Keep what was downloaded: the next call resumes.
+                        self.cache.copy = Some(copy);
+                        return Err(status.into());
+                    }
+                };
+                report.sync_bytes_received += response.encoded_len();
+                match copy.apply(&response) {
+                    Ok(true) => break Ok(()),
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    self.cache.copy = Some(copy);
+                    return Ok(());
+                }
+                Err(SyncApplyError::WrongEpoch) => {
+                    return Err(ClientError::MalformedResponse(
+                        "a sync response names another key epoch than requested",
+                    ));
+                }
+                Err(e @ SyncApplyError::Malformed(_)) => return Err(e.into()),
+                Err(e) if restarted => return Err(e.into()),
+                Err(_) => {
+                    // Restart or digest mismatch: the copy is dropped and
+                    // downloaded again.
+                    tracing::debug!("record copy discarded: downloading it again");
+                    restarted = true;
+                }
+            }
+        }
     }
 
     /// The buckets of those `numbers` whose outputs the cache holds.

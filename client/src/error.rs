@@ -159,6 +159,12 @@ pub enum ClientError {
     /// The server's response is malformed.
     #[error("malformed response from the server: {0}")]
     MalformedResponse(&'static str),
+    /// Sync mode: the copy of the records could not be brought up to date,
+    /// even by downloading it again (the server's deltas and digest keep
+    /// disagreeing). Retry later; report it to the server's operator if it
+    /// persists.
+    #[error("the record copy could not be synced: {0}")]
+    Sync(#[from] crate::sync::SyncApplyError),
 }
 
 impl ClientError {

@@ -103,6 +103,7 @@ mod error;
 pub mod matching;
 pub mod normalize;
 pub mod session;
+mod sync;
 #[cfg(test)]
 mod test_support;
 mod transport;
@@ -116,4 +117,5 @@ pub use config_check::DEFAULT_MAX_BUCKET_BITS;
 pub use contacts_only::UploadReport;
 pub use error::{ClientError, Limit, StatusCode};
 pub use normalize::{InvalidReason, Region, UnknownRegion};
+pub use sync::{RecordCopy, SyncApplyError};
 pub use transport::ChannelOptions;

@@ -78,6 +78,7 @@ mod profile;
 mod record;
 mod secret;
 mod suite;
+pub mod sync;
 
 pub use backend::CurveBackend;
 pub use bucket::{BUCKET_DIGEST_LEN, BucketBits, BucketDigest, MAX_BUCKET_BITS};
@@ -101,3 +102,4 @@ pub use record::{
     RECORD_OVERHEAD, Record, RecordKeys, RecordRef, TAG_LEN, record_len,
 };
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};
+pub use sync::{SET_DIGEST_LEN, SetDigest};

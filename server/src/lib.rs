@@ -44,6 +44,7 @@ mod admin;
 pub mod admin_token;
 mod auth;
 mod bind;
+pub mod changelog;
 pub mod config;
 mod contacts_only;
 pub mod discovery;

@@ -11,16 +11,18 @@
 //! advancing the table's version ([`RecordTable::version`]), which is how
 //! the shared encoding of all buckets knows it is stale.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use cds_core::{
-    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, VoprfServer,
+    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, SetDigest,
+    VoprfServer,
 };
 use rayon::prelude::*;
 
+use crate::changelog::{CHANGE_LOG_MAX_BYTES, ChangeLog, Delta};
 use crate::registry::User;
 
 /// Sealed records of every discoverable user under one key.
@@ -29,8 +31,12 @@ pub struct RecordTable {
     buckets: Vec<RwLock<Bucket>>,
     records: AtomicUsize,
     bytes: AtomicUsize,
-    /// Batches of changes applied so far.
+    /// Batches of changes applied so far, plus one (a new table is at
+    /// version 1, so that 0 never names a version on the wire).
     version: AtomicU64,
+    /// The changes of recent versions and the digest of the whole set, for
+    /// sync-mode clients. Its lock also orders version advances.
+    log: Mutex<ChangeLog>,
 }
 
 impl std::fmt::Debug for RecordTable {
@@ -132,6 +138,16 @@ impl Owners {
     }
 }
 
+/// What rebuilding one bucket did, for the change log.
+struct Outcome {
+    /// Records taken out (removed or replaced).
+    dropped: Vec<Record>,
+    /// Tags left without a record.
+    removed: Vec<MatchTag>,
+    /// Records put in.
+    added: Vec<Record>,
+}
+
 impl RecordTable {
     /// An empty table.
     pub fn new(bits: BucketBits) -> Self {
@@ -145,7 +161,8 @@ impl RecordTable {
                 .collect(),
             records: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
-            version: AtomicU64::new(0),
+            version: AtomicU64::new(1),
+            log: Mutex::new(ChangeLog::new(1, SetDigest::EMPTY, CHANGE_LOG_MAX_BYTES)),
         }
     }
 
@@ -187,6 +204,12 @@ impl RecordTable {
         // Whole records compare by tag first; equal tags (possible with
         // 8-byte tags) then by the rest, so equal tables are equal bytes.
         sealed.par_sort_unstable_by(|(_, a), (_, b)| a.as_bytes().cmp(b.as_bytes()));
+        let digest = sealed
+            .par_iter()
+            .map(|(_, r)| SetDigest::of([r.as_ref()]))
+            .reduce(|| SetDigest::EMPTY, SetDigest::combine);
+        *table.log.lock().unwrap_or_else(PoisonError::into_inner) =
+            ChangeLog::new(1, digest, CHANGE_LOG_MAX_BYTES);
         let mut start = 0;
         while start < sealed.len() {
             let bucket = sealed[start].0;
@@ -236,12 +259,45 @@ impl RecordTable {
         for c in changes {
             by_bucket.entry(c.bucket).or_default().push(c);
         }
+        let mut dropped = Vec::new();
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
         for (bucket, changes) in by_bucket {
-            self.rebuild_bucket(bucket, changes);
+            let outcome = self.rebuild_bucket(bucket, changes);
+            dropped.extend(outcome.dropped);
+            removed.extend(outcome.removed);
+            added.extend(outcome.added);
         }
+        // The log and the version advance together, under the log's lock:
+        // a delta read under it names exactly the changes up to its version.
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let dropped: Vec<RecordRef<'_>> = dropped.iter().map(Record::as_ref).collect();
+        log.push(&dropped, removed, added);
         // After every bucket of the batch is swapped in: whoever reads this
         // version afterwards reads those buckets too.
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// What changed after version `since` (see [`ChangeLog::since`]).
+    pub fn changes_since(&self, since: u64) -> Option<Delta> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .since(since)
+    }
+
+    /// The digest of every record of the table now, and its version.
+    pub fn set_digest(&self) -> (u64, SetDigest) {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        (log.current(), log.digest())
+    }
+
+    /// Bytes the change log holds now (at most [`CHANGE_LOG_MAX_BYTES`]).
+    pub fn change_log_bytes(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes()
     }
 
     /// The table's version: it advances after each batch of changes has
@@ -252,7 +308,7 @@ impl RecordTable {
         self.version.load(Ordering::Acquire)
     }
 
-    fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) {
+    fn rebuild_bucket(&self, bucket: u32, changes: Vec<Change>) -> Outcome {
         // In batch order, so the last change of a user decides: each change
         // first withdraws what an earlier change of the same user added.
         let mut added: HashMap<MatchTag, Vec<Record>> = HashMap::new();
@@ -279,6 +335,14 @@ impl RecordTable {
         let old_records =
             RecordRef::decode_packed(&old).expect("the table only holds well-formed records");
         let old_count = old_records.len();
+        // What leaves the table: the records the batch's owners replace or
+        // remove (for the change log and the set digest).
+        let dropped: Vec<Record> = old_records
+            .iter()
+            .copied()
+            .filter(|r| owners.covers(*r))
+            .filter_map(|r| Record::from_bytes(r.as_bytes()).ok())
+            .collect();
         let mut kept: Vec<RecordRef<'_>> = old_records
             .into_iter()
             .filter(|r| !owners.covers(*r))
@@ -287,16 +351,31 @@ impl RecordTable {
         // Tag order, as built: where a change lands says nothing about the
         // number or the time of the change.
         kept.sort_unstable_by_key(RecordRef::as_bytes);
+        // Tags the batch emptied: a sync client drops them from its copy.
+        let left: HashSet<MatchTag> = kept.iter().map(|r| r.tag()).collect();
+        let removed: Vec<MatchTag> = dropped
+            .iter()
+            .map(|r| r.as_ref().tag())
+            .filter(|t| !left.contains(t))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let count = kept.len();
         let mut buf = Vec::with_capacity(kept.iter().map(|r| r.as_bytes().len()).sum());
         for r in kept {
             buf.extend_from_slice(r.as_bytes());
         }
+        let added: Vec<Record> = added.into_values().flatten().collect();
         self.records.fetch_add(count, Ordering::Relaxed);
         self.records.fetch_sub(old_count, Ordering::Relaxed);
         self.bytes.fetch_add(buf.len(), Ordering::Relaxed);
         self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
         *slot.write().unwrap_or_else(PoisonError::into_inner) = Bucket::new(buf.into());
+        Outcome {
+            dropped,
+            removed,
+            added,
+        }
     }
 
     /// `bucket` (which must be below `2^bits`): its records and digest.

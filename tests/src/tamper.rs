@@ -1,6 +1,7 @@
 //! A man in the middle of Discovery: [`TamperingProxy`] forwards every call
 //! to a real server and lets a test rewrite the `Discover` responses, as a
-//! malicious server (or whoever answers in its place) could. Tests use it
+//! malicious server (or whoever answers in its place) could, and the
+//! `SyncRecords` responses too ([`TamperingProxy::tamper_sync_with`]). Tests use it
 //! to show what a client does with what the server sends.
 
 use std::net::SocketAddr;
@@ -9,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use cds_proto::v1::discovery_client::DiscoveryClient;
 use cds_proto::v1::discovery_server::{Discovery, DiscoveryServer};
 use cds_proto::v1::{
-    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
-    UploadAllowListResponse,
+    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
+    UploadAllowListRequest, UploadAllowListResponse,
 };
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -19,6 +20,8 @@ use tonic::{Request, Response, Status};
 
 /// A rewrite of `Discover` responses.
 type Tamper = Box<dyn FnMut(&mut DiscoverResponse) + Send>;
+/// A rewrite of `SyncRecords` responses.
+type SyncTamper = Box<dyn FnMut(&mut SyncResponse) + Send>;
 
 /// What a `Discover` request showed the proxy (the server's view of it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,7 @@ pub struct Seen {
 struct Forward {
     upstream: DiscoveryClient<Channel>,
     tamper: Arc<Mutex<Tamper>>,
+    sync_tamper: Arc<Mutex<SyncTamper>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -54,6 +58,25 @@ impl Discovery for Forward {
         Err(Status::unimplemented(
             "the tampering proxy forwards discovery only",
         ))
+    }
+
+    async fn sync_records(
+        &self,
+        request: Request<SyncRequest>,
+    ) -> Result<Response<SyncResponse>, Status> {
+        let authorization = request.metadata().get("authorization").cloned();
+        let mut forwarded = Request::new(request.into_inner());
+        if let Some(value) = authorization {
+            forwarded.metadata_mut().insert("authorization", value);
+        }
+        let mut response = self
+            .upstream
+            .clone()
+            .sync_records(forwarded)
+            .await?
+            .into_inner();
+        (self.sync_tamper.lock().expect("tamper lock"))(&mut response);
+        Ok(Response::new(response))
     }
 
     async fn discover(
@@ -94,6 +117,7 @@ impl Discovery for Forward {
 pub struct TamperingProxy {
     addr: SocketAddr,
     tamper: Arc<Mutex<Tamper>>,
+    sync_tamper: Arc<Mutex<SyncTamper>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     _stop: oneshot::Sender<()>,
 }
@@ -110,10 +134,12 @@ impl TamperingProxy {
             .expect("the proxy reaches the server")
             .max_decoding_message_size(MAX_MESSAGE);
         let tamper: Arc<Mutex<Tamper>> = Arc::new(Mutex::new(Box::new(|_| {})));
+        let sync_tamper: Arc<Mutex<SyncTamper>> = Arc::new(Mutex::new(Box::new(|_| {})));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let service = DiscoveryServer::new(Forward {
             upstream,
             tamper: Arc::clone(&tamper),
+            sync_tamper: Arc::clone(&sync_tamper),
             seen: Arc::clone(&seen),
         })
         .max_encoding_message_size(MAX_MESSAGE);
@@ -132,6 +158,7 @@ impl TamperingProxy {
         Self {
             addr,
             tamper,
+            sync_tamper,
             seen,
             _stop: stop,
         }
@@ -145,6 +172,11 @@ impl TamperingProxy {
     /// Rewrite every `Discover` response from now on with `tamper`.
     pub fn tamper_with(&self, tamper: impl FnMut(&mut DiscoverResponse) + Send + 'static) {
         *self.tamper.lock().expect("tamper lock") = Box::new(tamper);
+    }
+
+    /// Rewrite every `SyncRecords` response from now on with `tamper`.
+    pub fn tamper_sync_with(&self, tamper: impl FnMut(&mut SyncResponse) + Send + 'static) {
+        *self.sync_tamper.lock().expect("tamper lock") = Box::new(tamper);
     }
 
     /// The `Discover` requests forwarded so far, and forget them.

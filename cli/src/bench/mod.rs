@@ -4,6 +4,7 @@
 mod allow_list;
 mod local;
 mod report;
+mod resync;
 mod sample;
 mod workload;
 
@@ -74,6 +75,15 @@ pub struct BenchArgs {
         conflicts_with = "local"
     )]
     contacts_issuer: Option<std::path::PathBuf>,
+    /// Also measure sync mode's steady state with the real client: the
+    /// first download, a request for --contacts new contacts, a re-sync
+    /// with nothing changed and one after --resync-changes registrations
+    /// (made through --admin), and the client's storage.
+    #[arg(long)]
+    resync: bool,
+    /// Registrations made before the measured re-sync.
+    #[arg(long, default_value_t = 1_000, requires = "resync")]
+    resync_changes: usize,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,

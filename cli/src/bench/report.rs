@@ -147,6 +147,7 @@ impl Report {
             "table_bytes_per_user": self.setup.map(|s| s.table_bytes as f64 / s.users.max(1) as f64),
             "rss_bytes_per_user": self.setup.and_then(|s| s.rss_delta.map(|r| r as f64 / s.users.max(1) as f64)),
             "allow_list": self.measured.allow_list.map(|a| allow_list_json(&a)),
+            "resync": self.measured.resync.as_ref().map(super::resync::ResyncFigures::to_json),
         })
     }
 
@@ -240,6 +241,9 @@ impl Report {
                 self.client_cpu_us_per_contact()
             ),
         ));
+        if let Some(r) = &self.measured.resync {
+            rows.extend(r.rows(human_bytes));
+        }
         rows.push(("curve backend".into(), curve_backend()));
         if let Some(a) = &self.measured.allow_list {
             rows.extend(allow_list_rows(a));

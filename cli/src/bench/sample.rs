@@ -68,6 +68,8 @@ pub struct Measured {
     /// Contacts-only mode's costs (`--allow-list N`), measured after the
     /// workload.
     pub allow_list: Option<AllowListFigures>,
+    /// Sync mode's steady state (`--resync`).
+    pub resync: Option<super::resync::ResyncFigures>,
 }
 
 /// What `cds bench --allow-list N` measured: one contacts-only user

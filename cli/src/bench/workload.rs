@@ -299,7 +299,26 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    let server = match (before, server_counters(&target, &admin_token).await) {
+
+    // After the workload, so its server counters leave these calls out.
+    let after = server_counters(&target, &admin_token).await;
+    let resync = if args.resync {
+        let (contacts, registered) = (args.contacts, target.registered.clone());
+        let book = move || {
+            address_book(contacts, &registered)
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect()
+        };
+        Some(
+            super::resync::measure(&target, &admin_token, args.resync_changes, book)
+                .await
+                .context("the sync-mode measurement failed")?,
+        )
+    } else {
+        None
+    };
+    let server = match (before, after) {
         (Some((e0, b0)), Some((e1, b1))) if e1 > e0 => Some(ServerSide {
             evaluated: e1 - e0,
             busy: Duration::from_micros(b1 - b0),
@@ -333,6 +352,7 @@ pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
         connects,
         tls: target.url.starts_with("https://"),
         allow_list,
+        resync,
     })
 }
 

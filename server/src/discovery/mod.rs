@@ -17,6 +17,7 @@ mod plan;
 mod route;
 mod service;
 mod shared;
+pub mod sync;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! size limit, the same errors), and answers with a body of its own: the
 //! gRPC message prefix and the response's own fields, then the shared
 //! encoding as it is (the transport takes it in slices of the same
-//! buffer), then the `grpc-status` trailers. `GetConfig` and
+//! buffer), then the `grpc-status` trailers. `GetConfig`, `SyncRecords` and
 //! `UploadAllowList` are served by tonic's unary handler, as generated code
 //! would; any other method is UNIMPLEMENTED. Every request is decoded with
 //! [`cds_proto::codec::RequestCodec`], so one that is not valid protobuf is
@@ -23,8 +23,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use cds_proto::codec::RequestCodec;
 use cds_proto::v1::{
-    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
-    UploadAllowListResponse,
+    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
+    UploadAllowListRequest, UploadAllowListResponse,
 };
 use prost::Message;
 use tonic::body::Body;
@@ -38,6 +38,8 @@ use super::service::DiscoveryService;
 const GET_CONFIG: &str = "/cds.v1.Discovery/GetConfig";
 /// The path of `UploadAllowList`.
 const UPLOAD_ALLOW_LIST: &str = "/cds.v1.Discovery/UploadAllowList";
+/// The path of `SyncRecords`.
+const SYNC_RECORDS: &str = "/cds.v1.Discovery/SyncRecords";
 /// The path of `Discover`.
 const DISCOVER: &str = "/cds.v1.Discovery/Discover";
 /// Bytes of the gRPC message prefix: the compression flag and the length.
@@ -79,6 +81,14 @@ impl DiscoveryRoutes {
         .max_encoding_message_size(self.max_response)
         .unary(UploadAllowList(self.service), request)
         .await
+    }
+
+    async fn sync_records(self, request: http::Request<Body>) -> http::Response<Body> {
+        tonic::server::Grpc::new(RequestCodec::<SyncResponse, SyncRequest>::default())
+            .max_decoding_message_size(self.max_request)
+            .max_encoding_message_size(self.max_response)
+            .unary(SyncRecords(self.service), request)
+            .await
     }
 
     async fn discover(self, request: http::Request<Body>) -> Result<http::Response<Body>, Status> {
@@ -140,6 +150,7 @@ impl tower::Service<http::Request<Body>> for DiscoveryRoutes {
                     .unwrap_or_else(Status::into_http))
             }),
             GET_CONFIG => Box::pin(async move { Ok(routes.get_config(request).await) }),
+            SYNC_RECORDS => Box::pin(async move { Ok(routes.sync_records(request).await) }),
             UPLOAD_ALLOW_LIST => {
                 Box::pin(async move { Ok(routes.upload_allow_list(request).await) })
             }
@@ -171,6 +182,19 @@ impl tonic::server::UnaryService<UploadAllowListRequest> for UploadAllowList {
     fn call(&mut self, request: Request<UploadAllowListRequest>) -> Self::Future {
         let service = self.0.clone();
         Box::pin(async move { service.upload_allow_list(request).await })
+    }
+}
+
+/// `SyncRecords` as tonic's unary handler calls it.
+struct SyncRecords(DiscoveryService);
+
+impl tonic::server::UnaryService<SyncRequest> for SyncRecords {
+    type Response = SyncResponse;
+    type Future = BoxFuture<Response<SyncResponse>, Status>;
+
+    fn call(&mut self, request: Request<SyncRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { service.sync_records(request).await })
     }
 }
 

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cds_core::{ELEMENT_LEN, PROOF_LEN};
 use cds_proto::v1::{
-    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, UploadAllowListRequest,
-    UploadAllowListResponse,
+    Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
+    UploadAllowListRequest, UploadAllowListResponse,
 };
 use cds_proto::wire::{self, Limit};
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::shared::SharedError;
+use super::sync::{SyncError, answer_sync, page_bytes};
 use super::{DiscoverError, DiscoverLimits, DiscoverPlan};
 use crate::auth::authenticate;
 use crate::exec::on_cpu_pool;
@@ -76,6 +78,68 @@ impl DiscoveryService {
         })
         .await??;
         Ok(Response::new(UploadAllowListResponse { stored }))
+    }
+
+    /// `SyncRecords`: the peer's rate, the credential, one evaluation of
+    /// the account's budget (a flat charge per call, so an account cannot
+    /// page through the table for free, while a sync costs a client no more
+    /// than one new contact), and the response's memory.
+    pub(crate) async fn sync_records(
+        &self,
+        request: Request<SyncRequest>,
+    ) -> Result<Response<SyncResponse>, Status> {
+        let state = Arc::clone(&self.state);
+        check_peer_rate(&state, &request)?;
+        let account = authenticate(
+            &state.verifier,
+            state.config.max_credential_lifetime.as_secs(),
+            request.metadata(),
+        )?;
+        let serving = state.serving_or_unavailable()?;
+        let request = request.into_inner();
+        if request.epoch != serving.id {
+            return Err(sync_status(
+                &state,
+                SyncError::WrongEpoch {
+                    requested: request.epoch,
+                },
+            ));
+        }
+        let admission = state
+            .quotas
+            .admit_now(&account, SYNC_CHARGE)
+            .await
+            .map_err(quota_status)?;
+        let max = state.config.max_response_bytes;
+        let page = page_bytes(max);
+        let job_serving = Arc::clone(&serving);
+        let response = on_cpu_pool(move || answer_sync(&job_serving, &request, page, max))
+            .await?
+            .map_err(|e| sync_status(&state, e))?;
+        // Built first (a page is at most `page` bytes and a delta at most
+        // the change log's bound), then held within the shared response
+        // memory until sent, like a Discover response.
+        let size = response.encoded_len();
+        let reservation = state.response_memory.try_reserve(size).ok_or_else(|| {
+            state.metrics.shed.inc();
+            with_retry_after(
+                Status::unavailable(
+                    "the server is sending too many large responses: retry shortly",
+                ),
+                Some(Duration::from_secs(1)),
+            )
+        })?;
+        admission.commit();
+        tracing::debug!(
+            delta = !response.set_digest.is_empty(),
+            restart = response.restart,
+            bytes = size,
+            "sync served"
+        );
+        let mut response = Response::new(response);
+        // Held until the body is sent (`HoldLayer`).
+        response.extensions_mut().insert(reservation);
+        Ok(response)
     }
 
     pub(crate) async fn discover(
@@ -236,6 +300,24 @@ fn discover_status(state: &State, e: DiscoverError) -> Status {
             Status::unavailable(e.to_string()),
             Some(Duration::from_secs(1)),
         ),
+        e => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// What one `SyncRecords` call costs from the account's budget, in
+/// evaluations.
+pub(crate) const SYNC_CHARGE: u32 = 1;
+
+/// A refused `SyncRecords` request as a status: FAILED_PRECONDITION for
+/// another epoch (as Discover), INVALID_ARGUMENT for a bad cursor.
+fn sync_status(state: &State, e: SyncError) -> Status {
+    match e {
+        SyncError::WrongEpoch { requested } if state.is_retired(requested) => {
+            Status::failed_precondition(format!(
+                "key epoch {requested:016x} was retired by a key rotation: fetch the configuration again (GetConfig) and download the records again"
+            ))
+        }
+        SyncError::WrongEpoch { .. } => Status::failed_precondition(e.to_string()),
         e => Status::invalid_argument(e.to_string()),
     }
 }

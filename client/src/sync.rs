@@ -1,0 +1,339 @@
+//! Sync mode without I/O: the client's own copy of every sealed record of
+//! one key epoch, and how pages and deltas from `SyncRecords` are applied
+//! to it (`docs/protocol.md` §6.6).
+//!
+//! A full download is a run of pages (resumable: the copy remembers the
+//! next cursor and the version of the first page), and always ends with a
+//! delta since the first page's version, which carries the digest of the
+//! whole set: the copy counts as current only once its own digest equals
+//! it. A delta is applied to a scratch copy and kept only if the digests
+//! agree, so a tampered or mis-applied delta leaves the copy as it was and
+//! the caller starts over with a full download.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use cds_core::{MatchTag, Record, RecordRef, SetDigest};
+use cds_proto::v1::{SyncRequest, SyncResponse};
+
+/// Why a sync response was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncApplyError {
+    /// The response names another key epoch than the copy's.
+    #[error("the sync response is for another key epoch: download the records again")]
+    WrongEpoch,
+    /// Records or tags that do not decode, or fields that do not belong to
+    /// the kind of response.
+    #[error("the sync response is malformed: {0}")]
+    Malformed(&'static str),
+    /// After applying the delta the copy's digest differs from the
+    /// server's: the delta or the copy was wrong.
+    #[error(
+        "the records after the delta do not match the server's digest: download the records again"
+    )]
+    DigestMismatch,
+    /// The server no longer keeps the changes since the copy's version.
+    #[error("the server no longer has the changes since this copy: download the records again")]
+    Restart,
+}
+
+/// A full download in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// The version of the first page: the final delta starts there.
+    pub(crate) first_version: u64,
+    /// Where the next page starts (empty: the pages are done).
+    pub(crate) cursor: Bytes,
+}
+
+/// The client's copy of one epoch's records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCopy {
+    pub(crate) epoch: u64,
+    /// The version the copy is at (meaningful once `pending` is `None`).
+    pub(crate) version: u64,
+    pub(crate) records: BTreeMap<MatchTag, Record>,
+    pub(crate) digest: SetDigest,
+    pub(crate) pending: Option<Pending>,
+}
+
+impl RecordCopy {
+    /// An empty copy of `epoch`, about to be downloaded.
+    pub(crate) fn start(epoch: u64) -> Self {
+        Self {
+            epoch,
+            version: 0,
+            records: BTreeMap::new(),
+            digest: SetDigest::EMPTY,
+            pending: Some(Pending {
+                first_version: 0,
+                cursor: Bytes::new(),
+            }),
+        }
+    }
+
+    /// The epoch the copy belongs to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The version the copy was last brought to.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How many records the copy holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the copy holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Whether a full download is still under way.
+    pub fn is_downloading(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Bytes of the records held (what the copy costs in the cache file,
+    /// beside a few bytes of header).
+    pub fn record_bytes(&self) -> usize {
+        self.records.values().map(|r| r.as_bytes().len()).sum()
+    }
+
+    /// Every record back to back, in tag order.
+    pub fn packed(&self) -> Bytes {
+        let mut out = Vec::with_capacity(self.record_bytes());
+        for r in self.records.values() {
+            out.extend_from_slice(r.as_bytes());
+        }
+        out.into()
+    }
+
+    /// The request that brings the copy forward: the next page, or the
+    /// delta since its version (or since the first page, after the pages).
+    pub(crate) fn next_request(&self) -> SyncRequest {
+        match &self.pending {
+            Some(p) if p.first_version == 0 || !p.cursor.is_empty() => SyncRequest {
+                epoch: self.epoch,
+                since_version: 0,
+                cursor: p.cursor.clone(),
+            },
+            Some(p) => SyncRequest {
+                epoch: self.epoch,
+                since_version: p.first_version,
+                cursor: Bytes::new(),
+            },
+            None => SyncRequest {
+                epoch: self.epoch,
+                since_version: self.version,
+                cursor: Bytes::new(),
+            },
+        }
+    }
+
+    /// Apply the answer to [`RecordCopy::next_request`]. `Ok(true)` when
+    /// the copy is current (its digest checked), `Ok(false)` when more
+    /// pages follow. On an error the copy is unchanged.
+    pub(crate) fn apply(&mut self, response: &SyncResponse) -> Result<bool, SyncApplyError> {
+        if response.epoch != self.epoch {
+            return Err(SyncApplyError::WrongEpoch);
+        }
+        if response.restart {
+            return Err(SyncApplyError::Restart);
+        }
+        let delta = self.next_request().since_version != 0;
+        if !delta {
+            if !response.removed_tags.is_empty() || !response.set_digest.is_empty() {
+                return Err(SyncApplyError::Malformed("a page carries delta fields"));
+            }
+            let records = RecordRef::decode_packed(&response.records)
+                .map_err(|_| SyncApplyError::Malformed("a page's records do not decode"))?;
+            let pending = self.pending.get_or_insert(Pending {
+                first_version: 0,
+                cursor: Bytes::new(),
+            });
+            if pending.first_version == 0 {
+                if response.version == 0 {
+                    return Err(SyncApplyError::Malformed("a page names no version"));
+                }
+                pending.first_version = response.version;
+            }
+            pending.cursor = response.next_cursor.clone();
+            for r in records {
+                insert(&mut self.records, &mut self.digest, r);
+            }
+            return Ok(false);
+        }
+        if !response.next_cursor.is_empty() {
+            return Err(SyncApplyError::Malformed("a delta carries a cursor"));
+        }
+        let expected = SetDigest::from_slice(&response.set_digest)
+            .map_err(|_| SyncApplyError::Malformed("a delta's digest is not 16 bytes"))?;
+        let removed = cds_core::sync::decode_tags(&response.removed_tags)
+            .map_err(|_| SyncApplyError::Malformed("a delta's removed tags do not decode"))?;
+        let added = RecordRef::decode_packed(&response.records)
+            .map_err(|_| SyncApplyError::Malformed("a delta's records do not decode"))?;
+        // The digest after the delta, computed before touching the copy.
+        let mut digest = self.digest;
+        let mut touched: BTreeMap<MatchTag, Option<RecordRef<'_>>> = BTreeMap::new();
+        for t in removed {
+            touched.insert(t, None);
+        }
+        for r in added {
+            touched.insert(r.tag(), Some(r));
+        }
+        for (tag, new) in &touched {
+            if let Some(old) = self.records.get(tag) {
+                digest.remove(old.as_ref());
+            }
+            if let Some(r) = new {
+                digest.add(*r);
+            }
+        }
+        if digest != expected {
+            return Err(SyncApplyError::DigestMismatch);
+        }
+        for (tag, new) in touched {
+            match new {
+                None => {
+                    self.records.remove(&tag);
+                }
+                Some(r) => {
+                    let record = Record::from_bytes(r.as_bytes())
+                        .map_err(|_| SyncApplyError::Malformed("a record does not decode"))?;
+                    self.records.insert(tag, record);
+                }
+            }
+        }
+        self.digest = digest;
+        self.version = response.version;
+        self.pending = None;
+        Ok(true)
+    }
+
+    /// The digest of the records held, computed afresh.
+    pub(crate) fn recompute_digest(&self) -> SetDigest {
+        SetDigest::of(self.records.values().map(Record::as_ref))
+    }
+}
+
+/// Put `r` in the copy, replacing any record with its tag.
+fn insert(records: &mut BTreeMap<MatchTag, Record>, digest: &mut SetDigest, r: RecordRef<'_>) {
+    let Ok(record) = Record::from_bytes(r.as_bytes()) else {
+        return;
+    };
+    if let Some(old) = records.insert(r.tag(), record) {
+        digest.remove(old.as_ref());
+    }
+    digest.add(r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cds_core::{BucketBits, E164, KeyPair, Label};
+    use cds_server::ServingEpoch;
+    use cds_server::discovery::sync::answer_sync;
+    use cds_server::registry::User;
+    use cds_server::table::RecordTable;
+
+    fn user(i: u64, discoverable: bool) -> User {
+        User {
+            number: E164::from_u64(12015550100 + i).expect("valid"),
+            label: Label::new(format!("label-{i}").into_bytes()).expect("short"),
+            discoverable,
+        }
+    }
+
+    fn server(users: u64) -> ServingEpoch {
+        let epoch = ServingEpoch::new(
+            5,
+            KeyPair::generate(&mut rand::rng()),
+            RecordTable::new(BucketBits::new(2).expect("valid")),
+        );
+        let changes = (0..users)
+            .map(|i| epoch.table().change_for(epoch.oprf(), &user(i, true)))
+            .collect();
+        epoch.table().apply_changes(changes);
+        epoch
+    }
+
+    /// Sync `copy` with `server` until current, at `page` bytes a page.
+    fn sync(server: &ServingEpoch, copy: &mut RecordCopy, page: usize) {
+        loop {
+            let r = answer_sync(server, &copy.next_request(), page, 1 << 30).expect("answers");
+            if copy.apply(&r).expect("applies") {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn a_download_then_deltas_follow_the_server() {
+        let s = server(30);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 200);
+        assert_eq!(copy.len(), 30);
+        assert_eq!(copy.digest, s.table().set_digest().1);
+        s.table().apply(s.oprf(), &user(3, false));
+        s.table().apply(s.oprf(), &user(99, true));
+        sync(&s, &mut copy, 200);
+        assert_eq!(copy.len(), 30);
+        assert_eq!(copy.recompute_digest(), s.table().set_digest().1);
+        assert_eq!(copy.version(), s.table().version());
+    }
+
+    #[test]
+    fn a_delta_with_one_flipped_byte_is_refused_and_leaves_the_copy_alone() {
+        let s = server(10);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 1 << 20);
+        s.table().apply(s.oprf(), &user(50, true));
+        let honest = answer_sync(&s, &copy.next_request(), 1 << 20, 1 << 30).expect("answers");
+        let before = copy.clone();
+        for i in 0..honest.records.len() {
+            let mut tampered = honest.clone();
+            let mut bytes = tampered.records.to_vec();
+            bytes[i] ^= 0x01;
+            tampered.records = bytes.into();
+            assert!(copy.apply(&tampered).is_err(), "byte {i}");
+            assert_eq!(copy, before);
+        }
+        assert_eq!(copy.apply(&honest), Ok(true));
+    }
+
+    #[test]
+    fn a_response_naming_another_epoch_is_refused() {
+        let s = server(3);
+        let mut copy = RecordCopy::start(5);
+        let mut r = answer_sync(&s, &copy.next_request(), 1 << 20, 1 << 30).expect("answers");
+        r.epoch = 6;
+        assert_eq!(copy.apply(&r), Err(SyncApplyError::WrongEpoch));
+    }
+
+    #[test]
+    fn a_resumed_download_equals_an_uninterrupted_one() {
+        let s = server(40);
+        let mut whole = RecordCopy::start(5);
+        sync(&s, &mut whole, 1 << 20);
+        let mut resumed = RecordCopy::start(5);
+        let first = answer_sync(&s, &resumed.next_request(), 300, 1 << 30).expect("answers");
+        assert_eq!(resumed.apply(&first), Ok(false));
+        // The copy goes to disk mid-download and comes back.
+        let mut cache = crate::cache::DiscoveryCache::new();
+        cache.bind(5, *KeyPair::generate(&mut rand::rng()).public());
+        cache.copy = Some(resumed);
+        let mut back = crate::cache::DiscoveryCache::from_bytes(&cache.to_bytes())
+            .expect("reads")
+            .copy
+            .expect("kept");
+        assert!(back.is_downloading());
+        sync(&s, &mut back, 300);
+        assert_eq!(back.records, whole.records);
+        assert_eq!(back.digest, whole.digest);
+    }
+}
