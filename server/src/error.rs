@@ -87,6 +87,17 @@ pub enum ServerError {
     /// The registry database failed.
     #[error("registry database: {0}; check the data directory's disk and permissions")]
     Store(#[from] redb::Error),
+    /// The PostgreSQL registry failed (it could not be reached, or a
+    /// statement failed).
+    #[error(
+        "PostgreSQL registry, {what}: {detail}; check that the database named by --registry is reachable and that its user may create tables in the schema"
+    )]
+    Postgres {
+        /// What the server was doing.
+        what: &'static str,
+        /// The cause (never a stored value).
+        detail: String,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}; is another server running there?")]
     Bind {

@@ -58,6 +58,7 @@ mod lifecycle;
 mod limits;
 mod listeners;
 mod metrics;
+pub mod postgres;
 mod private_files;
 pub mod registry;
 mod rotation;
