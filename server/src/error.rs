@@ -98,6 +98,16 @@ pub enum ServerError {
         /// The cause (never a stored value).
         detail: String,
     },
+    /// A replica cannot follow the shared change feed from where it is.
+    #[error(
+        "this replica has applied the change feed up to {position} but the feed continues at {oldest_retained} (pruned or out of order); restart the replica so it rebuilds from a snapshot, and keep change_log_retention longer than any replica's downtime"
+    )]
+    FeedBehind {
+        /// The last feed number applied here.
+        position: u64,
+        /// The next number the feed holds.
+        oldest_retained: u64,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}; is another server running there?")]
     Bind {

@@ -50,6 +50,7 @@ pub mod discovery;
 mod epoch;
 mod error;
 mod exec;
+mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod housekeeping;

@@ -22,6 +22,8 @@ use tokio_postgres::NoTls;
 
 use crate::error::ServerError;
 
+pub mod registry;
+
 mod embedded {
     refinery::embed_migrations!("src/postgres/migrations");
 }
