@@ -1,4 +1,4 @@
-//! [`RegistryStore`] in PostgreSQL: every write in one transaction with its
+//! The registry store (`RegistryStore`) in PostgreSQL: every write in one transaction with its
 //! change-feed rows, then `NOTIFY` (delivered at commit).
 //!
 //! The trait is blocking and is called from blocking contexts (the blocking
