@@ -245,6 +245,45 @@ fn out_of_range_setting_from_the_environment_fails_before_starting() {
 }
 
 #[test]
+fn a_postgres_registry_is_set_by_flag_or_environment_and_printed_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = print_config(
+        dir.path(),
+        &[
+            "--dev",
+            "--registry",
+            "postgres://cds:s3cret@10.0.0.8:5432/cds",
+            "--budgets",
+            "redis://:hunter2@10.0.0.7:6379/2",
+        ],
+        &[("CDS_REGISTRY_SCHEMA", "prod_eu")],
+    );
+    assert_eq!(
+        value_of(&printed, "registry").as_str(),
+        Some("postgres://cds:<redacted>@10.0.0.8:5432/cds")
+    );
+    assert_eq!(
+        value_of(&printed, "budgets").as_str(),
+        Some("redis://:<redacted>@10.0.0.7:6379/2")
+    );
+    assert_eq!(
+        value_of(&printed, "registry_schema").as_str(),
+        Some("prod_eu")
+    );
+    assert!(!printed.contains("s3cret"));
+    assert!(!printed.contains("hunter2"));
+    let stderr = serve_fails(
+        dir.path(),
+        &["--dev"],
+        &[("CDS_REGISTRY", "redis://127.0.0.1/0")],
+    );
+    assert!(
+        stderr.contains("registry must be a PostgreSQL URL"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn shared_budgets_are_set_by_flag_or_environment_and_only_a_redis_url_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let printed = print_config(

@@ -22,6 +22,7 @@ use crate::limits::quota::Quotas;
 use crate::limits::shared_budget::SharedBudgets;
 use crate::limits::token_bucket::Rate;
 use crate::listeners::{ADMIN_SERVICE, DISCOVERY_SERVICE, spawn_admin, spawn_discovery, stopped};
+use crate::postgres::registry::PostgresRegistry;
 use crate::private_files;
 use crate::registry::Registry;
 use crate::state::State;
@@ -32,6 +33,8 @@ pub(crate) struct Opened {
     budgets: Vec<StoredBudget>,
     pub(crate) epoch: Epoch,
     pub(crate) registry: Registry,
+    /// The shared registry, when `registry` names a PostgreSQL database.
+    pub(crate) shared: Option<PostgresRegistry>,
     pub(crate) verifier: CredentialVerifier,
     admin_token: Option<AdminToken>,
     discovery_tls: Option<ListenerTls>,
@@ -99,10 +102,16 @@ pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
     let epoch = keystore::load_or_create(dir)?;
     let budgets = crate::store::BudgetStore::load_budgets(&registry)?;
+    let shared = config
+        .registry
+        .as_deref()
+        .map(|url| PostgresRegistry::open(url, config.registry_schema.as_deref()))
+        .transpose()?;
     Ok(Opened {
         budgets,
         epoch,
         registry,
+        shared,
         verifier,
         admin_token,
         discovery_tls,
@@ -114,6 +123,7 @@ pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
 pub(crate) fn new_state(
     config: &ServerConfig,
     registry: Registry,
+    shared: Option<PostgresRegistry>,
     verifier: CredentialVerifier,
 ) -> Result<State, ServerError> {
     let peers = PeerLimits::new(
@@ -132,8 +142,12 @@ pub(crate) fn new_state(
         ),
     };
     let registry = Arc::new(registry);
+    let users: Arc<dyn crate::store::RegistryStore> = match shared {
+        Some(shared) => Arc::new(shared),
+        None => Arc::clone(&registry) as Arc<dyn crate::store::RegistryStore>,
+    };
     Ok(State::new(
-        Arc::clone(&registry) as Arc<dyn crate::store::RegistryStore>,
+        users,
         registry,
         config.clone(),
         verifier,
@@ -203,7 +217,12 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         None => None,
     };
 
-    let state = Arc::new(new_state(&config, opened.registry, opened.verifier)?);
+    let state = Arc::new(new_state(
+        &config,
+        opened.registry,
+        opened.shared,
+        opened.verifier,
+    )?);
     // Budgets spent before a restart stay spent (shared budgets stay in Redis).
     if config.budgets.is_none() {
         state

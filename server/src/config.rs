@@ -91,6 +91,15 @@ pub struct ServerConfig {
     /// shared by every replica pointing at it. Without Redis, discovery is
     /// refused (UNAVAILABLE): budgets fail closed.
     pub budgets: Option<String>,
+    /// Where the registry lives: `None` in the data directory (redb, one
+    /// server); `Some(postgres://user:password@host:port/database)` in
+    /// PostgreSQL, shared by every replica pointing at it, each following
+    /// its change feed.
+    pub registry: Option<String>,
+    /// With a PostgreSQL registry: the schema holding its tables (created
+    /// if missing), so several deployments (or tests) share one database;
+    /// `None` uses the connection's default search path.
+    pub registry_schema: Option<String>,
     /// The prefix of every Redis key of the budgets, so several deployments
     /// (or tests) can share one Redis.
     pub budgets_key_prefix: String,
@@ -240,6 +249,8 @@ impl Default for ServerConfig {
             dev: false,
             quota: QuotaConfig::default(),
             budgets: None,
+            registry: None,
+            registry_schema: None,
             budgets_key_prefix: DEFAULT_BUDGETS_KEY_PREFIX.to_owned(),
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
@@ -445,6 +456,21 @@ impl ServerConfig {
             "budgets",
             "must be a Redis URL (redis://host:port/db), or empty for budgets in this server's memory"
                 .into(),
+        )?;
+        check(
+            self.registry.as_deref().is_none_or(|url| {
+                url.starts_with("postgres://") || url.starts_with("postgresql://")
+            }),
+            "registry",
+            "must be a PostgreSQL URL (postgres://user:password@host:5432/database), or empty for the embedded registry in the data directory"
+                .into(),
+        )?;
+        check(
+            self.registry_schema
+                .as_deref()
+                .is_none_or(|s| crate::postgres::check_schema_name(s).is_ok()),
+            "registry_schema",
+            "must be 1 to 63 lowercase letters, digits or '_', not starting with a digit".into(),
         )?;
         check(
             self.quota.max_in_flight > 0,

@@ -87,6 +87,27 @@ pub enum ServerError {
     /// The registry database failed.
     #[error("registry database: {0}; check the data directory's disk and permissions")]
     Store(#[from] redb::Error),
+    /// The PostgreSQL registry failed (it could not be reached, or a
+    /// statement failed).
+    #[error(
+        "PostgreSQL registry, {what}: {detail}; check that the database named by --registry is reachable and that its user may create tables in the schema"
+    )]
+    Postgres {
+        /// What the server was doing.
+        what: &'static str,
+        /// The cause (never a stored value).
+        detail: String,
+    },
+    /// A replica cannot follow the shared change feed from where it is.
+    #[error(
+        "this replica has applied the change feed up to {position} but the feed continues at {oldest_retained} (pruned or out of order); restart the replica so it rebuilds from a snapshot, and keep change_log_retention longer than any replica's downtime"
+    )]
+    FeedBehind {
+        /// The last feed number applied here.
+        position: u64,
+        /// The next number the feed holds.
+        oldest_retained: u64,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}; is another server running there?")]
     Bind {

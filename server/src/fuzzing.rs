@@ -35,6 +35,7 @@ pub fn admin_service(config: ServerConfig) -> Result<AdminServer<impl Admin>, Se
     let state = Arc::new(crate::bind::new_state(
         &config,
         opened.registry,
+        opened.shared,
         opened.verifier,
     )?);
     crate::lifecycle::build_first_table(&state, opened.epoch, None)?;

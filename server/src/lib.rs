@@ -51,6 +51,7 @@ pub mod discovery;
 mod epoch;
 mod error;
 mod exec;
+mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod housekeeping;
@@ -59,6 +60,7 @@ mod lifecycle;
 mod limits;
 mod listeners;
 mod metrics;
+pub mod postgres;
 mod private_files;
 pub mod registry;
 mod rotation;

@@ -86,6 +86,7 @@ impl Starting {
             let _ = inner.shutdown().await;
             return Err(e);
         }
+        crate::follow::spawn(&inner.state);
         inner.set_health(ServingStatus::Serving).await;
         tracing::info!("serving");
         Ok(inner)
@@ -101,7 +102,15 @@ pub(crate) fn build_first_table(
 ) -> Result<(), ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let bits = state.config.bucket_bits;
-    let users = state.registry.discoverable_users()?;
+    // A shared registry: a consistent snapshot and the feed number it
+    // includes, followed from there.
+    let (users, mark) = match state.registry.shared_feed() {
+        Some(feed) => {
+            let snapshot = feed.snapshot()?;
+            (snapshot.users, Some(snapshot.mark))
+        }
+        None => (state.registry.discoverable_users()?, None),
+    };
     let started = Instant::now();
     let oprf = VoprfServer::new(epoch.key);
     let table = RecordTable::build(bits, &oprf, &users, progress.as_deref(), &|| {
@@ -117,6 +126,9 @@ pub(crate) fn build_first_table(
         "record table built"
     );
     state.table_build_ms.store(build_ms, Ordering::Relaxed);
+    if let Some(mark) = mark {
+        state.feed_position.store(mark, Ordering::Release);
+    }
     state.switch_to(Arc::new(ServingEpoch::with_server(epoch.id, oprf, table)));
     Ok(())
 }

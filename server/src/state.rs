@@ -50,6 +50,9 @@ pub(crate) struct State {
     pub(crate) gate: Gate,
     /// Memory of Discover responses not yet sent.
     pub(crate) response_memory: ResponseMemory,
+    /// With a shared registry: the last change-feed number applied to the
+    /// serving table (changed under the write lock).
+    pub(crate) feed_position: AtomicU64,
     /// Serializes budget saves, so an older snapshot never overwrites a
     /// newer one (a housekeeping save cut off at shutdown and the final one).
     pub(crate) budget_saves: Mutex<()>,
@@ -82,6 +85,7 @@ impl State {
             peers,
             gate,
             response_memory,
+            feed_position: AtomicU64::new(0),
             budget_saves: Mutex::new(()),
         }
     }

@@ -57,6 +57,13 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     fn remove_allow_list(&self, number: &E164) -> Result<Option<StoredList>, ServerError>;
     /// Every stored allow-list, to place their records in a new table.
     fn allow_lists(&self) -> Result<Vec<(E164, StoredList)>, ServerError>;
+
+    /// The feed this registry shares with other replicas, if it is shared:
+    /// then the serving table follows that feed (`crate::follow`), never
+    /// this server's own writes directly.
+    fn shared_feed(&self) -> Option<&crate::postgres::registry::PostgresRegistry> {
+        None
+    }
 }
 
 /// Where the budgets of one server are written behind and read back at

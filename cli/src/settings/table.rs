@@ -216,6 +216,26 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.budgets),
     },
     Setting {
+        key: "registry",
+        value_name: "URL",
+        default: "none",
+        about: "Where the registry lives: \"\" in the data directory (redb, one server); \
+                postgres://user:password@host:5432/database in PostgreSQL, shared by every \
+                replica pointing at it, each following its change feed. The OPRF key \
+                stays in each replica's data directory: give every replica the same key file.",
+        flag: None,
+        field: field!(server.registry),
+    },
+    Setting {
+        key: "registry_schema",
+        value_name: "NAME",
+        default: "none",
+        about: "With registry = postgres://...: the schema holding the registry's tables \
+                (created if missing), so several deployments can share one database.",
+        flag: None,
+        field: field!(server.registry_schema),
+    },
+    Setting {
         key: "budgets_key_prefix",
         value_name: "TEXT",
         default: "cds:budget:",

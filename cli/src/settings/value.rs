@@ -176,7 +176,27 @@ impl SettingValue for Option<String> {
     }
 
     fn print(&self) -> Result<Value, String> {
-        Ok(Value::String(self.clone().unwrap_or_default()))
+        // Service URLs (registry, budgets) may carry a password: never print it.
+        Ok(Value::String(
+            self.as_deref().map(redact_url_password).unwrap_or_default(),
+        ))
+    }
+}
+
+/// `scheme://user:password@host...` with the password replaced by
+/// `<redacted>`; any other text unchanged.
+pub(crate) fn redact_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}{tail}"),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
     }
 }
 
@@ -254,5 +274,32 @@ impl SettingValue for LogFormat {
 
     fn print(&self) -> Result<Value, String> {
         Ok(Value::String(self.as_str().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_service_urls_never_show_a_password() {
+        for (url, printed) in [
+            (
+                "postgres://cds:s3cret@db.internal:5432/cds",
+                "postgres://cds:<redacted>@db.internal:5432/cds",
+            ),
+            (
+                "redis://:hunter2@cache:6379/0",
+                "redis://:<redacted>@cache:6379/0",
+            ),
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            (
+                "postgres://postgres@127.0.0.1/test",
+                "postgres://postgres@127.0.0.1/test",
+            ),
+        ] {
+            let shown = Some(url.to_owned()).print().expect("prints");
+            assert_eq!(shown, Value::String(printed.to_owned()));
+        }
     }
 }

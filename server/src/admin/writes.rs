@@ -1,6 +1,9 @@
 //! Admin writes: each change goes to the registry first and to the serving
 //! table second, under the write lock, so a Discover that starts after a
-//! change has returned sees it, and the two never disagree.
+//! change has returned sees it, and the two never disagree. With a shared
+//! registry the table is brought in line by catching up with the change
+//! feed (`crate::follow`), which applies this write and any other
+//! replica's before it, in feed order.
 
 use std::sync::{Arc, PoisonError};
 
@@ -20,9 +23,13 @@ pub(crate) fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = serving(state)?;
     let outcomes = state.registry.upsert(users)?;
+    crate::contacts_only::forget(state, &serving, users.iter().map(|u| &u.number))?;
+    if let Some(feed) = state.registry.shared_feed() {
+        crate::follow::catch_up_locked(state, feed, &serving)?;
+        return Ok(outcomes);
+    }
     // Noted as soon as the registry has them, for a rotation in progress.
     state.note_changed(users.iter().map(|u| u.number.clone()));
-    crate::contacts_only::forget(state, &serving, users.iter().map(|u| &u.number))?;
     let changes = users
         .par_iter()
         .map(|u| serving.table.change_for(&serving.oprf, u))
@@ -44,6 +51,10 @@ pub(crate) fn unregister(state: &State, number: &E164) -> Result<bool, ServerErr
     let serving = serving(state)?;
     let existed = state.registry.remove(number)?;
     crate::contacts_only::forget(state, &serving, [number])?;
+    if let Some(feed) = state.registry.shared_feed() {
+        crate::follow::catch_up_locked(state, feed, &serving)?;
+        return Ok(existed);
+    }
     if existed {
         state.note_changed([number.clone()]);
         serving
@@ -64,8 +75,12 @@ pub(crate) fn set_discoverable(
     let Some(user) = state.registry.set_discoverable(number, discoverable)? else {
         return Ok(None);
     };
-    state.note_changed([user.number.clone()]);
     crate::contacts_only::forget(state, &serving, [number])?;
+    if let Some(feed) = state.registry.shared_feed() {
+        crate::follow::catch_up_locked(state, feed, &serving)?;
+        return Ok(Some(()));
+    }
+    state.note_changed([user.number.clone()]);
     serving.table.apply(&serving.oprf, &user);
     Ok(Some(()))
 }

@@ -1,0 +1,99 @@
+//! A replica of a PostgreSQL registry killed with SIGKILL during an import
+//! restarts and converges to exactly the registry's state. Runs the real
+//! `cds` binary; skipped (saying why) without `CDS_TEST_POSTGRES_URL`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{CDS, Served, cds_ok, path, serve_with};
+
+/// The `record bytes` and `registered` lines of `cds admin stats`.
+fn table_stats(served: &Served) -> (String, String) {
+    let out = cds_ok(&["admin", "stats", "--admin", &served.admin]);
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("stats has {key}: {out}"))
+            .to_owned()
+    };
+    (line("registered"), line("record bytes"))
+}
+
+#[test]
+fn a_replica_killed_during_an_import_restarts_and_converges_to_the_registry() {
+    let Some(url) = std::env::var("CDS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!(
+            "skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
+        );
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let schema = format!("cds_cli_kill_{}_{nanos}", std::process::id());
+    let shared = [
+        "--registry",
+        url.as_str(),
+        "--registry-schema",
+        schema.as_str(),
+    ];
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a = serve_with(&a_dir, &shared);
+    // Replica b shares a's OPRF key and development issuer.
+    std::fs::create_dir(&b_dir).expect("creates");
+    std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for file in ["oprf-key.v1", "issuer.key"] {
+        std::fs::copy(a_dir.join(file), b_dir.join(file)).expect("copies");
+    }
+    let mut b = serve_with(&b_dir, &shared);
+
+    let n = 20_000;
+    let csv = dir.path().join("users.csv");
+    let mut rows = String::from("e164,label,discoverable\n");
+    for i in 0..n {
+        rows.push_str(&format!("+4915200{i:06},u{i},true\n"));
+    }
+    std::fs::write(&csv, rows).expect("writes");
+    let mut import = std::process::Command::new(CDS)
+        .args(["admin", "import", "--admin", &a.admin, path(&csv)])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("import starts");
+    std::thread::sleep(Duration::from_millis(300));
+    b.child.kill().expect("SIGKILL delivered");
+    b.child.wait().expect("b exits");
+    assert!(
+        import.wait().expect("import ends").success(),
+        "the import through a succeeds"
+    );
+    let b = serve_with(&b_dir, &shared);
+
+    let want = table_stats(&a);
+    assert!(want.0.ends_with(&n.to_string()), "{want:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = table_stats(&b);
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b serves {got:?}, the registry {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop((a, b));
+    let out = std::process::Command::new("psql")
+        .args([url.as_str(), "-c", &format!("DROP SCHEMA {schema} CASCADE")])
+        .output();
+    if !matches!(out, Ok(ref o) if o.status.success()) {
+        eprintln!("could not drop the test schema {schema} (psql missing?)");
+    }
+}

@@ -1,0 +1,127 @@
+//! Replicas follow the shared registry's change feed (PostgreSQL).
+//!
+//! With a shared registry the serving table is driven by the feed only:
+//! a replica starts from a consistent snapshot (users and the feed's
+//! high-water mark, one REPEATABLE READ transaction), then applies every
+//! change after that mark, in sequence order and without gaps. It catches
+//! up when a `NOTIFY` wakes it, on a timer ([`POLL`], so a missed
+//! notification costs latency, never a change), and right after each of its
+//! own admin writes (so a write that has returned is served here). Catching
+//! up holds the write lock, so it never interleaves with a rotation's
+//! switch; every applied number is noted for a rotation in progress.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, Weak};
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::epoch::ServingEpoch;
+use crate::error::ServerError;
+use crate::postgres::registry::{FeedEntry, PostgresRegistry};
+use crate::registry::UserChange;
+use crate::state::State;
+
+/// The longest a replica goes without reading the feed.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Feed entries read per page.
+const PAGE: usize = 10_000;
+
+/// Apply every feed entry after the replica's position to `serving`.
+/// Callers hold the write lock. Returns how many entries were applied.
+pub(crate) fn catch_up_locked(
+    state: &State,
+    feed: &PostgresRegistry,
+    serving: &ServingEpoch,
+) -> Result<usize, ServerError> {
+    let mut applied = 0;
+    loop {
+        let position = state.feed_position.load(Ordering::Acquire);
+        let (entries, oldest) = feed.feed_after(position, PAGE)?;
+        let Some((first, _)) = entries.first() else {
+            return Ok(applied);
+        };
+        if *first != position + 1 || oldest > position + 1 {
+            return Err(ServerError::FeedBehind {
+                position,
+                oldest_retained: oldest,
+            });
+        }
+        let mut expected = position + 1;
+        for (seq, _) in &entries {
+            if *seq != expected {
+                return Err(ServerError::FeedBehind {
+                    position: expected - 1,
+                    oldest_retained: *seq,
+                });
+            }
+            expected += 1;
+        }
+        let changes = entries
+            .par_iter()
+            .filter_map(|(_, entry)| match entry {
+                FeedEntry::User(UserChange::Upserted(user)) => {
+                    Some(serving.table.change_for(&serving.oprf, user))
+                }
+                FeedEntry::User(UserChange::Removed(number)) => {
+                    Some(serving.table.removal_for(&serving.oprf, number))
+                }
+                // Allow-lists are placed by the replica that stored them;
+                // other replicas place them at their next start.
+                FeedEntry::AllowList(..) => None,
+            })
+            .collect();
+        state.note_changed(entries.iter().filter_map(|(_, entry)| match entry {
+            FeedEntry::User(UserChange::Upserted(user)) => Some(user.number.clone()),
+            FeedEntry::User(UserChange::Removed(number)) => Some(number.clone()),
+            FeedEntry::AllowList(..) => None,
+        }));
+        serving.table.apply_changes(changes);
+        applied += entries.len();
+        state.feed_position.store(expected - 1, Ordering::Release);
+    }
+}
+
+/// Take the write lock and catch up (see [`catch_up_locked`]).
+fn catch_up(state: &State, feed: &PostgresRegistry) -> Result<usize, ServerError> {
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(serving) = state.serving() else {
+        return Ok(0);
+    };
+    catch_up_locked(state, feed, &serving)
+}
+
+/// Follow the feed until the server stops: wake on a notification or
+/// every [`POLL`], catch up on the blocking pool.
+pub(crate) fn spawn(state: &Arc<State>) {
+    let Some(feed) = state.registry.shared_feed() else {
+        return;
+    };
+    let wakeups = feed.wakeups();
+    let weak: Weak<State> = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let _ = tokio::time::timeout(POLL, wakeups.notified()).await;
+            let Some(state) = weak.upgrade() else { return };
+            if state.is_stopping() {
+                return;
+            }
+            let result = tokio::task::spawn_blocking(move || {
+                let feed = state
+                    .registry
+                    .shared_feed()
+                    .ok_or(ServerError::Task("the registry is not shared".into()))?;
+                catch_up(&state, feed)
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot follow the registry's change feed; retrying")
+                }
+                Err(e) => tracing::error!(error = %e, "the feed follower failed; retrying"),
+            }
+        }
+    });
+}

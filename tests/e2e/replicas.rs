@@ -1,0 +1,293 @@
+//! Several replicas sharing one PostgreSQL registry: real servers on
+//! 127.0.0.1, the real client, the PostgreSQL of `CDS_TEST_POSTGRES_URL`.
+//! Without that variable the tests print that they were skipped and pass.
+//! Each test uses its own schema, so tests and runs never share a registry.
+//! Replicas share the OPRF key by copying the key file into each data
+//! directory before it starts.
+
+use std::time::{Duration, Instant};
+
+use cds_core::CredentialIssuer;
+use cds_tests::proxy::{TcpProxy, service_addr};
+use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir};
+
+/// How long a change made through one replica may take to be served by
+/// every other (the follower polls every 500 ms and wakes on NOTIFY).
+const CONVERGENCE: Duration = Duration::from_secs(3);
+
+/// The PostgreSQL of the tests, or `None` after saying why the test is skipped.
+fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var("CDS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "{test}: skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
+        );
+    }
+    url
+}
+
+/// A schema name no other test or run uses.
+fn unique_schema(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("cds_it_{test}_{}_{nanos}", std::process::id())
+}
+
+/// `n` replicas on `url` in `schema`, sharing one issuer and one OPRF key;
+/// the data directories they really use are returned alongside.
+async fn replicas(n: usize, url: &str, schema: &str) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
+    let issuer = CredentialIssuer::generate(&mut rand::rng());
+    let adjust = |c: &mut cds_server::ServerConfig| {
+        c.registry = Some(url.to_owned());
+        c.registry_schema = Some(schema.to_owned());
+        // The tests poll until a change is served: never short of budget.
+        c.quota.burst = 100_000_000;
+    };
+    let first =
+        TestServer::start_trusting(CredentialIssuer::from_seed(&issuer.to_seed()), adjust).await;
+    let key = first.dir.path().join(cds_server::keystore::KEY_FILE);
+    let mut servers = vec![first];
+    let mut dirs = Vec::new();
+    for _ in 1..n {
+        let dir = private_tempdir();
+        std::fs::copy(&key, dir.path().join(cds_server::keystore::KEY_FILE)).expect("copies key");
+        let path = dir.path().to_owned();
+        servers.push(
+            TestServer::start_trusting(CredentialIssuer::from_seed(&issuer.to_seed()), |c| {
+                adjust(c);
+                c.data_dir = path;
+            })
+            .await,
+        );
+        dirs.push(dir);
+    }
+    (servers, dirs)
+}
+
+/// The labels `server` serves for `book`, in book order (`None` when not found).
+async fn labels(server: &TestServer, book: &[String]) -> Vec<Option<String>> {
+    let found = server.discover(book).await;
+    assert_eq!(found.len(), book.len(), "one answer per entry");
+    found.iter().map(label_of).collect()
+}
+
+/// Poll `server` until it serves `want` for `book`; how long that took, or
+/// a failure naming the replica once `CONVERGENCE` has passed.
+async fn until_served(
+    server: &TestServer,
+    replica: usize,
+    book: &[String],
+    want: &[Option<String>],
+    since: Instant,
+) -> Duration {
+    loop {
+        if labels(server, book).await == want {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < CONVERGENCE,
+            "replica {replica} did not serve the change within {CONVERGENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn users(book: &[String], tag: &str) -> Vec<cds_proto::v1::User> {
+    book.iter()
+        .map(|n| cds_proto::v1::User {
+            e164: n.clone(),
+            label: format!("{tag}{n}").into_bytes().into(),
+            discoverable: true,
+        })
+        .collect()
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connects to PostgreSQL");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drops the test schema");
+}
+
+#[tokio::test]
+async fn three_replicas_serve_a_registration_and_an_opt_out_made_through_one_within_three_seconds()
+{
+    let test = "three";
+    let Some(url) = postgres_url(test) else {
+        return;
+    };
+    let schema = unique_schema(test);
+    let (servers, _dirs) = replicas(3, &url, &schema).await;
+    let book = german_mobiles(4, 0);
+
+    // Registered through replica 0: every replica serves it.
+    servers[0].register(&book[0], "alice", true).await;
+    servers[0].register(&book[1], "bob", true).await;
+    let want = vec![Some("alice".to_owned()), Some("bob".to_owned()), None, None];
+    let since = Instant::now();
+    for (i, s) in servers.iter().enumerate() {
+        let took = until_served(s, i, &book, &want, since).await;
+        assert!(took < CONVERGENCE);
+    }
+
+    // An opt-out through replica 1 and a removal through replica 2.
+    servers[1].set_discoverable(&book[0], false).await;
+    servers[2].unregister(&book[1]).await;
+    let none = vec![None; 4];
+    let since = Instant::now();
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &none, since).await;
+    }
+
+    // A batch through replica 2: identical answers everywhere.
+    servers[2].import(users(&book[2..], "x")).await;
+    let want: Vec<Option<String>> = vec![
+        None,
+        None,
+        Some(format!("x{}", book[2])),
+        Some(format!("x{}", book[3])),
+    ];
+    let since = Instant::now();
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &want, since).await;
+    }
+    let answers = answers_of(&servers, &book).await;
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    drop_schema(&url, &schema).await;
+}
+
+async fn answers_of(servers: &[TestServer], book: &[String]) -> Vec<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for s in servers {
+        out.push(labels(s, book).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_replica_started_later_builds_from_the_snapshot_and_follows_the_feed_after_it() {
+    let test = "late";
+    let Some(url) = postgres_url(test) else {
+        return;
+    };
+    let schema = unique_schema(test);
+    let (mut servers, _dirs) = replicas(2, &url, &schema).await;
+    let book = german_mobiles(300, 1000);
+    servers[0].import(users(&book[..200], "a")).await;
+    // Replica 1 restarts: it builds from a snapshot, then follows.
+    servers[1].restart().await;
+    servers[0].import(users(&book[200..], "b")).await;
+    let want: Vec<Option<String>> = book
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Some(format!("{}{n}", if i < 200 { "a" } else { "b" })))
+        .collect();
+    until_served(&servers[1], 1, &book, &want, Instant::now()).await;
+    assert_eq!(servers[1].stats().await.registered, 300);
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn postgres_cut_in_the_middle_of_an_import_loses_and_duplicates_nothing() {
+    let test = "cut";
+    let Some(url) = postgres_url(test) else {
+        return;
+    };
+    let schema = unique_schema(test);
+    let proxy = TcpProxy::start(service_addr(&url).await).await;
+    let proxied = {
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let (userinfo, tail) = match rest.rsplit_once('@') {
+            Some((u, t)) => (format!("{u}@"), t),
+            None => (String::new(), rest),
+        };
+        let path = tail.find('/').map_or("", |i| &tail[i..]);
+        format!("{scheme}://{userinfo}{}{path}", proxy.addr())
+    };
+    let (servers, _dirs) = replicas(2, &proxied, &schema).await;
+    let book = german_mobiles(20_000, 50_000);
+    let intended = users(&book, "c");
+
+    // The import runs in batches; the database goes away under it.
+    let importing = {
+        let mut admin = servers[0].admin().await;
+        let batch = intended.clone();
+        tokio::spawn(async move {
+            admin
+                .import(tokio_stream::iter(
+                    batch
+                        .chunks(500)
+                        .map(|c| cds_proto::v1::ImportRequest { users: c.to_vec() })
+                        .collect::<Vec<_>>(),
+                ))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    let interrupted = importing.await.expect("the import task ends");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.restore();
+    assert!(
+        interrupted.is_err(),
+        "the import must have been interrupted by the cut (make the import larger if it finished first)"
+    );
+
+    // Re-running the import yields exactly the intended registry.
+    let mut again = None;
+    for _ in 0..50 {
+        let r = servers[0]
+            .admin()
+            .await
+            .import(tokio_stream::iter(
+                intended
+                    .chunks(500)
+                    .map(|c| cds_proto::v1::ImportRequest { users: c.to_vec() })
+                    .collect::<Vec<_>>(),
+            ))
+            .await;
+        if let Ok(r) = r {
+            again = Some(r.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let again = again.expect("the import succeeds once PostgreSQL is back");
+    assert_eq!(again.received, 20_000);
+    assert_eq!(again.rejected, 0);
+    assert_eq!(servers[0].stats().await.registered, 20_000);
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT number), \
+                 count(*) FILTER (WHERE label <> convert_to('c+' || number::text, 'UTF8')) \
+                 FROM {schema}.users"
+            ),
+            &[],
+        )
+        .await
+        .expect("counts");
+    let (rows, distinct, wrong): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((rows, distinct, wrong), (20_000, 20_000, 0));
+
+    // Both replicas serve exactly that registry (a sample of it).
+    let sample: Vec<String> = book.iter().step_by(997).cloned().collect();
+    let want: Vec<Option<String>> = sample.iter().map(|n| Some(format!("c{n}"))).collect();
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &sample, &want, Instant::now()).await;
+    }
+    drop(client);
+    drop_schema(&url, &schema).await;
+}
