@@ -275,7 +275,7 @@ fn read_buckets(
         let id = u32_of(take(4)?);
         let len = u32_of(take(4)?) as usize;
         let packed = take(len)?;
-        if records {
+        if current {
             RecordRef::decode_packed(packed).map_err(|_| CacheError::Entry)?;
         }
         if buckets.insert(id, Bytes::copy_from_slice(packed)).is_some() {

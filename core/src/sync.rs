@@ -109,7 +109,7 @@ mod tests {
 
     fn record(seed: u8) -> crate::record::Record {
         RecordKeys::derive(&Output::from_bytes([seed; OUTPUT_LEN]))
-            .seal(&Label::new(vec![seed]).expect("short"), &mut rand::rng())
+            .seal(&Label::new(vec![seed]).expect("short"))
     }
 
     #[test]

@@ -167,10 +167,7 @@ mod tests {
     use cds_core::{Label, OUTPUT_LEN, Output, RecordKeys};
 
     fn record(seed: u8, label: &[u8]) -> Record {
-        RecordKeys::derive(&Output::from_bytes([seed; OUTPUT_LEN])).seal(
-            &Label::new(label.to_vec()).expect("short"),
-            &mut rand::rng(),
-        )
+        RecordKeys::derive(&Output::from_bytes([seed; OUTPUT_LEN])).seal(&Label::new(label.to_vec()).expect("short"))
     }
 
     #[test]

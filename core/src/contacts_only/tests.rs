@@ -244,7 +244,7 @@ fn an_allow_list_holds_at_most_max_allow_list_records() {
         .collect();
     let label = Label::new(b"a".to_vec()).expect("short");
     assert_eq!(
-        AllowList::seal(&a, &label, &finders, &mut rand::rng()).err(),
+        AllowList::seal(&a, &label, &finders).err(),
         too_many
     );
 }
