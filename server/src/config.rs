@@ -94,6 +94,16 @@ pub struct ServerConfig {
     /// The prefix of every Redis key of the budgets, so several deployments
     /// (or tests) can share one Redis.
     pub budgets_key_prefix: String,
+    /// The PostgreSQL database replicas share (`postgres://...`): the OPRF
+    /// keys live there, wrapped under `key_encryption_key_file`, and every
+    /// replica serves the same epoch. `None`: the key files of the data
+    /// directory (one server).
+    pub registry: Option<String>,
+    /// The schema inside `registry` holding this deployment's tables.
+    pub registry_schema: Option<String>,
+    /// The key-encryption key (64 hex digits, mode 0600) that wraps the
+    /// OPRF keys in `registry`; every replica needs the same one.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Limits per peer address.
     pub peer: PeerConfig,
     /// Load shedding.
@@ -241,6 +251,9 @@ impl Default for ServerConfig {
             quota: QuotaConfig::default(),
             budgets: None,
             budgets_key_prefix: DEFAULT_BUDGETS_KEY_PREFIX.to_owned(),
+            registry: None,
+            registry_schema: None,
+            key_encryption_key_file: None,
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
         }
@@ -445,6 +458,31 @@ impl ServerConfig {
             "budgets",
             "must be a Redis URL (redis://host:port/db), or empty for budgets in this server's memory"
                 .into(),
+        )?;
+        check(
+            self.registry
+                .as_deref()
+                .is_none_or(|url| url.starts_with("postgres://") || url.starts_with("postgresql://")),
+            "registry",
+            "must be a PostgreSQL URL (postgres://user@host:5432/database), or empty for the data directory"
+                .into(),
+        )?;
+        check(
+            self.registry.is_none() || self.key_encryption_key_file.is_some(),
+            "key_encryption_key_file",
+            "must be set with registry: the OPRF keys in the database are wrapped under it (`cds admin new-key-encryption-key --out FILE`, then give every replica a copy)"
+                .into(),
+        )?;
+        check(
+            self.registry.is_some() || self.key_encryption_key_file.is_none(),
+            "key_encryption_key_file",
+            "is only used with registry = postgres://...: without it the key lives in the data directory"
+                .into(),
+        )?;
+        check(
+            self.registry_schema.is_none() || self.registry.is_some(),
+            "registry_schema",
+            "is only used with registry = postgres://...".into(),
         )?;
         check(
             self.quota.max_in_flight > 0,
