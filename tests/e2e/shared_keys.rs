@@ -66,6 +66,7 @@ impl Deployment {
         c.quota.burst = 1_000_000;
         c.quota.refill_per_hour = 0.0;
         c.quota.max_in_flight = 64;
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("valid address"));
     }
 
     async fn replica(&self) -> TestServer {
@@ -227,6 +228,19 @@ async fn a_dump_of_the_keys_table_holds_no_secret_key_but_opens_with_the_kek() {
     d.drop_schema().await;
 }
 
+/// Discover calls answered with any status but OK, from a metrics page.
+fn discover_refusals(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("cds_requests_total{")
+                && l.contains("rpc=\"Discover\"")
+                && !l.contains("code=\"OK\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -306,6 +320,12 @@ async fn a_rotation_across_three_replicas_under_load_fails_no_request_and_ends_o
         "the load ran: {}",
         ok.load(Ordering::Relaxed)
     );
+    // Not one Discover was refused by any replica (the client would have
+    // retried a refusal for another epoch: count them where they happen).
+    for (i, r) in replicas.iter().enumerate() {
+        let refused = discover_refusals(&r.metrics().await);
+        assert_eq!(refused, 0, "replica {i} refused {refused} Discover calls");
+    }
     let after = public_keys(&replicas).await;
     assert!(
         after.iter().all(|k| *k == after[0]),
