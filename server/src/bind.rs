@@ -31,7 +31,8 @@ use crate::tls::ListenerTls;
 /// What the data directory and the configured files give a server.
 pub(crate) struct Opened {
     budgets: Vec<StoredBudget>,
-    pub(crate) epoch: Epoch,
+    /// The key from the data directory (`None` with keys in PostgreSQL).
+    pub(crate) epoch: Option<Epoch>,
     pub(crate) registry: Registry,
     /// The shared registry, when `registry` names a PostgreSQL database.
     pub(crate) shared: Option<PostgresRegistry>,
@@ -100,7 +101,11 @@ pub(crate) fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     // directory before anything in it (such as a pending key) is touched.
     private_files::create_private(&dir.join(crate::registry::DB_FILE))?;
     let registry = Registry::open_with(dir, !config.change_log_retention.is_zero())?;
-    let epoch = keystore::load_or_create(dir)?;
+    // With keys shared through PostgreSQL, the data directory holds none.
+    let epoch = match config.registry {
+        None => Some(keystore::load_or_create(dir)?),
+        Some(_) => None,
+    };
     let budgets = crate::store::BudgetStore::load_budgets(&registry)?;
     let shared = config
         .registry
@@ -209,6 +214,18 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??
     };
+    let (epoch, replica) = match (opened.epoch, &config.registry) {
+        (Some(epoch), _) => (epoch, None),
+        (None, Some(url)) => {
+            let (epoch, replica) = open_shared_keys(&config, url).await?;
+            (epoch, Some(replica))
+        }
+        (None, None) => {
+            return Err(ServerError::Config(
+                "no key: neither the data directory nor a registry holds one".into(),
+            ));
+        }
+    };
     note_terminator(&config);
     let (discovery_listener, discovery_addr) = bind_listener(config.listen).await?;
     let (admin_listener, admin_addr) = bind_listener(config.admin_listen).await?;
@@ -217,12 +234,10 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
         None => None,
     };
 
-    let state = Arc::new(new_state(
-        &config,
-        opened.registry,
-        opened.shared,
-        opened.verifier,
-    )?);
+    let mut state = new_state(&config, opened.registry, opened.shared, opened.verifier)?;
+    let shared_keys = replica.is_some();
+    state.keys = replica;
+    let state = Arc::new(state);
     // Budgets spent before a restart stay spent (shared budgets stay in Redis).
     if config.budgets.is_none() {
         state
@@ -233,6 +248,12 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
     let (stop, _) = watch::channel(false);
     let mut tasks = ServeTasks::new();
     tasks.spawn(sweep(Arc::downgrade(&state), stopped(&stop)));
+    if shared_keys {
+        tasks.spawn(crate::replicated_keys::follow(
+            Arc::downgrade(&state),
+            stopped(&stop),
+        ));
+    }
     let health = Health {
         listeners: vec![
             (
@@ -289,6 +310,32 @@ pub async fn bind(config: ServerConfig) -> Result<Starting, ServerError> {
             health,
             state,
         },
-        epoch: opened.epoch,
+        epoch,
     })
+}
+
+/// Read the key-encryption key, connect to the shared database and load
+/// its current key (creating it if this is the deployment's first
+/// replica). A KEK that does not open the stored key stops the start.
+async fn open_shared_keys(
+    config: &ServerConfig,
+    url: &str,
+) -> Result<(Epoch, crate::replicated_keys::Replica), ServerError> {
+    let kek_file = config.key_encryption_key_file.as_deref().ok_or_else(|| {
+        ServerError::Config("registry = postgres://... needs key_encryption_key_file".into())
+    })?;
+    let kek = {
+        let path = kek_file.to_owned();
+        tokio::task::spawn_blocking(move || crate::postgres::keys::Kek::read(&path))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??
+    };
+    let pg = crate::postgres::Postgres::connect(url, config.registry_schema.as_deref()).await?;
+    let store = crate::postgres::keys::KeyStore::new(pg, kek);
+    let epoch = store.load_or_create_current().await?;
+    tracing::info!(
+        epoch = format_args!("{:016x}", epoch.id),
+        "the OPRF key was loaded from the shared database"
+    );
+    Ok((epoch, crate::replicated_keys::Replica::new(store)))
 }

@@ -94,7 +94,8 @@ pub struct ServerConfig {
     /// Where the registry lives: `None` in the data directory (redb, one
     /// server); `Some(postgres://user:password@host:port/database)` in
     /// PostgreSQL, shared by every replica pointing at it, each following
-    /// its change feed.
+    /// its change feed; the OPRF keys then live there too, wrapped under
+    /// `key_encryption_key_file`, and every replica serves the same epoch.
     pub registry: Option<String>,
     /// With a PostgreSQL registry: the schema holding its tables (created
     /// if missing), so several deployments (or tests) share one database;
@@ -103,6 +104,9 @@ pub struct ServerConfig {
     /// The prefix of every Redis key of the budgets, so several deployments
     /// (or tests) can share one Redis.
     pub budgets_key_prefix: String,
+    /// The key-encryption key (64 hex digits, mode 0600) that wraps the
+    /// OPRF keys in `registry`; every replica needs the same one.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Limits per peer address.
     pub peer: PeerConfig,
     /// Load shedding.
@@ -252,6 +256,7 @@ impl Default for ServerConfig {
             registry: None,
             registry_schema: None,
             budgets_key_prefix: DEFAULT_BUDGETS_KEY_PREFIX.to_owned(),
+            key_encryption_key_file: None,
             peer: PeerConfig::default(),
             overload: OverloadConfig::default(),
         }
@@ -471,6 +476,23 @@ impl ServerConfig {
                 .is_none_or(|s| crate::postgres::check_schema_name(s).is_ok()),
             "registry_schema",
             "must be 1 to 63 lowercase letters, digits or '_', not starting with a digit".into(),
+        )?;
+        check(
+            self.registry.is_none() || self.key_encryption_key_file.is_some(),
+            "key_encryption_key_file",
+            "must be set with registry: the OPRF keys in the database are wrapped under it (`cds admin new-key-encryption-key --out FILE`, then give every replica a copy)"
+                .into(),
+        )?;
+        check(
+            self.registry.is_some() || self.key_encryption_key_file.is_none(),
+            "key_encryption_key_file",
+            "is only used with registry = postgres://...: without it the key lives in the data directory"
+                .into(),
+        )?;
+        check(
+            self.registry_schema.is_none() || self.registry.is_some(),
+            "registry_schema",
+            "is only used with registry = postgres://...".into(),
         )?;
         check(
             self.quota.max_in_flight > 0,

@@ -140,6 +140,35 @@ pub enum ServerError {
     /// A key rotation was asked for while another one runs.
     #[error("a key rotation is already running; wait for it to finish")]
     RotationInProgress,
+    /// The key-encryption key file is missing, open to others or malformed.
+    #[error(
+        "the key-encryption key file {path} {reason}; create one with `cds admin new-key-encryption-key --out FILE` and give every replica a copy"
+    )]
+    KeyEncryptionKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The key-encryption key does not open a key stored in the database.
+    #[error(
+        "the key-encryption key does not open the OPRF key of epoch {epoch:016x} stored in the database: start this replica with the same --key-encryption-key-file as the others (the key was wrapped under another one, or the row was altered)"
+    )]
+    WrongKeyEncryptionKey {
+        /// The epoch whose key could not be unwrapped.
+        epoch: u64,
+    },
+    /// Replicas did not all build the next epoch in time: the rotation was
+    /// abandoned and the current epoch keeps serving.
+    #[error(
+        "{waiting} live replica(s) did not build the next key epoch within {waited_s} s; the rotation was abandoned and the current epoch keeps serving: check those replicas and rotate again"
+    )]
+    ReplicasNotReady {
+        /// Live replicas that were not ready.
+        waiting: i64,
+        /// Seconds waited.
+        waited_s: u64,
+    },
 }
 
 macro_rules! store_error_from {

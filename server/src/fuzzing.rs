@@ -38,6 +38,9 @@ pub fn admin_service(config: ServerConfig) -> Result<AdminServer<impl Admin>, Se
         opened.shared,
         opened.verifier,
     )?);
-    crate::lifecycle::build_first_table(&state, opened.epoch, None)?;
+    let epoch = opened.epoch.ok_or_else(|| {
+        ServerError::Config("the fuzzing Admin service keeps its key in the data directory".into())
+    })?;
+    crate::lifecycle::build_first_table(&state, epoch, None)?;
     Ok(crate::listeners::admin_server(&state))
 }

@@ -63,6 +63,7 @@ mod metrics;
 pub mod postgres;
 mod private_files;
 pub mod registry;
+mod replicated_keys;
 mod rotation;
 mod state;
 mod store;

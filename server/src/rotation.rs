@@ -76,6 +76,9 @@ pub(crate) struct ProfileKeys {
 /// The next rotation switches to it. Refused while the server starts or a
 /// rotation runs (so the answer is never a key about to become current).
 pub(crate) fn announce(state: &State) -> Result<Announced, ServerError> {
+    if let Some(replica) = &state.keys {
+        return crate::replicated_keys::announce(replica);
+    }
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = state.serving().ok_or(ServerError::Starting)?;
     if state
@@ -104,6 +107,9 @@ pub(crate) fn announce(state: &State) -> Result<Announced, ServerError> {
 /// The keys and bucket bits for a server profile, read together under the
 /// write lock so a rotation's switch cannot fall between them.
 pub(crate) fn profile_keys(state: &State) -> Result<ProfileKeys, ServerError> {
+    if let Some(replica) = &state.keys {
+        return crate::replicated_keys::profile_keys(state, replica);
+    }
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     let serving = state.serving().ok_or(ServerError::Starting)?;
     let current = *serving.oprf.public_key();
@@ -140,10 +146,18 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// Rotate the key (blocking; minutes for millions of users). Fails without
+/// Rotate the key (blocking; minutes for millions of users). With keys
+/// shared through PostgreSQL, every replica rotates together
+/// ([`crate::replicated_keys::rotate`]). Fails without
 /// changing anything if a rotation already runs, the server is starting or
 /// stopping, or the registry or key file fails.
 pub(crate) fn rotate(state: &State) -> Result<Rotated, ServerError> {
+    if let Some(replica) = &state.keys {
+        if state.serving().is_none() {
+            return Err(ServerError::Starting);
+        }
+        return crate::replicated_keys::rotate(state, replica);
+    }
     let started = Instant::now();
     {
         let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use cds_core::{CredentialVerifier, E164};
 use tonic::Status;
@@ -26,6 +27,15 @@ const RETIRED_REMEMBERED: usize = 8;
 pub(crate) struct State {
     /// `None` until the record table is first built.
     serving: RwLock<Option<Arc<ServingEpoch>>>,
+    /// Replicated keys only: the next epoch, built and accepted for
+    /// Discover between a rotation's two phases.
+    next: RwLock<Option<Arc<ServingEpoch>>>,
+    /// Replicated keys only: epochs retired by a switch, still accepted
+    /// until the instant beside them (clients whose GetConfig reached a
+    /// replica that had not switched yet).
+    grace: Mutex<Vec<(Arc<ServingEpoch>, Instant)>>,
+    /// The keys in PostgreSQL, when replicas share them.
+    pub(crate) keys: Option<crate::replicated_keys::Replica>,
     /// While a rotation prepares the next epoch: the numbers changed since
     /// it read the registry, to apply to the new table before the switch.
     pub(crate) rotation: Mutex<Option<BTreeSet<E164>>>,
@@ -71,6 +81,9 @@ impl State {
         let response_memory = ResponseMemory::new(config.max_response_memory);
         Self {
             serving: RwLock::new(None),
+            next: RwLock::new(None),
+            grace: Mutex::new(Vec::new()),
+            keys: None,
             rotation: Mutex::new(None),
             stopping: AtomicBool::new(false),
             retired: Mutex::new(Vec::new()),
@@ -116,6 +129,62 @@ impl State {
                 Some(std::time::Duration::from_secs(5)),
             )
         })
+    }
+
+    /// The epoch that answers a Discover naming `requested`: the serving
+    /// one, the built next one, or one retired less than the grace period
+    /// ago; otherwise the serving one (which refuses it as unknown).
+    pub(crate) fn epoch_for(&self, requested: u64) -> Result<Arc<ServingEpoch>, Status> {
+        let serving = self.serving_or_unavailable()?;
+        if serving.id == requested || self.keys.is_none() {
+            return Ok(serving);
+        }
+        if let Some(next) = self.next_epoch().filter(|n| n.id == requested) {
+            return Ok(next);
+        }
+        let now = Instant::now();
+        let grace = self.grace.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(grace
+            .iter()
+            .find(|(e, until)| e.id == requested && *until > now)
+            .map_or(serving, |(e, _)| Arc::clone(e)))
+    }
+
+    /// The built next epoch (replicated keys, during a rotation).
+    pub(crate) fn next_epoch(&self) -> Option<Arc<ServingEpoch>> {
+        self.next
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Accept `next` for Discover beside the serving epoch (or stop, with
+    /// `None`). Callers hold the write lock.
+    pub(crate) fn set_next(&self, next: Option<Arc<ServingEpoch>>) -> Option<Arc<ServingEpoch>> {
+        std::mem::replace(
+            &mut *self.next.write().unwrap_or_else(PoisonError::into_inner),
+            next,
+        )
+    }
+
+    /// The epochs an admin write must reach: the serving one and, during a
+    /// replicated rotation, the built next one. Callers hold the write lock.
+    pub(crate) fn write_epochs(&self) -> Vec<Arc<ServingEpoch>> {
+        self.serving()
+            .into_iter()
+            .chain(self.next_epoch())
+            .collect()
+    }
+
+    /// Keep accepting `retired` until `until`; forget epochs whose grace
+    /// has ended (their keys are wiped when the last request drops them).
+    pub(crate) fn retire_with_grace(&self, retired: Option<Arc<ServingEpoch>>, until: Instant) {
+        let now = Instant::now();
+        let mut grace = self.grace.lock().unwrap_or_else(PoisonError::into_inner);
+        grace.retain(|(_, u)| *u > now);
+        if let Some(r) = retired {
+            grace.push((r, until));
+        }
     }
 
     /// Put `next` in service; returns the epoch it replaces. Callers hold

@@ -161,6 +161,15 @@ enum AdminCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Create a key-encryption key file (64 hex digits, readable by its
+    /// owner only) for replicas sharing keys through PostgreSQL. Give every
+    /// replica a copy (`cds serve --key-encryption-key-file`); it never
+    /// enters the database.
+    NewKeyEncryptionKey {
+        /// Where to write the key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show counts: registered, discoverable, table size.
     Stats {
         /// Print JSON.
@@ -257,6 +266,16 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             );
             return crate::print_out(&out);
         }
+        AdminCommand::NewKeyEncryptionKey { out: path } => {
+            cds_server::postgres::keys::Kek::create(&path)
+                .context("cannot write the key-encryption key file")?;
+            let _ = writeln!(
+                out,
+                "wrote a new key-encryption key to {}; give every replica a copy and start each with --key-encryption-key-file",
+                path.display()
+            );
+            return crate::print_out(&out);
+        }
         _ => {}
     }
     let token =
@@ -267,6 +286,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Token { .. }
         | AdminCommand::IssuerKeygen { .. }
         | AdminCommand::NewAdminToken { .. }
+        | AdminCommand::NewKeyEncryptionKey { .. }
         | AdminCommand::ContactsIssuer { .. }
         | AdminCommand::ContactsKeys { .. } => {}
         AdminCommand::SetDiscoverability { e164, mode } => {

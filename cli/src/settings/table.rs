@@ -245,6 +245,37 @@ pub static SETTINGS: &[Setting] = &[
         field: field!(server.budgets_key_prefix),
     },
     Setting {
+        key: "registry",
+        value_name: "URL",
+        default: "none",
+        about: "The PostgreSQL database replicas share (postgres://user@host:5432/db): \
+                the OPRF keys live there, wrapped under key_encryption_key_file, and \
+                every replica serves the same key epoch; a rotation started on any \
+                replica rotates them all. \"\" keeps the key in the data directory.",
+        flag: None,
+        field: field!(server.registry),
+    },
+    Setting {
+        key: "registry_schema",
+        value_name: "NAME",
+        default: "none",
+        about: "Schema inside the registry database holding this deployment's tables \
+                (lowercase letters, digits, '_'; created if missing). \"\" for the \
+                database's default search path.",
+        flag: None,
+        field: field!(server.registry_schema),
+    },
+    Setting {
+        key: "key_encryption_key_file",
+        value_name: "FILE",
+        default: "none",
+        about: "File of 64 hex digits (mode 0600, from `cds admin new-key-encryption-key`) \
+                whose key wraps the OPRF keys in the registry database; every replica \
+                needs a copy and it never enters the database. Required with registry.",
+        flag: None,
+        field: field!(server.key_encryption_key_file),
+    },
+    Setting {
         key: "issuer_public_key",
         value_name: "HEX",
         default: "none",

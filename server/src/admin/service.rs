@@ -94,7 +94,9 @@ impl AdminService {
 fn admin_status(e: ServerError) -> Status {
     match e {
         ServerError::Starting | ServerError::ShuttingDown => Status::unavailable(e.to_string()),
-        ServerError::RotationInProgress => Status::failed_precondition(e.to_string()),
+        ServerError::RotationInProgress | ServerError::ReplicasNotReady { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
         ServerError::CorruptChange { .. } => {
             tracing::error!(error = %e, "the change log is damaged");
             Status::data_loss(e.to_string())

@@ -30,11 +30,14 @@ pub(crate) fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>
     }
     // Noted as soon as the registry has them, for a rotation in progress.
     state.note_changed(users.iter().map(|u| u.number.clone()));
-    let changes = users
-        .par_iter()
-        .map(|u| serving.table.change_for(&serving.oprf, u))
-        .collect();
-    serving.table.apply_changes(changes);
+    // The serving table and, during a replicated rotation, the next one.
+    for epoch in state.write_epochs() {
+        let changes = users
+            .par_iter()
+            .map(|u| epoch.table.change_for(&epoch.oprf, u))
+            .collect();
+        epoch.table.apply_changes(changes);
+    }
     Ok(outcomes)
 }
 
@@ -57,9 +60,11 @@ pub(crate) fn unregister(state: &State, number: &E164) -> Result<bool, ServerErr
     }
     if existed {
         state.note_changed([number.clone()]);
-        serving
-            .table
-            .apply_changes(vec![serving.table.removal_for(&serving.oprf, number)]);
+        for epoch in state.write_epochs() {
+            epoch
+                .table
+                .apply_changes(vec![epoch.table.removal_for(&epoch.oprf, number)]);
+        }
     }
     Ok(existed)
 }
@@ -81,6 +86,8 @@ pub(crate) fn set_discoverable(
         return Ok(Some(()));
     }
     state.note_changed([user.number.clone()]);
-    serving.table.apply(&serving.oprf, &user);
+    for epoch in state.write_epochs() {
+        epoch.table.apply(&epoch.oprf, &user);
+    }
     Ok(Some(()))
 }

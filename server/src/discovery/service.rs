@@ -154,8 +154,9 @@ impl DiscoveryService {
             request.metadata(),
         )?;
         // The whole request is served by this one epoch, even if a rotation
-        // switches meanwhile.
-        let serving = state.serving_or_unavailable()?;
+        // switches meanwhile: the serving one, or (replicated keys) the next
+        // one once built, or one retired within the grace period.
+        let serving = state.epoch_for(request.get_ref().epoch)?;
         let limits = DiscoverLimits {
             max_elements: state.max_elements(),
             max_response_bytes: state.config.max_response_bytes,

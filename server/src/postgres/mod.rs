@@ -11,7 +11,8 @@
 //! `search_path` set to that schema alone.
 //!
 //! Migration files are `migrations/V<n>__<name>.sql`; `V1__registry.sql`
-//! holds the registry (users, change feed, allow-lists). A new migration is
+//! holds the registry (users, change feed, allow-lists); `V2__keys.sql` the
+//! wrapped OPRF keys and the replicas' heartbeats ([`keys`]). A new migration is
 //! a new file, never an edit of an applied one (refinery refuses a changed
 //! checksum).
 
@@ -22,6 +23,7 @@ use tokio_postgres::NoTls;
 
 use crate::error::ServerError;
 
+pub mod keys;
 pub mod registry;
 
 mod embedded {
