@@ -322,7 +322,7 @@ impl ClientError {
 /// A status from the Discovery service's discovery calls, classified
 /// (docs/protocol.md §9). `FAILED_PRECONDITION` is
 /// [`ClientError::EpochChanged`]: it is the only reason discovery sends it
-/// (uploads: [`ClientError::from_upload_status`]).
+/// (uploads classify it as `Rejected`, see `upload_allow_list`).
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         let message = s.message().to_owned();
