@@ -282,11 +282,7 @@ fn read_buckets(
             return Err(CacheError::Entry);
         }
     }
-    let copy = if current {
-        read_copy(&mut take)?
-    } else {
-        None
-    };
+    let copy = if current { read_copy(&mut take)? } else { None };
     if at != section.len() {
         return Err(CacheError::Length);
     }

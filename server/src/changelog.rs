@@ -167,7 +167,8 @@ mod tests {
     use cds_core::{Label, OUTPUT_LEN, Output, RecordKeys};
 
     fn record(seed: u8, label: &[u8]) -> Record {
-        RecordKeys::derive(&Output::from_bytes([seed; OUTPUT_LEN])).seal(&Label::new(label.to_vec()).expect("short"))
+        RecordKeys::derive(&Output::from_bytes([seed; OUTPUT_LEN]))
+            .seal(&Label::new(label.to_vec()).expect("short"))
     }
 
     #[test]

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
-use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::postgres::registry::{FeedEntry, PostgresRegistry};
 use crate::registry::UserChange;
@@ -28,12 +27,12 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// Feed entries read per page.
 const PAGE: usize = 10_000;
 
-/// Apply every feed entry after the replica's position to `serving`.
-/// Callers hold the write lock. Returns how many entries were applied.
+/// Apply every feed entry after the replica's position to the serving
+/// table and, during a replicated rotation, the next one. Callers hold the
+/// write lock. Returns how many entries were applied.
 pub(crate) fn catch_up_locked(
     state: &State,
     feed: &PostgresRegistry,
-    serving: &ServingEpoch,
 ) -> Result<usize, ServerError> {
     let mut applied = 0;
     loop {
@@ -58,26 +57,29 @@ pub(crate) fn catch_up_locked(
             }
             expected += 1;
         }
-        let changes = entries
-            .par_iter()
-            .filter_map(|(_, entry)| match entry {
-                FeedEntry::User(UserChange::Upserted(user)) => {
-                    Some(serving.table.change_for(&serving.oprf, user))
-                }
-                FeedEntry::User(UserChange::Removed(number)) => {
-                    Some(serving.table.removal_for(&serving.oprf, number))
-                }
-                // Allow-lists are placed by the replica that stored them;
-                // other replicas place them at their next start.
-                FeedEntry::AllowList(..) => None,
-            })
-            .collect();
         state.note_changed(entries.iter().filter_map(|(_, entry)| match entry {
             FeedEntry::User(UserChange::Upserted(user)) => Some(user.number.clone()),
             FeedEntry::User(UserChange::Removed(number)) => Some(number.clone()),
             FeedEntry::AllowList(..) => None,
         }));
-        serving.table.apply_changes(changes);
+        // The serving table and, during a replicated rotation, the next one.
+        for epoch in state.write_epochs() {
+            let changes = entries
+                .par_iter()
+                .filter_map(|(_, entry)| match entry {
+                    FeedEntry::User(UserChange::Upserted(user)) => {
+                        Some(epoch.table.change_for(&epoch.oprf, user))
+                    }
+                    FeedEntry::User(UserChange::Removed(number)) => {
+                        Some(epoch.table.removal_for(&epoch.oprf, number))
+                    }
+                    // Allow-lists are placed by the replica that stored them;
+                    // other replicas place them at their next start.
+                    FeedEntry::AllowList(..) => None,
+                })
+                .collect();
+            epoch.table.apply_changes(changes);
+        }
         applied += entries.len();
         state.feed_position.store(expected - 1, Ordering::Release);
     }
@@ -86,10 +88,10 @@ pub(crate) fn catch_up_locked(
 /// Take the write lock and catch up (see [`catch_up_locked`]).
 fn catch_up(state: &State, feed: &PostgresRegistry) -> Result<usize, ServerError> {
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(serving) = state.serving() else {
+    if state.serving().is_none() {
         return Ok(0);
-    };
-    catch_up_locked(state, feed, &serving)
+    }
+    catch_up_locked(state, feed)
 }
 
 /// Follow the feed until the server stops: wake on a notification or

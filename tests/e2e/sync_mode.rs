@@ -44,6 +44,7 @@ async fn server_records(server: &TestServer) -> BTreeSet<Vec<u8>> {
                         known_digests: Default::default(),
                         scheme: cds_proto::wire::BUCKET_SCHEME_TAG,
                     })),
+                    record_format: cds_proto::wire::RECORD_FORMAT,
                 },
             ))
             .await
@@ -61,10 +62,7 @@ async fn server_records(server: &TestServer) -> BTreeSet<Vec<u8>> {
 /// The encoded size of a record with a label of `len` bytes.
 fn record_len(len: usize) -> usize {
     RecordKeys::derive(&Output::from_bytes([1; OUTPUT_LEN]))
-        .seal(
-            &Label::new(vec![b'x'; len]).expect("short"),
-            &mut rand::rng(),
-        )
+        .seal(&Label::new(vec![b'x'; len]).expect("short"))
         .as_bytes()
         .len()
 }

@@ -243,10 +243,7 @@ fn an_allow_list_holds_at_most_max_allow_list_records() {
         .map(|i| E164::from_u64(4_917_000_000_000 + i).expect("valid"))
         .collect();
     let label = Label::new(b"a".to_vec()).expect("short");
-    assert_eq!(
-        AllowList::seal(&a, &label, &finders).err(),
-        too_many
-    );
+    assert_eq!(AllowList::seal(&a, &label, &finders).err(), too_many);
 }
 
 proptest! {

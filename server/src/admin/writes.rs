@@ -25,7 +25,7 @@ pub(crate) fn write_users(state: &State, users: &[User]) -> Result<Vec<Upserted>
     let outcomes = state.registry.upsert(users)?;
     crate::contacts_only::forget(state, &serving, users.iter().map(|u| &u.number))?;
     if let Some(feed) = state.registry.shared_feed() {
-        crate::follow::catch_up_locked(state, feed, &serving)?;
+        crate::follow::catch_up_locked(state, feed)?;
         return Ok(outcomes);
     }
     // Noted as soon as the registry has them, for a rotation in progress.
@@ -55,7 +55,7 @@ pub(crate) fn unregister(state: &State, number: &E164) -> Result<bool, ServerErr
     let existed = state.registry.remove(number)?;
     crate::contacts_only::forget(state, &serving, [number])?;
     if let Some(feed) = state.registry.shared_feed() {
-        crate::follow::catch_up_locked(state, feed, &serving)?;
+        crate::follow::catch_up_locked(state, feed)?;
         return Ok(existed);
     }
     if existed {
@@ -82,7 +82,7 @@ pub(crate) fn set_discoverable(
     };
     crate::contacts_only::forget(state, &serving, [number])?;
     if let Some(feed) = state.registry.shared_feed() {
-        crate::follow::catch_up_locked(state, feed, &serving)?;
+        crate::follow::catch_up_locked(state, feed)?;
         return Ok(Some(()));
     }
     state.note_changed([user.number.clone()]);
