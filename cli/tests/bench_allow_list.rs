@@ -12,11 +12,11 @@ fn allow_list_report(stdout: &[u8], allowed: u64) -> serde_json::Value {
     let a = report["allow_list"].clone();
     assert_eq!(a["allowed"].as_u64(), Some(allowed), "{report}");
     assert_eq!(a["stored"].as_u64(), Some(allowed), "{report}");
-    // 16-byte label: each record is 45 + 16 bytes, and the upload carries
+    // 16-byte label: each record is 25 + 16 bytes, and the upload carries
     // them all plus the signature and fields.
-    assert_eq!(a["server_bytes_per_pair"].as_u64(), Some(61), "{report}");
+    assert_eq!(a["server_bytes_per_pair"].as_u64(), Some(41), "{report}");
     assert!(
-        a["upload_bytes"].as_u64() > Some(61 * allowed + 96),
+        a["upload_bytes"].as_u64() > Some(41 * allowed + 96),
         "{report}"
     );
     // The finder's book: the owner and the other allowed numbers, none
@@ -78,7 +78,7 @@ fn bench_local_with_allow_list_uploads_finds_and_reports_the_costs() {
         "allow-list upload",
         "3 numbers, 3 records stored",
         "server storage",
-        "61 B per allowed pair",
+        "41 B per allowed pair",
         "allow-list lookup",
         "3 contacts, 3 pairings",
         "pairing CPU",

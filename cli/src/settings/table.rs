@@ -221,8 +221,9 @@ pub static SETTINGS: &[Setting] = &[
         default: "none",
         about: "Where the registry lives: \"\" in the data directory (redb, one server); \
                 postgres://user:password@host:5432/database in PostgreSQL, shared by every \
-                replica pointing at it, each following its change feed. The OPRF key \
-                stays in each replica's data directory: give every replica the same key file.",
+                replica pointing at it, each following its change feed; the OPRF keys \
+                then live there too, wrapped under key_encryption_key_file, and a rotation \
+                started on any replica rotates them all.",
         flag: None,
         field: field!(server.registry),
     },
@@ -243,27 +244,6 @@ pub static SETTINGS: &[Setting] = &[
                 so several deployments can share one Redis.",
         flag: None,
         field: field!(server.budgets_key_prefix),
-    },
-    Setting {
-        key: "registry",
-        value_name: "URL",
-        default: "none",
-        about: "The PostgreSQL database replicas share (postgres://user@host:5432/db): \
-                the OPRF keys live there, wrapped under key_encryption_key_file, and \
-                every replica serves the same key epoch; a rotation started on any \
-                replica rotates them all. \"\" keeps the key in the data directory.",
-        flag: None,
-        field: field!(server.registry),
-    },
-    Setting {
-        key: "registry_schema",
-        value_name: "NAME",
-        default: "none",
-        about: "Schema inside the registry database holding this deployment's tables \
-                (lowercase letters, digits, '_'; created if missing). \"\" for the \
-                database's default search path.",
-        flag: None,
-        field: field!(server.registry_schema),
     },
     Setting {
         key: "key_encryption_key_file",
