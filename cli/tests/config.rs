@@ -255,6 +255,8 @@ fn a_postgres_registry_is_set_by_flag_or_environment_and_printed_without_its_pas
             "postgres://cds:s3cret@10.0.0.8:5432/cds",
             "--budgets",
             "redis://:hunter2@10.0.0.7:6379/2",
+            "--key-encryption-key-file",
+            "/etc/cds/kek",
         ],
         &[("CDS_REGISTRY_SCHEMA", "prod_eu")],
     );

@@ -36,22 +36,30 @@ fn a_replica_killed_during_an_import_restarts_and_converges_to_the_registry() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let schema = format!("cds_cli_kill_{}_{nanos}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Both replicas unwrap the OPRF key in the database with one KEK.
+    let kek = dir.path().join("kek");
+    let created = std::process::Command::new(CDS)
+        .args(["admin", "new-key-encryption-key", "--out", path(&kek)])
+        .output()
+        .expect("runs cds");
+    assert!(created.status.success(), "{created:?}");
     let shared = [
         "--registry",
         url.as_str(),
         "--registry-schema",
         schema.as_str(),
+        "--key-encryption-key-file",
+        path(&kek),
     ];
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let a = serve_with(&a_dir, &shared);
-    // Replica b shares a's OPRF key and development issuer.
+    // Replica b shares a's development issuer (the OPRF key comes from the
+    // database).
     std::fs::create_dir(&b_dir).expect("creates");
     std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    for file in ["oprf-key.v1", "issuer.key"] {
-        std::fs::copy(a_dir.join(file), b_dir.join(file)).expect("copies");
-    }
+    std::fs::copy(a_dir.join("issuer.key"), b_dir.join("issuer.key")).expect("copies");
     let mut b = serve_with(&b_dir, &shared);
 
     let n = 20_000;

@@ -79,7 +79,7 @@ impl SetDigest {
     }
 }
 
-/// Parse match tags sent back to back (16 bytes each), as a delta lists
+/// Parse match tags sent back to back (`TAG_LEN` bytes each), as a delta lists
 /// the records it removes.
 pub fn decode_tags(packed: &[u8]) -> Result<Vec<MatchTag>> {
     if !packed.len().is_multiple_of(TAG_LEN) {

@@ -14,8 +14,8 @@ use std::collections::{HashMap, VecDeque};
 
 use cds_core::{MatchTag, Record, RecordRef, SetDigest};
 
-/// Memory the change log of one table may hold: 8 MiB, about 95,000 added
-/// records of 53 bytes (or 520,000 removals) with their bookkeeping.
+/// Memory the change log of one table may hold: 8 MiB, about 130,000 added
+/// records of 33 bytes (or 520,000 removals) with their bookkeeping.
 pub const CHANGE_LOG_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// What an entry costs beside its records: the entry itself and its two

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use cds_core::CredentialIssuer;
+use cds_server::postgres::keys::Kek;
 use cds_tests::proxy::{TcpProxy, service_addr};
 use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir};
 
@@ -36,24 +37,28 @@ fn unique_schema(test: &str) -> String {
     format!("cds_it_{test}_{}_{nanos}", std::process::id())
 }
 
-/// `n` replicas on `url` in `schema`, sharing one issuer and one OPRF key;
-/// the data directories they really use are returned alongside.
+/// `n` replicas on `url` in `schema`, sharing one issuer and, through the
+/// database, one OPRF key (wrapped under one key-encryption key); the
+/// directories they really use (data directories, the KEK's) are returned
+/// alongside.
 async fn replicas(n: usize, url: &str, schema: &str) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
     let issuer = CredentialIssuer::generate(&mut rand::rng());
+    let kek_dir = private_tempdir();
+    let kek = kek_dir.path().join("kek");
+    Kek::create(&kek).expect("creates the KEK file");
     let adjust = |c: &mut cds_server::ServerConfig| {
         c.registry = Some(url.to_owned());
         c.registry_schema = Some(schema.to_owned());
+        c.key_encryption_key_file = Some(kek.clone());
         // The tests poll until a change is served: never short of budget.
         c.quota.burst = 100_000_000;
     };
     let first =
         TestServer::start_trusting(CredentialIssuer::from_seed(&issuer.to_seed()), adjust).await;
-    let key = first.dir.path().join(cds_server::keystore::KEY_FILE);
     let mut servers = vec![first];
     let mut dirs = Vec::new();
     for _ in 1..n {
         let dir = private_tempdir();
-        std::fs::copy(&key, dir.path().join(cds_server::keystore::KEY_FILE)).expect("copies key");
         let path = dir.path().to_owned();
         servers.push(
             TestServer::start_trusting(CredentialIssuer::from_seed(&issuer.to_seed()), |c| {
@@ -64,6 +69,7 @@ async fn replicas(n: usize, url: &str, schema: &str) -> (Vec<TestServer>, Vec<te
         );
         dirs.push(dir);
     }
+    dirs.push(kek_dir);
     (servers, dirs)
 }
 

@@ -25,7 +25,7 @@ pub const SYNC_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of a cursor that starts at a bucket.
 const BUCKET_CURSOR_LEN: usize = 4;
 /// Bytes of a cursor that starts after a tag in a bucket.
-const TAG_CURSOR_LEN: usize = 4 + cds_core::SET_DIGEST_LEN;
+const TAG_CURSOR_LEN: usize = 4 + cds_core::TAG_LEN;
 
 /// Why a `SyncRecords` request is refused. Messages hold only what the
 /// caller sent.
