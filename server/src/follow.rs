@@ -12,7 +12,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
@@ -37,7 +37,8 @@ pub(crate) fn catch_up_locked(
     let mut applied = 0;
     loop {
         let position = state.feed_position.load(Ordering::Acquire);
-        let (entries, oldest) = feed.feed_after(position, PAGE)?;
+        let page = feed.feed_after(position, PAGE)?;
+        let (entries, oldest) = (page.entries, page.oldest);
         let Some((first, _)) = entries.first() else {
             return Ok(applied);
         };
@@ -82,7 +83,25 @@ pub(crate) fn catch_up_locked(
         }
         applied += entries.len();
         state.feed_position.store(expected - 1, Ordering::Release);
+        let now_us = unix_micros(SystemTime::now());
+        for written in page.written_us.into_iter().flatten() {
+            state.metrics.observe_feed_lag(lag_seconds(written, now_us));
+        }
     }
+}
+
+/// Microseconds since the Unix epoch (0 before it).
+fn unix_micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Seconds from a change's write (database clock) to its application here
+/// (this replica's clock); a write that seems to come from the future
+/// (clocks apart) counts as no lag.
+fn lag_seconds(written_us: i64, applied_us: i64) -> f64 {
+    applied_us.saturating_sub(written_us).max(0) as f64 / 1e6
 }
 
 /// Take the write lock and catch up (see [`catch_up_locked`]).
@@ -126,4 +145,26 @@ pub(crate) fn spawn(state: &Arc<State>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_the_time_from_write_to_application_in_seconds() {
+        assert_eq!(lag_seconds(1_000_000, 1_250_000), 0.25);
+        assert_eq!(lag_seconds(5, 5), 0.0);
+    }
+
+    #[test]
+    fn a_write_stamped_after_its_application_counts_as_no_lag() {
+        assert_eq!(lag_seconds(2_000_000, 1_000_000), 0.0);
+    }
+
+    #[test]
+    fn unix_micros_counts_microseconds_since_the_epoch() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_234_567);
+        assert_eq!(unix_micros(t), 1_234_567);
+    }
 }

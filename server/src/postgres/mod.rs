@@ -12,7 +12,8 @@
 //!
 //! Migration files are `migrations/V<n>__<name>.sql`; `V1__registry.sql`
 //! holds the registry (users, change feed, allow-lists); `V2__keys.sql` the
-//! wrapped OPRF keys and the replicas' heartbeats ([`keys`]). A new migration is
+//! wrapped OPRF keys and the replicas' heartbeats ([`keys`]); `V3__feed_write_time.sql`
+//! the change feed's write time in microseconds (for the feed-lag metric). A new migration is
 //! a new file, never an edit of an applied one (refinery refuses a changed
 //! checksum).
 

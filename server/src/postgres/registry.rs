@@ -216,22 +216,47 @@ impl PostgresRegistry {
         })
     }
 
-    /// Up to `limit` feed entries after `after`, every kind, in order; and
-    /// the oldest number still kept (the head's if none is).
-    pub fn feed_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Vec<(u64, FeedEntry)>, u64), ServerError> {
+    /// Up to `limit` feed entries after `after`, every kind, in order,
+    /// with when each was written; and the oldest number still kept (the
+    /// head's if none is).
+    pub fn feed_after(&self, after: u64, limit: usize) -> Result<FeedPage, ServerError> {
         self.run(async {
             let client = self.pg.client().await?;
             let (changes, _, oldest) = read_changes(&client, after, limit, true).await?;
-            Ok((
-                changes.into_iter().map(|(seq, _, e)| (seq, e)).collect(),
+            let mut page = FeedPage {
+                entries: Vec::with_capacity(changes.len()),
+                written_us: Vec::with_capacity(changes.len()),
                 oldest,
-            ))
+            };
+            for c in changes {
+                page.entries.push((c.seq, c.entry));
+                page.written_us.push(c.written_us);
+            }
+            Ok(page)
         })
     }
+}
+
+/// One page of the feed for a follower: entries in order, when each was
+/// written (microseconds since the Unix epoch, by the database's clock;
+/// `None` for changes written before migration V3), and the oldest number
+/// still kept.
+#[derive(Debug)]
+pub struct FeedPage {
+    /// `(seq, entry)` in sequence order.
+    pub entries: Vec<(u64, FeedEntry)>,
+    /// The write time of each entry, in the same order.
+    pub written_us: Vec<Option<i64>>,
+    /// The oldest number still kept (the head's if none is).
+    pub oldest: u64,
+}
+
+/// One row of the feed as read.
+struct ReadChange {
+    seq: u64,
+    at_unix: u64,
+    written_us: Option<i64>,
+    entry: FeedEntry,
 }
 
 /// Rows of the feed after `after`; with `all` false only user changes.
@@ -241,7 +266,7 @@ async fn read_changes(
     after: u64,
     limit: usize,
     all: bool,
-) -> Result<(Vec<(u64, u64, FeedEntry)>, u64, u64), ServerError> {
+) -> Result<(Vec<ReadChange>, u64, u64), ServerError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let bounds = client
@@ -254,7 +279,7 @@ async fn read_changes(
     let (head, oldest): (i64, i64) = (bounds.get(0), bounds.get(1));
     let rows = client
         .query(
-            "SELECT seq, at_unix, kind, number, label, discoverable, list FROM changes \
+            "SELECT seq, at_unix, kind, number, label, discoverable, list, written_us FROM changes \
              WHERE seq > $1 AND ($3 OR kind IN (1, 2)) ORDER BY seq LIMIT $2",
             &[&after, &limit, &all],
         )
@@ -295,7 +320,12 @@ async fn read_changes(
             _ => return Err(corrupt()),
         };
         let at: i64 = r.get(1);
-        out.push((seq as u64, at.max(0) as u64, entry));
+        out.push(ReadChange {
+            seq: seq as u64,
+            at_unix: at.max(0) as u64,
+            written_us: r.get(7),
+            entry,
+        });
     }
     Ok((out, head as u64, oldest as u64))
 }
@@ -528,10 +558,10 @@ impl RegistryStore for PostgresRegistry {
             let (entries, head, oldest) = read_changes(&client, after, limit, false).await?;
             let changes = entries
                 .into_iter()
-                .filter_map(|(seq, at_unix, e)| match e {
+                .filter_map(|c| match c.entry {
                     FeedEntry::User(change) => Some(LoggedChange {
-                        seq,
-                        at_unix,
+                        seq: c.seq,
+                        at_unix: c.at_unix,
                         change,
                     }),
                     FeedEntry::AllowList(..) => None,
