@@ -9,6 +9,8 @@
 //! own admin writes (so a write that has returned is served here). Catching
 //! up holds the write lock, so it never interleaves with a rotation's
 //! switch; every applied number is noted for a rotation in progress.
+//! Allow-list entries (stored, removed) place and withdraw contacts-only
+//! pair records on every replica alike, the one that wrote them included.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
@@ -16,6 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
+use crate::contacts_only::StoredList;
+use crate::contacts_only::placement;
 use crate::error::ServerError;
 use crate::postgres::registry::{FeedEntry, PostgresRegistry};
 use crate::registry::UserChange;
@@ -63,20 +67,29 @@ pub(crate) fn catch_up_locked(
             FeedEntry::User(UserChange::Removed(number)) => Some(number.clone()),
             FeedEntry::AllowList(..) => None,
         }));
+        // Each allow-list entry replaces the list placed before it (the same
+        // transition for every epoch's table).
+        let lists = list_transitions(state, &entries);
         // The serving table and, during a replicated rotation, the next one.
         for epoch in state.write_epochs() {
             let changes = entries
                 .par_iter()
-                .filter_map(|(_, entry)| match entry {
-                    FeedEntry::User(UserChange::Upserted(user)) => {
-                        Some(epoch.table.change_for(&epoch.oprf, user))
+                .zip(lists.par_iter())
+                .flat_map_iter(|((_, entry), list)| match (entry, list) {
+                    (FeedEntry::User(UserChange::Upserted(user)), _) => {
+                        vec![epoch.table.change_for(&epoch.oprf, user)]
                     }
-                    FeedEntry::User(UserChange::Removed(number)) => {
-                        Some(epoch.table.removal_for(&epoch.oprf, number))
+                    (FeedEntry::User(UserChange::Removed(number)), _) => {
+                        vec![epoch.table.removal_for(&epoch.oprf, number)]
                     }
-                    // Allow-lists are placed by the replica that stored them;
-                    // other replicas place them at their next start.
-                    FeedEntry::AllowList(..) => None,
+                    (FeedEntry::AllowList(number, _), Some((old, new))) => placement::changes(
+                        &epoch.table,
+                        &epoch.oprf,
+                        number,
+                        old.as_ref().map(|l| &l.records),
+                        new.as_ref().map(|l| &l.records),
+                    ),
+                    (FeedEntry::AllowList(..), None) => Vec::new(),
                 })
                 .collect();
             epoch.table.apply_changes(changes);
@@ -102,6 +115,30 @@ fn unix_micros(t: SystemTime) -> i64 {
 /// (clocks apart) counts as no lag.
 fn lag_seconds(written_us: i64, applied_us: i64) -> f64 {
     applied_us.saturating_sub(written_us).max(0) as f64 / 1e6
+}
+
+/// The list each allow-list entry replaces and the one it places, in feed
+/// order (`None` for user entries), updating [`State::placed_lists`].
+#[allow(clippy::type_complexity)]
+fn list_transitions(
+    state: &State,
+    entries: &[(u64, FeedEntry)],
+) -> Vec<Option<(Option<StoredList>, Option<StoredList>)>> {
+    let mut placed = state
+        .placed_lists
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    entries
+        .iter()
+        .map(|(_, entry)| match entry {
+            FeedEntry::User(_) => None,
+            FeedEntry::AllowList(number, Some(list)) => Some((
+                placed.insert(number.clone(), list.clone()),
+                Some(list.clone()),
+            )),
+            FeedEntry::AllowList(number, None) => Some((placed.remove(number), None)),
+        })
+        .collect()
 }
 
 /// Take the write lock and catch up (see [`catch_up_locked`]).

@@ -104,9 +104,16 @@ pub(crate) fn build_first_table(
     let bits = state.config.bucket_bits;
     // A shared registry: a consistent snapshot and the feed number it
     // includes, followed from there.
+    // The allow-lists come from the same snapshot, so the follower's first
+    // entry finds exactly the lists that snapshot held.
     let (users, mark) = match state.registry.shared_feed() {
         Some(feed) => {
             let snapshot = feed.snapshot()?;
+            *state
+                .placed_lists
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                snapshot.allow_lists.into_iter().collect();
             (snapshot.users, Some(snapshot.mark))
         }
         None => (state.registry.discoverable_users()?, None),

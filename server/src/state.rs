@@ -1,7 +1,7 @@
 //! What the services share: the serving epoch, the registry, the limits
 //! and the metrics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -10,6 +10,7 @@ use cds_core::{CredentialVerifier, E164};
 use tonic::Status;
 
 use crate::config::ServerConfig;
+use crate::contacts_only::StoredList;
 use crate::epoch::ServingEpoch;
 use crate::limits::gate::Gate;
 use crate::limits::peer::PeerLimits;
@@ -63,6 +64,10 @@ pub(crate) struct State {
     /// With a shared registry: the last change-feed number applied to the
     /// serving table (changed under the write lock).
     pub(crate) feed_position: AtomicU64,
+    /// With a shared registry: the allow-lists placed in the serving table
+    /// as of `feed_position` (changed under the write lock), so a feed entry
+    /// can withdraw the pair records of the list it replaces.
+    pub(crate) placed_lists: Mutex<HashMap<E164, StoredList>>,
     /// Serializes budget saves, so an older snapshot never overwrites a
     /// newer one (a housekeeping save cut off at shutdown and the final one).
     pub(crate) budget_saves: Mutex<()>,
@@ -99,6 +104,7 @@ impl State {
             gate,
             response_memory,
             feed_position: AtomicU64::new(0),
+            placed_lists: Mutex::new(HashMap::new()),
             budget_saves: Mutex::new(()),
         }
     }

@@ -2,15 +2,15 @@
 //! 127.0.0.1, the real client, the PostgreSQL of `CDS_TEST_POSTGRES_URL`.
 //! Without that variable the tests print that they were skipped and pass.
 //! Each test uses its own schema, so tests and runs never share a registry.
-//! Replicas share the OPRF key by copying the key file into each data
-//! directory before it starts.
+//! Replicas share the OPRF keys wrapped in the database under one KEK file.
 
 use std::time::{Duration, Instant};
 
-use cds_core::CredentialIssuer;
-use cds_server::postgres::keys::Kek;
+use cds_core::contacts_only::IssuerSecret;
+use cds_core::{CredentialIssuer, Label};
+use cds_proto::v1::{Discoverability, SetDiscoverabilityRequest};
 use cds_tests::proxy::{TcpProxy, service_addr};
-use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir};
+use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir, us};
 
 /// How long a change made through one replica may take to be served by
 /// every other (the follower polls every 500 ms and wakes on NOTIFY).
@@ -37,26 +37,37 @@ fn unique_schema(test: &str) -> String {
     format!("cds_it_{test}_{}_{nanos}", std::process::id())
 }
 
-/// `n` replicas on `url` in `schema`, sharing one issuer and, through the
-/// database, one OPRF key (wrapped under one key-encryption key); the
-/// directories they really use (data directories, the KEK's) are returned
-/// alongside.
+/// `n` replicas on `url` in `schema`, sharing one issuer and one OPRF key;
+/// the data directories they really use are returned alongside.
 async fn replicas(n: usize, url: &str, schema: &str) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
+    replicas_with(n, url, schema, |_| {}).await
+}
+
+/// [`replicas`], each configured further by `extra`.
+async fn replicas_with(
+    n: usize,
+    url: &str,
+    schema: &str,
+    extra: impl Fn(&mut cds_server::ServerConfig),
+) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
     let issuer = CredentialIssuer::generate(&mut rand::rng());
+    // The OPRF keys live in the database, wrapped under one KEK file that
+    // every replica reads.
     let kek_dir = private_tempdir();
     let kek = kek_dir.path().join("kek");
-    Kek::create(&kek).expect("creates the KEK file");
+    cds_server::postgres::keys::Kek::create(&kek).expect("creates the KEK file");
     let adjust = |c: &mut cds_server::ServerConfig| {
+        extra(c);
+        c.key_encryption_key_file = Some(kek.clone());
         c.registry = Some(url.to_owned());
         c.registry_schema = Some(schema.to_owned());
-        c.key_encryption_key_file = Some(kek.clone());
         // The tests poll until a change is served: never short of budget.
         c.quota.burst = 100_000_000;
     };
     let first =
         TestServer::start_trusting(CredentialIssuer::from_seed(&issuer.to_seed()), adjust).await;
     let mut servers = vec![first];
-    let mut dirs = Vec::new();
+    let mut dirs = vec![kek_dir];
     for _ in 1..n {
         let dir = private_tempdir();
         let path = dir.path().to_owned();
@@ -69,7 +80,6 @@ async fn replicas(n: usize, url: &str, schema: &str) -> (Vec<TestServer>, Vec<te
         );
         dirs.push(dir);
     }
-    dirs.push(kek_dir);
     (servers, dirs)
 }
 
@@ -295,5 +305,123 @@ async fn postgres_cut_in_the_middle_of_an_import_loses_and_duplicates_nothing() 
         until_served(s, i, &sample, &want, Instant::now()).await;
     }
     drop(client);
+    drop_schema(&url, &schema).await;
+}
+
+/// What `finder` (holding its identity keys) is served for `owner` by `server`.
+async fn finds(
+    server: &TestServer,
+    issuer: &IssuerSecret,
+    finder: &str,
+    owner: &str,
+) -> Option<String> {
+    let keys = issuer.issue(&cds_core::E164::parse(finder).expect("valid"));
+    let found = server
+        .client_builder(&format!("acct-{finder}"))
+        .identity_keys(keys)
+        .connect()
+        .await
+        .expect("connects")
+        .discover(&[owner], us())
+        .await
+        .expect("discovers");
+    label_of(&found[0])
+}
+
+/// Poll until every replica serves `want` to each finder for `owner`.
+async fn until_found_everywhere(
+    servers: &[TestServer],
+    issuer: &IssuerSecret,
+    owner: &str,
+    want: &[(&str, Option<&str>)],
+) {
+    let since = Instant::now();
+    for (i, server) in servers.iter().enumerate() {
+        for (finder, label) in want {
+            loop {
+                if finds(server, issuer, finder, owner).await.as_deref() == *label {
+                    break;
+                }
+                assert!(
+                    since.elapsed() < CONVERGENCE,
+                    "replica {i} did not serve the allow-list change within {CONVERGENCE:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn set_mode(server: &TestServer, e164: &str, mode: Discoverability) {
+    server
+        .admin()
+        .await
+        .set_discoverability(SetDiscoverabilityRequest {
+            e164: e164.into(),
+            discoverability: mode as i32,
+        })
+        .await
+        .expect("sets discoverability");
+}
+
+#[tokio::test]
+async fn an_allow_list_uploaded_changed_and_withdrawn_through_one_replica_is_followed_by_every_replica()
+ {
+    let test = "lists";
+    let Some(url) = postgres_url(test) else {
+        return;
+    };
+    let schema = unique_schema(test);
+    let issuer = IssuerSecret::generate(&mut rand::rng());
+    let public = *issuer.public_key();
+    let (servers, _dirs) =
+        replicas_with(3, &url, &schema, |c| c.contacts_issuer = Some(public)).await;
+    const A: &str = "+12015550123";
+    const B: &str = "+4915123456789";
+    const C: &str = "+442079460958";
+    servers[0].register(A, "alice", false).await;
+    servers[0].register(B, "bob", true).await;
+    servers[0].register(C, "carol", true).await;
+    set_mode(&servers[0], A, Discoverability::Contacts).await;
+
+    let upload = |server: &TestServer, allowed: &'static [&'static str]| {
+        let keys = issuer.issue(&cds_core::E164::parse(A).expect("valid"));
+        let builder = server.client_builder("acct-a").identity_keys(keys);
+        async move {
+            let mut a = builder.connect().await.expect("connects");
+            let report = a
+                .upload_allow_list(
+                    allowed,
+                    us(),
+                    &Label::new(b"alice-cts".to_vec()).expect("short"),
+                )
+                .await
+                .expect("uploads");
+            assert_eq!(report.stored as usize, allowed.len());
+        }
+    };
+
+    // Uploaded through replica 0: B finds A through every replica, C does not.
+    upload(&servers[0], &[B]).await;
+    until_found_everywhere(&servers, &issuer, A, &[(B, Some("alice-cts")), (C, None)]).await;
+
+    // Replaced through replica 1 (B out, C in): the old pair records are
+    // withdrawn everywhere, the new ones placed everywhere.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    upload(&servers[1], &[C]).await;
+    until_found_everywhere(&servers, &issuer, A, &[(B, None), (C, Some("alice-cts"))]).await;
+
+    // Switched to nobody through replica 2: nobody finds A anywhere.
+    set_mode(&servers[2], A, Discoverability::Nobody).await;
+    until_found_everywhere(&servers, &issuer, A, &[(B, None), (C, None)]).await;
+
+    // Back to contacts-only with a new list: served everywhere again.
+    set_mode(&servers[1], A, Discoverability::Contacts).await;
+    upload(&servers[1], &[B]).await;
+    until_found_everywhere(&servers, &issuer, A, &[(B, Some("alice-cts")), (C, None)]).await;
+
+    for s in servers {
+        s.stop().await;
+    }
     drop_schema(&url, &schema).await;
 }

@@ -9,7 +9,7 @@
 //! never sees a pair key: the records are pseudorandom to it.
 
 mod modes;
-mod placement;
+pub(crate) mod placement;
 pub(crate) mod store;
 mod upload;
 

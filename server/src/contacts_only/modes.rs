@@ -35,6 +35,10 @@ pub(crate) fn set_discoverability(
     } else {
         drop_list(state.registry.as_ref(), &serving, number)?;
     }
+    if let Some(feed) = state.registry.shared_feed() {
+        // The user's record and its allow-list, as every replica applies them.
+        crate::follow::catch_up_locked(state, feed)?;
+    }
     Ok(Some(()))
 }
 
@@ -59,6 +63,10 @@ fn drop_list(
     number: &E164,
 ) -> Result<(), ServerError> {
     if let Some(old) = registry.remove_allow_list(number)? {
+        if registry.shared_feed().is_some() {
+            // Withdrawn by the feed follower (the caller catches up).
+            return Ok(());
+        }
         placement::apply(
             serving,
             placement::changes(

@@ -3,6 +3,8 @@
 //! owner's number in its book fetches that bucket for normal discovery
 //! anyway, so contacts-only lookups add no bucket id to any request.
 
+use std::sync::PoisonError;
+
 use cds_core::E164;
 use cds_core::contacts_only::AllowList;
 
@@ -42,13 +44,28 @@ pub(crate) fn changes(
 
 /// Put every stored allow-list of a contacts-only user into `table`
 /// (a table just built from the registry, before it serves). Callers hold
-/// the write lock.
+/// the write lock. With a shared registry these are the lists the feed
+/// follower has placed (see [`State::placed_lists`]), so the new table
+/// holds what the serving one does and the feed's next entries apply to
+/// both alike.
 pub(crate) fn install_all(
     state: &State,
     table: &RecordTable,
     oprf: &cds_core::VoprfServer,
 ) -> Result<(), ServerError> {
     let mut all = Vec::new();
+    if state.registry.shared_feed().is_some() {
+        let placed = state
+            .placed_lists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (number, list) in placed.iter() {
+            all.extend(changes(table, oprf, number, None, Some(&list.records)));
+        }
+        drop(placed);
+        table.apply_changes(all);
+        return Ok(());
+    }
     for (number, list) in state.registry.allow_lists()? {
         // The registry decides: a user it does not hold, or holds as
         // discoverable, has no pair records served.

@@ -96,6 +96,11 @@ pub(crate) fn upload(
         .put_allow_list(&number, &new)
         .map_err(store_error)?;
     state.note_changed([number.clone()]);
+    if let Some(feed) = state.registry.shared_feed() {
+        // Placed from the feed, on this replica as on every other.
+        crate::follow::catch_up_locked(state, feed).map_err(store_error)?;
+        return Ok(new.records.len() as u32);
+    }
     placement::apply(
         &serving,
         placement::changes(

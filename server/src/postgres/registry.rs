@@ -48,7 +48,8 @@ pub enum FeedEntry {
 pub struct Snapshot {
     /// Every discoverable user.
     pub users: Vec<User>,
-    /// Every stored allow-list.
+    /// Every stored allow-list whose user is registered and not
+    /// discoverable by everybody: the lists a replica serves.
     pub allow_lists: Vec<(E164, StoredList)>,
     /// The last feed number the snapshot includes (0: none).
     pub mark: u64,
@@ -172,8 +173,8 @@ impl PostgresRegistry {
         Arc::clone(&self.wakeups)
     }
 
-    /// Every discoverable user and allow-list, and the feed's high-water
-    /// mark, read in one REPEATABLE READ transaction.
+    /// Every discoverable user, every served allow-list and the feed's
+    /// high-water mark, read in one REPEATABLE READ transaction.
     pub fn snapshot(&self) -> Result<Snapshot, ServerError> {
         self.run(async {
             let mut client = self.pg.client().await?;
@@ -199,7 +200,11 @@ impl PostgresRegistry {
             }
             let mut allow_lists = Vec::new();
             for r in txn
-                .query("SELECT number, list FROM allow_lists", &[])
+                .query(
+                    "SELECT a.number, a.list FROM allow_lists a \
+                     JOIN users u ON u.number = a.number WHERE NOT u.discoverable",
+                    &[],
+                )
                 .await
                 .map_err(|e| pg_error("reading the allow-lists", &e))?
             {
