@@ -128,10 +128,12 @@ async fn import_left_open(
         .header("te", "trailers")
         .body(())
         .expect("request");
+    // Counted before the chunk is sent: read after, it may already hold
+    // the chunk, and the wait below would never end.
+    let before = server.stats().await.registered;
     let (_response, mut send) = client.send_request(request, false).expect("sent");
     send.send_data(raw::frame(&chunk(first, rows)), false)
         .expect("chunk sent");
-    let before = server.stats().await.registered;
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.stats().await.registered < before + rows as u64 {
         assert!(Instant::now() < deadline, "the chunk was not applied");
