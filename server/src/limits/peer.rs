@@ -158,9 +158,17 @@ pub struct LimitedConnection {
 impl LimitedConnection {
     /// Admit `io` if its peer has a free slot; otherwise the connection is
     /// dropped (closed) and `None` returned.
+    ///
+    /// Admitted connections have Nagle's algorithm off (`TCP_NODELAY`), as
+    /// tonic's own listener sets it: a gRPC response is several small
+    /// writes (headers, data, trailers), and with Nagle on the later ones
+    /// wait for the client's delayed ACK, about 40 ms on Linux, on every
+    /// response too small to fill a segment.
     pub fn admit(io: TcpStream, limits: &PeerLimits) -> Option<Self> {
         let ip = io.peer_addr().ok()?.ip();
         let slot = limits.connect(ip)?;
+        // A socket that refuses the option still serves, only slower.
+        let _ = io.set_nodelay(true);
         Some(Self { io, _slot: slot })
     }
 }
@@ -218,6 +226,26 @@ mod tests {
     use super::*;
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn admitted_connections_have_nagle_off() {
+        let listener = tokio::net::TcpListener::bind((LOCAL, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (io, _) = listener.accept().await.expect("accept");
+        assert!(!io.nodelay().expect("read TCP_NODELAY"));
+        let limits = PeerLimits::new(
+            1,
+            Rate {
+                burst: 1.0,
+                per_sec: 1.0,
+            },
+        );
+        let admitted = LimitedConnection::admit(io, &limits).expect("a free slot");
+        assert!(admitted.io.nodelay().expect("read TCP_NODELAY"));
+    }
 
     #[test]
     fn connection_slots_are_bounded_and_freed_on_drop() {
