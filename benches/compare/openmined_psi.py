@@ -6,8 +6,11 @@ For every server set size N this script
   * measures OpenMined PSI (`openmined-psi` on PyPI) in process, through its
     public Python API, in its recommended mode (GCS, fpr 1e-9, reveal the
     intersection) and in RAW mode (for the setup-message size);
-  * runs `cds bench --local ... --json` twice (all buckets with bucket bits 0,
-    then contacts-only buckets with bucket bits 16) and reads its JSON report;
+  * runs `cds bench --local ... --json` twice (all buckets with bucket bits 0
+    followed by the sync-mode steady state of `--resync`, then contacts-only
+    buckets with bucket bits 16) and reads its JSON report; with `--cds-avx2`
+    the same two runs again with a second build of cds (one compiled without
+    the AVX-512 IFMA backend), for the backend's gain in the same run;
 
 and prints one markdown table per N (or, with --json, one JSON document).
 
@@ -64,7 +67,10 @@ CDS_FIELDS: dict[str, tuple[type, ...]] = {
     "table_records": (int,),
     "table_bytes": (int,),
     "rss_bytes_per_user": (int, float, type(None)),
+    "curve_backend": (str,),
 }
+# The steps of `resync` in `cds bench --resync --json`.
+CDS_RESYNC_STEPS = ("first_download", "new_contacts", "unchanged", "after_changes")
 CDS_LATENCY_FIELDS = ("p50", "p95", "p99", "max")
 
 NOTES = [
@@ -72,6 +78,18 @@ NOTES = [
     "(the server proves it evaluated with its committed key); OpenMined does "
     "not: its server is trusted to be honest. cds's server and client times "
     "include that proof.",
+    "cds sync (zero-leak) is the client keeping its own copy of the sealed "
+    "records, synced by delta (`BucketMode::Sync`): its first request "
+    "downloads the whole table once per key epoch, a request then carries "
+    "only new contacts' elements, and a re-sync only what changed. Its "
+    "per-request row is a request for {contacts} new contacts, its first "
+    "request the epoch's full download plus those contacts; its client time "
+    "is the process CPU of the call less the in-process server's evaluation "
+    "time (so it also counts page encoding and gRPC on both ends); its "
+    "server time is the same evaluation as all-buckets'.",
+    "OpenMined has no delta: after the server set changes, a client that "
+    "kept its evaluated contacts re-downloads the whole setup message (the "
+    "re-sync row); cds sync downloads the changed records only.",
     "cds contacts-only (b={bits}) reveals {bits} bits of each contact's hash "
     "(its bucket) to the server; cds all-buckets (b=0) downloads the whole "
     "table with every request and, like OpenMined, reveals nothing about the "
@@ -87,9 +105,11 @@ NOTES = [
     "`contacts` items: the setup message is built for that client set size, "
     "and a larger request is accepted silently at a higher false-positive "
     "rate.",
-    "The ratio column is OpenMined GCS divided by the better (lower) of the "
-    "two cds columns, the better one named in brackets; above 1 means cds "
-    "is lower (better).",
+    "The ratio column is OpenMined GCS divided by the best (lowest) cds "
+    "column of the default build, named in brackets; above 1 means cds is "
+    "lower (better). The (AVX2) columns, with --cds-avx2, are a build "
+    "without the AVX-512 IFMA backend, run on the same machine in the same "
+    "run.",
 ]
 
 
@@ -145,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-openmined", action="store_true", help="measure cds only")
     p.add_argument("--skip-cds", action="store_true", help="measure OpenMined only")
     p.add_argument("--cds", type=Path, default=DEFAULT_CDS, help="path to the cds binary")
+    p.add_argument("--cds-avx2", type=Path, default=None,
+                   help="a second cds binary built without the AVX-512 IFMA backend "
+                        "(RUSTFLAGS='--cfg curve25519_dalek_backend=\"simd\"'): "
+                        "its runs become extra (AVX2) columns")
+    p.add_argument("--cds-resync-changes", type=int, default=1000,
+                   help="registry changes before the sync-mode re-sync that is measured")
     p.add_argument("--cds-duration", type=parse_duration, default="10s",
                    help="--duration for each cds bench run")
     p.add_argument("--cds-bucket-bits", type=int, default=16,
@@ -384,11 +410,13 @@ class CdsError(RuntimeError):
 
 
 def cds_command(cds: Path, n: int, contacts: int, bucket_bits: int, contacts_only: bool,
-                duration: str) -> list[str]:
+                duration: str, resync_changes: int | None = None) -> list[str]:
     cmd = [str(cds), "bench", "--local", "--users", str(n), "--contacts", str(contacts),
            "--clients", "1", "--duration", duration, "--bucket-bits", str(bucket_bits)]
     if contacts_only:
         cmd.append("--contacts-only")
+    if resync_changes is not None:
+        cmd += ["--resync", "--resync-changes", str(resync_changes)]
     cmd.append("--json")
     return cmd
 
@@ -439,8 +467,9 @@ def validate_cds_report(obj: dict[str, Any], n: int, contacts: int, bucket_bits:
 
 
 def run_cds(cds: Path, n: int, args: argparse.Namespace, bucket_bits: int,
-            contacts_only: bool) -> dict[str, Any]:
-    cmd = cds_command(cds, n, args.contacts, bucket_bits, contacts_only, args.cds_duration)
+            contacts_only: bool, resync: bool = False) -> dict[str, Any]:
+    cmd = cds_command(cds, n, args.contacts, bucket_bits, contacts_only, args.cds_duration,
+                      args.cds_resync_changes if resync else None)
     log("  " + " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.cds_timeout)
@@ -462,7 +491,51 @@ def run_cds(cds: Path, n: int, args: argparse.Namespace, bucket_bits: int,
     }
     # Everything a cds client needs comes with each request: nothing to fetch first.
     derived["first_request_bytes"] = derived["bytes_per_request"]
+    # Without a delta, a re-sync after changes is a request like any other.
+    derived["resync_bytes"] = derived["bytes_per_request"]
     return {"command": cmd, "report": report, **derived}
+
+
+def sync_column(run: dict[str, Any]) -> dict[str, Any]:
+    """The sync-mode column, from the `resync` object of an all-buckets run."""
+    report = run["report"]
+    resync = report.get("resync")
+    if not isinstance(resync, dict):
+        raise CdsError("cds bench --resync printed no `resync` object")
+    for step in CDS_RESYNC_STEPS:
+        s = resync.get(step)
+        if not isinstance(s, dict) or not all(
+                isinstance(s.get(k), (int, float)) for k in ("bytes_up", "bytes_down",
+                                                           "latency_ms")):
+            raise CdsError(f"cds bench JSON resync.{step} lacks bytes_up/bytes_down/latency_ms")
+    new = resync["new_contacts"]
+    if new.get("client_cpu_ms") is None:
+        raise CdsError("cds bench JSON resync.new_contacts lacks client_cpu_ms "
+                       "(a cds older than this script?)")
+    total = lambda s: s["bytes_up"] + s["bytes_down"]  # noqa: E731
+    return {
+        "command": run["command"],
+        "report": report,
+        "setup_s": run["setup_s"],
+        "setup_bytes": run["setup_bytes"],
+        "client_s": new["client_cpu_ms"] / 1e3,
+        "server_s": run["server_s"],
+        "latency_s": new["latency_ms"] / 1e3,
+        "bytes_per_request": total(new),
+        "first_request_bytes": total(resync["first_download"]),
+        "resync_bytes": total(resync["after_changes"]),
+        "resync": resync,
+    }
+
+
+def run_cds_modes(cds: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """All-buckets (with the sync steady state after it) and contacts-only."""
+    every = run_cds(cds, n, args, bucket_bits=0, contacts_only=False, resync=True)
+    return {
+        "all": every,
+        "sync": sync_column(every),
+        "contacts": run_cds(cds, n, args, bucket_bits=args.cds_bucket_bits, contacts_only=True),
+    }
 
 
 def check_cds_binary(cds: Path) -> Path:
@@ -508,6 +581,8 @@ ROWS: list[tuple[str, str, Callable[[float], str]]] = [
     ("bytes per request (up + down)", "bytes_per_request", fmt_bytes),
     ("bytes for a client's first request (incl. setup-message download)",
      "first_request_bytes", fmt_bytes),
+    ("bytes to re-sync after {changes:,} registry changes (OpenMined: a new setup message)",
+     "resync_bytes", fmt_bytes),
 ]
 
 
@@ -521,22 +596,31 @@ def ratio_cell(om: dict | None, cds_cols: list[tuple[str, dict | None]], key: st
     return f"{om[key] / best:.3g}× ({label})"
 
 
-def markdown_for_size(n: int, entry: dict[str, Any], contacts: int, bucket_bits: int) -> str:
+def markdown_for_size(n: int, entry: dict[str, Any], contacts: int, bucket_bits: int,
+                      changes: int) -> str:
     om = entry.get("openmined") or {}
     gcs, raw = om.get("GCS"), om.get("RAW")
+    if gcs is not None and "resync_bytes" not in gcs:
+        gcs["resync_bytes"] = gcs["setup_bytes"]
+    if raw is not None and "resync_bytes" not in raw:
+        raw["resync_bytes"] = raw["setup_bytes"]
     cds = entry.get("cds") or {}
-    cds_all, cds_contacts = cds.get("all"), cds.get("contacts")
+    avx2 = entry.get("cds_avx2") or {}
+    names = [("all", "all-buckets (b=0)"), ("contacts", f"contacts-only (b={bucket_bits})"),
+             ("sync", "sync (zero-leak)")]
     columns = [("OpenMined GCS", gcs), ("OpenMined RAW", raw),
-               ("cds all-buckets (b=0)", cds_all),
-               (f"cds contacts-only (b={bucket_bits})", cds_contacts)]
-    cds_cols = [("all", cds_all), ("contacts-only", cds_contacts)]
+               *[(f"cds {title}", cds.get(key)) for key, title in names],
+               *[(f"cds {title} (AVX2)", avx2.get(key)) for key, title in names if avx2]]
+    cds_cols = [(key if key != "contacts" else "contacts-only", cds.get(key))
+                for key, _ in names]
     head = ["", *[c[0] for c in columns], "OpenMined GCS ÷ best cds"]
     lines = [f"### N = {n:,} server users, {contacts:,} contacts per request", "",
              "| " + " | ".join(head) + " |",
              "|" + "---|" + "---:|" * (len(head) - 1)]
     for title, key, fmt in ROWS:
         cells = [fmt(col[key]) if col is not None else "—" for _, col in columns]
-        lines.append("| " + " | ".join([title, *cells, ratio_cell(gcs, cds_cols, key)]) + " |")
+        lines.append("| " + " | ".join([title.format(changes=changes), *cells,
+                                        ratio_cell(gcs, cds_cols, key)]) + " |")
     extra = []
     for label, col in (("GCS", gcs), ("RAW", raw)):
         if col is not None:
@@ -546,14 +630,25 @@ def markdown_for_size(n: int, entry: dict[str, Any], contacts: int, bucket_bits:
                          f"{col['repeats']} request(s) (false positives {fp}, missed "
                          f"{col['missed']}); request {col['request_bytes']:,.0f} B, response "
                          f"{col['response_bytes']:,.0f} B; cpu/wall {col['cpu_over_wall']:.2f}.")
-    for label, col in (("all-buckets", cds_all), ("contacts-only", cds_contacts)):
+    for label, col in (("all-buckets", cds.get("all")), ("contacts-only", cds.get("contacts")),
+                       ("all-buckets (AVX2)", avx2.get("all")),
+                       ("contacts-only (AVX2)", avx2.get("contacts"))):
         if col is not None:
             r = col["report"]
-            extra.append(f"cds {label}: {r['requests']} requests in {r['duration_s']:.1f} s, "
+            extra.append(f"cds {label}, curve backend {r['curve_backend']}: "
+                         f"{r['requests']} requests in {r['duration_s']:.1f} s, "
                          f"latency p95 {r['latency_ms']['p95']:.3g} ms, "
                          f"up {r['bytes_up_per_request']:,.0f} B, "
                          f"down {r['bytes_down_per_request']:,.0f} B, "
                          f"{r['table_records']:,} table records.")
+    for label, col in (("sync", cds.get("sync")), ("sync (AVX2)", avx2.get("sync"))):
+        if col is not None:
+            rs = col["resync"]
+            parts = [f"{step.replace('_', ' ')} {rs[step]['bytes_up']:,} B up + "
+                     f"{rs[step]['bytes_down']:,} B down, {rs[step]['latency_ms']:.3g} ms"
+                     for step in CDS_RESYNC_STEPS]
+            extra.append(f"cds {label}: " + "; ".join(parts)
+                         + f"; client storage {rs['client_storage_bytes']:,} B.")
     if extra:
         lines.append("")
         lines.extend(f"- {e}" for e in extra)
@@ -574,7 +669,7 @@ def markdown_report(result: dict[str, Any]) -> str:
            f"cds bench --duration {p['cds_duration']}.", ""]
     for n in p["sizes"]:
         out.append(markdown_for_size(n, result["results"][str(n)], p["contacts"],
-                                     p["cds_bucket_bits"]))
+                                     p["cds_bucket_bits"], p["cds_resync_changes"]))
         out.append("")
     out.append("Notes:")
     out.append("")
@@ -607,13 +702,16 @@ def main(argv: list[str] | None = None) -> int:
             log(INSTALL_HINT.format(python=sys.executable))
             return 2
 
-    cds = None
+    cds = cds_avx2 = None
     versions: dict[str, str | None] = {
         "openmined_psi": openmined_version(psi) if psi else None, "cds": None}
     if not args.skip_cds:
         try:
             cds = check_cds_binary(args.cds)
             versions["cds"] = cds_version(cds)
+            if args.cds_avx2 is not None:
+                cds_avx2 = check_cds_binary(args.cds_avx2)
+                versions["cds_avx2"] = cds_version(cds_avx2)
         except (CdsError, RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             log(f"error: {e}")
             return 2
@@ -626,11 +724,9 @@ def main(argv: list[str] | None = None) -> int:
             entry["openmined"] = run_openmined(psi, n, args)
         if cds is not None:
             try:
-                entry["cds"] = {
-                    "all": run_cds(cds, n, args, bucket_bits=0, contacts_only=False),
-                    "contacts": run_cds(cds, n, args, bucket_bits=args.cds_bucket_bits,
-                                        contacts_only=True),
-                }
+                entry["cds"] = run_cds_modes(cds, n, args)
+                if cds_avx2 is not None:
+                    entry["cds_avx2"] = run_cds_modes(cds_avx2, n, args)
             except CdsError as e:
                 log(f"error: {e}")
                 return 1
@@ -643,11 +739,13 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": args.sizes, "contacts": args.contacts, "overlap": args.overlap,
             "fpr": args.fpr, "repeats": args.repeats, "seed": args.seed,
             "cds_duration": args.cds_duration, "cds_bucket_bits": args.cds_bucket_bits,
+            "cds_resync_changes": args.cds_resync_changes,
             "skip_raw": args.skip_raw, "skip_cds": args.skip_cds,
             "skip_openmined": args.skip_openmined,
         },
         "results": results,
-        "notes": [note.format(bits=args.cds_bucket_bits) for note in NOTES],
+        "notes": [note.format(bits=args.cds_bucket_bits, contacts=args.contacts)
+                  for note in NOTES],
     }
     if args.json:
         json.dump(json_ready(result), sys.stdout, indent=2)

@@ -9,7 +9,7 @@ use anyhow::Context;
 use cds_client::{BucketMode, Client};
 use cds_proto::v1::{ImportRequest, User};
 
-use super::workload::Target;
+use super::workload::{Target, server_counters};
 use crate::admin::SendAdminToken;
 
 /// Numbers registered by the re-sync's changes: +4916x, outside both the
@@ -27,6 +27,11 @@ pub struct Step {
     pub latency: Duration,
     /// SyncRecords calls.
     pub sync_calls: usize,
+    /// Client CPU time of the call, when the server runs in this process
+    /// (`--local`): the process's CPU time over the call less the server's
+    /// evaluation time, so it also counts the server's page and delta
+    /// encoding and both ends' gRPC work (an upper bound on the client's).
+    pub client_cpu: Option<Duration>,
 }
 
 /// What `--resync` measured.
@@ -51,19 +56,40 @@ pub struct ResyncFigures {
     pub storage: usize,
 }
 
-async fn step(client: &mut Client, book: &[String]) -> anyhow::Result<Step> {
+/// The in-process server's evaluation time so far, in microseconds.
+async fn evaluation_busy_micros(server: Option<(&Target, &SendAdminToken)>) -> Option<u64> {
+    let (target, token) = server?;
+    server_counters(target, token).await.map(|(_, busy)| busy)
+}
+
+async fn step(
+    client: &mut Client,
+    book: &[String],
+    server: Option<(&Target, &SendAdminToken)>,
+) -> anyhow::Result<Step> {
+    let busy_before = evaluation_busy_micros(server).await;
+    let cpu = cpu_time::ProcessTime::now();
     let t = Instant::now();
     client
         .discover(book, cds_client::Region::parse("US")?)
         .await
         .context("a sync-mode discovery failed")?;
     let latency = t.elapsed();
+    let process_cpu = cpu.elapsed();
+    let busy_after = evaluation_busy_micros(server).await;
+    let client_cpu = match (busy_before, busy_after) {
+        (Some(b0), Some(b1)) => {
+            Some(process_cpu.saturating_sub(Duration::from_micros(b1.saturating_sub(b0))))
+        }
+        _ => None,
+    };
     let r = client.last_report();
     Ok(Step {
         up: r.bytes_sent + r.sync_bytes_sent,
         down: r.bytes_received + r.sync_bytes_received,
         latency,
         sync_calls: r.sync_requests,
+        client_cpu,
     })
 }
 
@@ -89,11 +115,15 @@ pub async fn measure(
         builder = builder.profile(p.clone());
     }
     let mut client = builder.connect().await.context("cannot connect")?;
+    // Client CPU is only told apart from the server's when both run in
+    // this process (`--local`, the only mode that knows its registered
+    // numbers).
+    let local = target.registered.is_some().then_some((target, admin_token));
     let first_book = book();
-    let first_download = step(&mut client, &first_book).await?;
+    let first_download = step(&mut client, &first_book, local).await?;
     let new_book = book();
-    let new_contacts = step(&mut client, &new_book).await?;
-    let unchanged = step(&mut client, &new_book).await?;
+    let new_contacts = step(&mut client, &new_book, local).await?;
+    let unchanged = step(&mut client, &new_book, local).await?;
 
     let mut admin = crate::admin::connect(admin, &target.admin_channel, admin_token.clone())
         .await
@@ -110,7 +140,7 @@ pub async fn measure(
         .import(tokio_stream::iter(vec![ImportRequest { users }]))
         .await
         .context("the registry changes were refused")?;
-    let after_changes = step(&mut client, &new_book).await?;
+    let after_changes = step(&mut client, &new_book, local).await?;
     Ok(ResyncFigures {
         first_download,
         new_contacts,
@@ -131,6 +161,7 @@ impl ResyncFigures {
                 "bytes_down": s.down,
                 "latency_ms": s.latency.as_secs_f64() * 1e3,
                 "sync_calls": s.sync_calls,
+                "client_cpu_ms": s.client_cpu.map(|c| c.as_secs_f64() * 1e3),
             })
         };
         serde_json::json!({
@@ -148,11 +179,14 @@ impl ResyncFigures {
     pub fn rows(&self, human: impl Fn(f64) -> String) -> Vec<(String, String)> {
         let row = |s: &Step| {
             format!(
-                "{} up + {} down, {:.1} ms, {} sync call(s)",
+                "{} up + {} down, {:.1} ms, {} sync call(s){}",
                 human(s.up as f64),
                 human(s.down as f64),
                 s.latency.as_secs_f64() * 1e3,
-                s.sync_calls
+                s.sync_calls,
+                s.client_cpu
+                    .map(|c| format!(", client CPU {:.1} ms", c.as_secs_f64() * 1e3))
+                    .unwrap_or_default()
             )
         };
         vec![

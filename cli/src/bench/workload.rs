@@ -220,7 +220,7 @@ async fn back_off(deadline: Instant) {
 
 /// The server's evaluation counters, if its Admin API is reachable (a
 /// refusal is reported on stderr).
-async fn server_counters(target: &Target, token: &SendAdminToken) -> Option<(u64, u64)> {
+pub(super) async fn server_counters(target: &Target, token: &SendAdminToken) -> Option<(u64, u64)> {
     let admin = target.admin.as_deref()?;
     let mut client = crate::admin::connect(admin, &target.admin_channel, token.clone())
         .await
