@@ -166,17 +166,17 @@ impl RecordCopy {
             }
             let records = RecordRef::decode_packed(&response.records)
                 .map_err(|_| SyncApplyError::Malformed("a page's records do not decode"))?;
-            let pending = self.pending.get_or_insert(Pending {
-                first_version: 0,
-                cursor: Bytes::new(),
-            });
-            if pending.first_version == 0 {
-                if response.version == 0 {
+            let first_version = match &self.pending {
+                Some(p) if p.first_version != 0 => p.first_version,
+                _ if response.version == 0 => {
                     return Err(SyncApplyError::Malformed("a page names no version"));
                 }
-                pending.first_version = response.version;
-            }
-            pending.cursor = response.next_cursor.clone();
+                _ => response.version,
+            };
+            self.pending = Some(Pending {
+                first_version,
+                cursor: response.next_cursor.clone(),
+            });
             for r in records {
                 insert(&mut self.records, &mut self.digest, r);
             }
@@ -184,6 +184,10 @@ impl RecordCopy {
         }
         if !response.next_cursor.is_empty() {
             return Err(SyncApplyError::Malformed("a delta carries a cursor"));
+        }
+        // Version 0 asks for pages: a copy at it would be downloaded over.
+        if response.version == 0 {
+            return Err(SyncApplyError::Malformed("a delta names no version"));
         }
         let expected = SetDigest::from_slice(&response.set_digest)
             .map_err(|_| SyncApplyError::Malformed("a delta's digest is not 16 bytes"))?;
@@ -336,6 +340,18 @@ mod tests {
             assert_eq!(copy, before);
         }
         assert_eq!(copy.apply(&honest), Ok(true));
+    }
+
+    #[test]
+    fn a_delta_naming_version_0_is_refused_and_leaves_the_copy_alone() {
+        let s = server(3);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 1 << 20);
+        let before = copy.clone();
+        let mut r = answer_sync(&s, &copy.next_request(), 1 << 20, 1 << 30).expect("answers");
+        r.version = 0;
+        assert!(matches!(copy.apply(&r), Err(SyncApplyError::Malformed(_))));
+        assert_eq!(copy, before);
     }
 
     #[test]
