@@ -12,7 +12,7 @@
 //! Encoding ([`DiscoveryCache::to_bytes`]), all integers big-endian:
 //!
 //! ```text
-//! "CDSC" || version (1 byte, 3) || epoch (8) || public key (32) || count (4)
+//! "CDSC" || version (1 byte, 4) || epoch (8) || public key (32) || count (4)
 //! || count × ( number digits as u64 (8) || output (64) )
 //! || bucket count (4) || bucket count × ( bucket id (4) || length (4) || records (length) )
 //! || copy flag (1: 0 none, 1 a record copy follows)
@@ -21,14 +21,18 @@
 //!      || records length (8) || records ]
 //! ```
 //!
-//! The records are in record format 2 (`docs/protocol.md` §5). Versions 1
-//! (no bucket section) and 2 (buckets of format 1 records, no copy
-//! section), written by earlier clients, are still read: their outputs are
-//! kept (a PRF output does not depend on the record format) and their
-//! buckets dropped, so the next request downloads those buckets again in
-//! the new format. A copy whose records do not match its digest (a damaged
-//! file), or of another epoch than the cache, is dropped on reading: the
-//! next sync downloads it again.
+//! The records are in record format 2 (`docs/protocol.md` §5). The copy's
+//! cursor is the server's (`docs/protocol.md` §6.6: since version 4, a
+//! bucket and a 25-byte record id). Versions 1 (no bucket section), 2
+//! (buckets of format 1 records, no copy section) and 3 (a copy keyed by
+//! match tag, whose cursor names a tag), written by earlier clients, are
+//! still read: their outputs are kept (a PRF output does not depend on the
+//! record format), the buckets of versions 1 and 2 dropped (the next
+//! request downloads them again in the new format) and the copy of version
+//! 3 dropped (it may lack one of two records sharing a tag, and its cursor
+//! is one a current server refuses): the next sync downloads it again. A
+//! copy whose records do not match its digest (a damaged file), or of
+//! another epoch than the cache, is dropped on reading too.
 
 use std::collections::HashMap;
 
@@ -38,10 +42,13 @@ use cds_core::{E164, OUTPUT_LEN, Output, PublicKey, Record, RecordRef, SET_DIGES
 use crate::sync::{Pending, RecordCopy};
 
 const MAGIC: &[u8; 4] = b"CDSC";
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
 /// The first version whose buckets hold record format 2 (and which has
 /// the copy section).
 const FIRST_COMPACT_VERSION: u8 = 3;
+/// The first version whose copy is keyed by record id (with cursors that
+/// name a record id).
+const FIRST_RECORD_ID_VERSION: u8 = 4;
 const HEADER_LEN: usize = 4 + 1 + 8 + 32 + 4;
 const ENTRY_LEN: usize = 8 + OUTPUT_LEN;
 
@@ -211,7 +218,7 @@ impl DiscoveryCache {
             }
             _ => read_buckets(rest, true)?,
         };
-        let copy = copy.filter(|c| c.epoch == epoch);
+        let copy = copy.filter(|c| c.epoch == epoch && version >= FIRST_RECORD_ID_VERSION);
         let mut outputs = HashMap::with_capacity(count);
         for entry in entries.chunks_exact(ENTRY_LEN) {
             let digits = u64::from_be_bytes(entry[..8].try_into().map_err(|_| CacheError::Length)?);
@@ -253,8 +260,8 @@ fn write_copy(out: &mut Vec<u8>, copy: Option<&RecordCopy>) {
     }
 }
 
-/// The bucket section of a version 2 or 3 cache: every byte must belong to
-/// it, each bucket once. With `current` (version 3) each bucket must hold
+/// The bucket section of a version 2, 3 or 4 cache: every byte must belong
+/// to it, each bucket once. With `current` (version 3 or 4) each bucket must hold
 /// well-formed packed records of format 2 and the copy section follows;
 /// version 2 buckets (format 1) are checked only for shape.
 fn read_buckets(
@@ -327,7 +334,7 @@ fn read_copy<'a>(
     let mut map = std::collections::BTreeMap::new();
     for r in records {
         let record = Record::from_bytes(r.as_bytes()).map_err(|_| CacheError::Entry)?;
-        map.insert(r.tag(), record);
+        map.insert(r.id(), record);
     }
     let mut copy = RecordCopy {
         epoch,
@@ -382,7 +389,7 @@ mod tests {
         let packed = sealed_records();
         for r in RecordRef::decode_packed(&packed).expect("records") {
             copy.records
-                .insert(r.tag(), Record::from_bytes(r.as_bytes()).expect("one"));
+                .insert(r.id(), Record::from_bytes(r.as_bytes()).expect("one"));
         }
         copy.digest = copy.recompute_digest();
         copy.pending = None;
@@ -397,6 +404,35 @@ mod tests {
         let read = DiscoveryCache::from_bytes(&damaged).expect("reads");
         assert_eq!(read.copy, None);
         assert_eq!(read.len(), 2);
+    }
+
+    #[test]
+    fn a_version_3_cache_keeps_its_outputs_and_buckets_and_drops_its_tag_keyed_copy() {
+        let mut c = cache_with(2);
+        c.put_bucket(3, sealed_records());
+        let mut with_copy = c.clone();
+        let mut copy = crate::sync::RecordCopy::start(7);
+        for r in RecordRef::decode_packed(&sealed_records()).expect("records") {
+            copy.records
+                .insert(r.id(), Record::from_bytes(r.as_bytes()).expect("one"));
+        }
+        copy.digest = copy.recompute_digest();
+        // Mid-download, with a cursor naming a match tag (bucket and tag).
+        copy.pending = Some(Pending {
+            first_version: 4,
+            cursor: vec![0; 12].into(),
+        });
+        with_copy.copy = Some(copy);
+        let mut v3 = with_copy.to_bytes();
+        assert_eq!(v3[4], 4);
+        assert!(
+            DiscoveryCache::from_bytes(&v3)
+                .expect("reads")
+                .copy
+                .is_some()
+        );
+        v3[4] = 3;
+        assert_eq!(DiscoveryCache::from_bytes(&v3), Ok(c));
     }
 
     #[test]

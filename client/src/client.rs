@@ -14,7 +14,7 @@ use crate::cache::DiscoveryCache;
 
 use crate::config_check::accept_config;
 use crate::error::ClientError;
-use crate::matching::{Lookup, RecordIndex};
+use crate::matching::{FindRecord, Lookup, RecordIndex};
 use crate::normalize::{InvalidReason, Region, normalize};
 use crate::session::{BucketSelection, ServerParams, prepare_revalidating};
 use crate::sync::{RecordCopy, SyncApplyError};
@@ -216,6 +216,12 @@ impl Client {
         // open counts as no record: the call goes on exactly as if the
         // server had sent none, so a forged record cannot tell the server
         // whether this book holds the number (see `matching`).
+        // In sync mode the copy of every record is the index (kept with
+        // it, never rebuilt per call); otherwise what this call fetched.
+        let records: &dyn FindRecord = match self.cache.record_copy() {
+            Some(copy) if self.bucket_mode == BucketMode::Sync => copy,
+            _ => &index,
+        };
         let mut found: HashMap<&E164, Option<Label>> = HashMap::with_capacity(unique.len());
         let mut unopenable = 0;
         let (mut pairings, mut by_list) = (0, 0);
@@ -226,12 +232,12 @@ impl Client {
                 .ok_or(ClientError::MalformedResponse(
                     "a contact was not evaluated",
                 ))?;
-            let mut lookup = index.lookup(output);
+            let mut lookup = records.find(&RecordKeys::derive(output));
             if lookup == Lookup::NotFound {
                 // A contacts-only user who listed this user's number has a
                 // pair record in the same bucket (see `contacts_only`).
                 if let Some(pair) =
-                    crate::contacts_only::lookup(self.identity.as_deref(), &index, number)
+                    crate::contacts_only::lookup(self.identity.as_deref(), records, number)
                 {
                     pairings += 1;
                     if matches!(pair, Lookup::Registered(_)) {
@@ -348,9 +354,6 @@ impl Client {
             BTreeSet::new()
         };
         self.cache.retain_buckets(|b| needed.contains(&b));
-        if sync_mode && let Some(copy) = self.cache.record_copy() {
-            round.index.add(copy.packed())?;
-        }
         round.report.sync_requests = sync_report.sync_requests;
         round.report.sync_bytes_sent = sync_report.sync_bytes_sent;
         round.report.sync_bytes_received = sync_report.sync_bytes_received;
@@ -359,7 +362,11 @@ impl Client {
         tracing::debug!(
             contacts = numbers.len(),
             evaluated = fresh.len(),
-            records = round.index.len(),
+            records = if sync_mode {
+                self.cache.record_copy().map_or(0, RecordCopy::len)
+            } else {
+                round.index.len()
+            },
             "discovery round finished"
         );
         Ok(round.index)
@@ -396,6 +403,16 @@ impl Client {
                 }
                 let response = match self.rpc.sync_records(request).await {
                     Ok(r) => r.into_inner(),
+                    // A cursor this server refuses (one from a server
+                    // before record ids, or from another deployment):
+                    // start the download over, once.
+                    Err(status)
+                        if status.code() == tonic::Code::InvalidArgument
+                            && copy.is_resuming()
+                            && !restarted =>
+                    {
+                        break Err(SyncApplyError::Restart);
+                    }
                     Err(status) => {
                         // Keep what was downloaded: the next call resumes.
                         self.cache.copy = Some(copy);

@@ -13,7 +13,7 @@ use prost::Message as _;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::matching::{Lookup, RecordIndex};
+use crate::matching::{FindRecord, Lookup};
 use crate::normalize::{Region, normalize};
 
 /// What [`Client::upload_allow_list`] sent.
@@ -41,12 +41,12 @@ pub struct UploadReport {
 /// `None` without identity keys or for the user's own number.
 pub(crate) fn lookup(
     mine: Option<&IdentityKeys>,
-    index: &RecordIndex,
+    records: &dyn FindRecord,
     owner: &E164,
 ) -> Option<Lookup> {
     let mine = mine?;
     let keys = PairKey::derive(mine, owner).ok()?.record_keys(owner).ok()?;
-    Some(index.lookup_keys(&keys))
+    Some(records.find(&keys))
 }
 
 impl Client {

@@ -100,6 +100,8 @@ mod client;
 mod config_check;
 mod contacts_only;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod matching;
 pub mod normalize;
 pub mod session;

@@ -86,15 +86,57 @@ impl RecordIndex {
             return Lookup::NotFound;
         };
         let more = self.more.get(keys.tag()).map_or(&[][..], Vec::as_slice);
-        std::iter::once(first)
-            .chain(more)
-            .find_map(|&(buf, start, end)| {
-                RecordRef::decode_packed(&self.buffers[buf][start..end])
-                    .ok()
-                    .and_then(|mut v| v.pop())
-                    .and_then(|record| keys.open(record).ok())
-            })
-            .map_or(Lookup::Unopenable, Lookup::Registered)
+        open_first(
+            keys,
+            std::iter::once(first)
+                .chain(more)
+                .filter_map(|&(buf, start, end)| {
+                    RecordRef::decode_packed(&self.buffers[buf][start..end])
+                        .ok()
+                        .and_then(|mut v| v.pop())
+                }),
+        )
+    }
+}
+
+/// The first of `candidates` (the records under `keys`' tag) that opens
+/// with `keys`: [`Lookup::NotFound`] when there is none,
+/// [`Lookup::Unopenable`] when none opens.
+pub(crate) fn open_first<'a>(
+    keys: &RecordKeys,
+    candidates: impl IntoIterator<Item = RecordRef<'a>>,
+) -> Lookup {
+    let mut any = false;
+    for record in candidates {
+        any = true;
+        if let Ok(label) = keys.open(record) {
+            return Lookup::Registered(label);
+        }
+    }
+    if any {
+        Lookup::Unopenable
+    } else {
+        Lookup::NotFound
+    }
+}
+
+/// Where a discovery looks its contacts up: the records fetched by this
+/// call ([`RecordIndex`]), or in sync mode the copy of every record
+/// ([`crate::RecordCopy`]), which is its own index.
+pub(crate) trait FindRecord {
+    /// What the records say under `keys`.
+    fn find(&self, keys: &RecordKeys) -> Lookup;
+}
+
+impl FindRecord for RecordIndex {
+    fn find(&self, keys: &RecordKeys) -> Lookup {
+        self.lookup_keys(keys)
+    }
+}
+
+impl FindRecord for crate::sync::RecordCopy {
+    fn find(&self, keys: &RecordKeys) -> Lookup {
+        self.lookup_keys(keys)
     }
 }
 

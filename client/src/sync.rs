@@ -9,12 +9,21 @@
 //! it. A delta is applied to a scratch copy and kept only if the digests
 //! agree, so a tampered or mis-applied delta leaves the copy as it was and
 //! the caller starts over with a full download.
+//!
+//! The copy is keyed by [`RecordId`] (a record's first 25 bytes: tag,
+//! label length, SIV), unique per record where an 8-byte match tag may be
+//! shared by two users of one table. Ids start with the tag, so the copy
+//! is also its own match index: the records under a tag are one range of
+//! it ([`RecordCopy::lookup_keys`]), found in `O(log n)` with no index to
+//! build or keep beside it.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use cds_core::{MatchTag, Record, RecordRef, SetDigest};
+use cds_core::{Output, Record, RecordId, RecordKeys, RecordRef, SetDigest};
 use cds_proto::v1::{SyncRequest, SyncResponse};
+
+use crate::matching::Lookup;
 
 /// Why a sync response was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +32,7 @@ pub enum SyncApplyError {
     /// The response names another key epoch than the copy's.
     #[error("the sync response is for another key epoch: download the records again")]
     WrongEpoch,
-    /// Records or tags that do not decode, or fields that do not belong to
+    /// Records or record ids that do not decode, or fields that do not belong to
     /// the kind of response.
     #[error("the sync response is malformed: {0}")]
     Malformed(&'static str),
@@ -53,7 +62,7 @@ pub struct RecordCopy {
     pub(crate) epoch: u64,
     /// The version the copy is at (meaningful once `pending` is `None`).
     pub(crate) version: u64,
-    pub(crate) records: BTreeMap<MatchTag, Record>,
+    pub(crate) records: BTreeMap<RecordId, Record>,
     pub(crate) digest: SetDigest,
     pub(crate) pending: Option<Pending>,
 }
@@ -104,13 +113,18 @@ impl RecordCopy {
         self.records.values().map(|r| r.as_bytes().len()).sum()
     }
 
-    /// Every record back to back, in tag order.
+    /// Every record back to back, in id (so tag) order.
     pub fn packed(&self) -> Bytes {
         let mut out = Vec::with_capacity(self.record_bytes());
         for r in self.records.values() {
             out.extend_from_slice(r.as_bytes());
         }
         out.into()
+    }
+
+    /// Whether the next request continues a download from a cursor.
+    pub(crate) fn is_resuming(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.cursor.is_empty())
     }
 
     /// The request that brings the copy forward: the next page, or the
@@ -147,22 +161,22 @@ impl RecordCopy {
         }
         let delta = self.next_request().since_version != 0;
         if !delta {
-            if !response.removed_tags.is_empty() || !response.set_digest.is_empty() {
+            if !response.removed_ids.is_empty() || !response.set_digest.is_empty() {
                 return Err(SyncApplyError::Malformed("a page carries delta fields"));
             }
             let records = RecordRef::decode_packed(&response.records)
                 .map_err(|_| SyncApplyError::Malformed("a page's records do not decode"))?;
-            let pending = self.pending.get_or_insert(Pending {
-                first_version: 0,
-                cursor: Bytes::new(),
-            });
-            if pending.first_version == 0 {
-                if response.version == 0 {
+            let first_version = match &self.pending {
+                Some(p) if p.first_version != 0 => p.first_version,
+                _ if response.version == 0 => {
                     return Err(SyncApplyError::Malformed("a page names no version"));
                 }
-                pending.first_version = response.version;
-            }
-            pending.cursor = response.next_cursor.clone();
+                _ => response.version,
+            };
+            self.pending = Some(Pending {
+                first_version,
+                cursor: response.next_cursor.clone(),
+            });
             for r in records {
                 insert(&mut self.records, &mut self.digest, r);
             }
@@ -171,23 +185,27 @@ impl RecordCopy {
         if !response.next_cursor.is_empty() {
             return Err(SyncApplyError::Malformed("a delta carries a cursor"));
         }
+        // Version 0 asks for pages: a copy at it would be downloaded over.
+        if response.version == 0 {
+            return Err(SyncApplyError::Malformed("a delta names no version"));
+        }
         let expected = SetDigest::from_slice(&response.set_digest)
             .map_err(|_| SyncApplyError::Malformed("a delta's digest is not 16 bytes"))?;
-        let removed = cds_core::sync::decode_tags(&response.removed_tags)
-            .map_err(|_| SyncApplyError::Malformed("a delta's removed tags do not decode"))?;
+        let removed = cds_core::sync::decode_ids(&response.removed_ids)
+            .map_err(|_| SyncApplyError::Malformed("a delta's removed record ids do not decode"))?;
         let added = RecordRef::decode_packed(&response.records)
             .map_err(|_| SyncApplyError::Malformed("a delta's records do not decode"))?;
         // The digest after the delta, computed before touching the copy.
         let mut digest = self.digest;
-        let mut touched: BTreeMap<MatchTag, Option<RecordRef<'_>>> = BTreeMap::new();
-        for t in removed {
-            touched.insert(t, None);
+        let mut touched: BTreeMap<RecordId, Option<RecordRef<'_>>> = BTreeMap::new();
+        for id in removed {
+            touched.insert(id, None);
         }
         for r in added {
-            touched.insert(r.tag(), Some(r));
+            touched.insert(r.id(), Some(r));
         }
-        for (tag, new) in &touched {
-            if let Some(old) = self.records.get(tag) {
+        for (id, new) in &touched {
+            if let Some(old) = self.records.get(id) {
                 digest.remove(old.as_ref());
             }
             if let Some(r) = new {
@@ -197,15 +215,15 @@ impl RecordCopy {
         if digest != expected {
             return Err(SyncApplyError::DigestMismatch);
         }
-        for (tag, new) in touched {
+        for (id, new) in touched {
             match new {
                 None => {
-                    self.records.remove(&tag);
+                    self.records.remove(&id);
                 }
                 Some(r) => {
                     let record = Record::from_bytes(r.as_bytes())
                         .map_err(|_| SyncApplyError::Malformed("a record does not decode"))?;
-                    self.records.insert(tag, record);
+                    self.records.insert(id, record);
                 }
             }
         }
@@ -215,18 +233,36 @@ impl RecordCopy {
         Ok(true)
     }
 
+    /// What the copy holds for the number behind `output` (as
+    /// [`crate::matching::RecordIndex::lookup`]).
+    pub fn lookup(&self, output: &Output) -> Lookup {
+        self.lookup_keys(&RecordKeys::derive(output))
+    }
+
+    /// What the copy holds under `keys`: every record under their tag is
+    /// tried (two may share it) until one opens. `O(log n)` in the copy's
+    /// size: its ids start with the tag.
+    pub fn lookup_keys(&self, keys: &RecordKeys) -> Lookup {
+        crate::matching::open_first(
+            keys,
+            self.records
+                .range(RecordId::range_of(keys.tag()))
+                .map(|(_, r)| r.as_ref()),
+        )
+    }
+
     /// The digest of the records held, computed afresh.
     pub(crate) fn recompute_digest(&self) -> SetDigest {
         SetDigest::of(self.records.values().map(Record::as_ref))
     }
 }
 
-/// Put `r` in the copy, replacing any record with its tag.
-fn insert(records: &mut BTreeMap<MatchTag, Record>, digest: &mut SetDigest, r: RecordRef<'_>) {
+/// Put `r` in the copy, replacing any record with its id.
+fn insert(records: &mut BTreeMap<RecordId, Record>, digest: &mut SetDigest, r: RecordRef<'_>) {
     let Ok(record) = Record::from_bytes(r.as_bytes()) else {
         return;
     };
-    if let Some(old) = records.insert(r.tag(), record) {
+    if let Some(old) = records.insert(r.id(), record) {
         digest.remove(old.as_ref());
     }
     digest.add(r);
@@ -307,6 +343,18 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_naming_version_0_is_refused_and_leaves_the_copy_alone() {
+        let s = server(3);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 1 << 20);
+        let before = copy.clone();
+        let mut r = answer_sync(&s, &copy.next_request(), 1 << 20, 1 << 30).expect("answers");
+        r.version = 0;
+        assert!(matches!(copy.apply(&r), Err(SyncApplyError::Malformed(_))));
+        assert_eq!(copy, before);
+    }
+
+    #[test]
     fn a_response_naming_another_epoch_is_refused() {
         let s = server(3);
         let mut copy = RecordCopy::start(5);
@@ -335,5 +383,157 @@ mod tests {
         sync(&s, &mut back, 300);
         assert_eq!(back.records, whole.records);
         assert_eq!(back.digest, whole.digest);
+    }
+
+    /// Keys under one chosen tag: what two users whose 8-byte tags collide
+    /// look like.
+    fn colliding_keys(k: u8) -> RecordKeys {
+        cds_core::dangerous::record_keys_from_parts([0x42; cds_core::TAG_LEN], [k; 64])
+    }
+
+    fn sealed(keys: &RecordKeys, label: &[u8]) -> Record {
+        keys.seal(&Label::new(label.to_vec()).expect("short"))
+    }
+
+    fn packed(records: &[&Record]) -> Bytes {
+        let mut out = Vec::new();
+        for r in records {
+            out.extend_from_slice(r.as_bytes());
+        }
+        out.into()
+    }
+
+    fn digest(records: &[&Record]) -> Bytes {
+        Bytes::copy_from_slice(&SetDigest::of(records.iter().map(|r| r.as_ref())).to_bytes())
+    }
+
+    #[test]
+    fn two_records_sharing_a_tag_survive_a_download_a_delta_and_the_digest_check() {
+        let (ka, kb, kc) = (colliding_keys(1), colliding_keys(2), colliding_keys(3));
+        let a = sealed(&ka, b"a");
+        let b = sealed(&kb, b"b");
+        let other = sealed(
+            &RecordKeys::derive(&cds_core::Output::from_bytes([7; 64])),
+            b"o",
+        );
+        assert_eq!(a.as_ref().tag(), b.as_ref().tag());
+        let mut copy = RecordCopy::start(5);
+        // One page per record, as a server with a tiny page would send.
+        for (i, r) in [&a, &b, &other].into_iter().enumerate() {
+            let page = SyncResponse {
+                epoch: 5,
+                version: 3,
+                records: packed(&[r]),
+                next_cursor: if i < 2 {
+                    vec![0; 29].into()
+                } else {
+                    Bytes::new()
+                },
+                ..Default::default()
+            };
+            assert_eq!(copy.apply(&page), Ok(false));
+        }
+        assert_eq!(copy.next_request().since_version, 3);
+        let last = SyncResponse {
+            epoch: 5,
+            version: 3,
+            set_digest: digest(&[&a, &b, &other]),
+            ..Default::default()
+        };
+        assert_eq!(copy.apply(&last), Ok(true));
+        assert_eq!(copy.len(), 3);
+        assert_eq!(
+            copy.lookup_keys(&ka),
+            Lookup::Registered(Label::new(b"a".to_vec()).expect("short"))
+        );
+        assert_eq!(
+            copy.lookup_keys(&kb),
+            Lookup::Registered(Label::new(b"b".to_vec()).expect("short"))
+        );
+        // A record under the tag that opens with neither: a lookup tries
+        // each and reports none.
+        assert_eq!(copy.lookup_keys(&kc), Lookup::Unopenable);
+        // One of the two leaves, another user under the same tag arrives:
+        // the other record of the tag stays.
+        let c = sealed(&kc, b"c");
+        let delta = SyncResponse {
+            epoch: 5,
+            version: 4,
+            records: packed(&[&c]),
+            removed_ids: Bytes::copy_from_slice(a.as_ref().id().as_bytes()),
+            set_digest: digest(&[&b, &c, &other]),
+            ..Default::default()
+        };
+        assert_eq!(copy.apply(&delta), Ok(true));
+        assert_eq!(copy.len(), 3);
+        assert_eq!(copy.recompute_digest(), copy.digest);
+        assert_eq!(copy.lookup_keys(&ka), Lookup::Unopenable);
+        assert_eq!(
+            copy.lookup_keys(&kb),
+            Lookup::Registered(Label::new(b"b".to_vec()).expect("short"))
+        );
+        assert_eq!(
+            copy.lookup_keys(&kc),
+            Lookup::Registered(Label::new(b"c".to_vec()).expect("short"))
+        );
+        // And both survive the cache file.
+        let mut cache = crate::cache::DiscoveryCache::new();
+        cache.bind(5, *KeyPair::generate(&mut rand::rng()).public());
+        cache.copy = Some(copy.clone());
+        let back = crate::cache::DiscoveryCache::from_bytes(&cache.to_bytes()).expect("reads");
+        assert_eq!(back.copy, Some(copy));
+    }
+
+    #[test]
+    fn removed_ids_that_do_not_decode_are_refused_and_leave_the_copy_alone() {
+        let s = server(4);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 1 << 20);
+        let before = copy.clone();
+        let honest = answer_sync(&s, &copy.next_request(), 1 << 20, 1 << 30).expect("answers");
+        // 8-byte tags, as a server from before record ids sent them.
+        let mut tags = honest.clone();
+        tags.removed_ids = vec![0x11; 8].into();
+        assert!(matches!(
+            copy.apply(&tags),
+            Err(SyncApplyError::Malformed(_))
+        ));
+        // A whole id whose label length no record can have.
+        let mut bad_len = honest.clone();
+        let mut id = vec![0x11; cds_core::RECORD_ID_LEN];
+        id[cds_core::TAG_LEN] = 65;
+        bad_len.removed_ids = id.into();
+        assert!(matches!(
+            copy.apply(&bad_len),
+            Err(SyncApplyError::Malformed(_))
+        ));
+        assert_eq!(copy, before);
+    }
+
+    #[test]
+    fn lookups_in_the_copy_follow_each_delta() {
+        let s = server(20);
+        let output = |i: u64| {
+            s.oprf()
+                .evaluate(user(i, true).number.as_bytes())
+                .expect("evaluates")
+        };
+        let label = |i: u64| Lookup::Registered(user(i, true).label);
+        let mut copy = RecordCopy::start(5);
+        sync(&s, &mut copy, 1 << 20);
+        assert_eq!(copy.lookup(&output(3)), label(3));
+        assert_eq!(copy.lookup(&output(77)), Lookup::NotFound);
+        // One opts out, one arrives, one changes label.
+        s.table().apply(s.oprf(), &user(3, false));
+        s.table().apply(s.oprf(), &user(77, true));
+        let mut renamed = user(4, true);
+        renamed.label = Label::new(b"renamed".to_vec()).expect("short");
+        s.table().apply(s.oprf(), &renamed);
+        sync(&s, &mut copy, 1 << 20);
+        assert_eq!(copy.lookup(&output(3)), Lookup::NotFound);
+        assert_eq!(copy.lookup(&output(77)), label(77));
+        assert_eq!(copy.lookup(&output(4)), Lookup::Registered(renamed.label));
+        assert_eq!(copy.lookup(&output(5)), label(5));
+        assert_eq!(copy.len(), 20);
     }
 }

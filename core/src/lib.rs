@@ -98,8 +98,8 @@ pub use profile::{
     MAX_PROFILE_KEYS, PROFILE_PREFIX, PROFILE_VERSION, ProfileError, ServerProfile, Suite,
 };
 pub use record::{
-    Label, MAX_LABEL_LEN, MAX_RECORD_LEN, MIN_RECORD_LEN, MatchTag, RECORD_FORMAT, RECORD_KEY_LEN,
-    RECORD_OVERHEAD, Record, RecordKeys, RecordRef, TAG_LEN, record_len,
+    Label, MAX_LABEL_LEN, MAX_RECORD_LEN, MIN_RECORD_LEN, MatchTag, RECORD_FORMAT, RECORD_ID_LEN,
+    RECORD_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, RecordKeys, RecordRef, TAG_LEN, record_len,
 };
 pub use suite::{ELEMENT_LEN, IDENTIFIER, MAX_BATCH, Mode, OUTPUT_LEN, PROOF_LEN, SCALAR_LEN};
 pub use sync::{SET_DIGEST_LEN, SetDigest};

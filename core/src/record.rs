@@ -29,7 +29,9 @@
 //! (probability at most `n / 2^64` per contact for `n` records searched,
 //! about `5.4e-14` at a million records) fails to open it, and a record that
 //! does not open never yields a label. Two records may therefore share a
-//! tag: whoever looks a tag up tries every record under it.
+//! tag: whoever looks a tag up tries every record under it, and sync mode
+//! names each record by its [`RecordId`] (tag, label length, SIV), which
+//! two distinct records never share.
 
 use aes_siv::aead::KeyInit;
 use aes_siv::siv::Aes256Siv;
@@ -60,6 +62,9 @@ pub const RECORD_OVERHEAD: usize = HEADER_LEN + SIV_LEN;
 pub const MIN_RECORD_LEN: usize = RECORD_OVERHEAD;
 /// The longest record (a 64-byte label).
 pub const MAX_RECORD_LEN: usize = RECORD_OVERHEAD + MAX_LABEL_LEN;
+/// Size of a [`RecordId`]: a record's first 25 bytes (tag, label length,
+/// SIV).
+pub const RECORD_ID_LEN: usize = HEADER_LEN + SIV_LEN;
 
 /// The encoded length of a record holding a label of `label_len` bytes.
 pub const fn record_len(label_len: usize) -> usize {
@@ -113,6 +118,63 @@ impl MatchTag {
 impl core::fmt::Debug for MatchTag {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("MatchTag(<redacted>)")
+    }
+}
+
+/// What names one record among all those of a table, where a [`MatchTag`]
+/// may name several: its first 25 bytes, `tag (8) || label_len (1) || siv (16)`.
+///
+/// Two distinct records have distinct ids: two records with the same tag
+/// are of different record keys or labels, and then their synthetic IVs
+/// (a PRF of the key, the tag and the label) differ but with probability
+/// 2^-128. Sync mode keys the client's copy, the removals of a delta and
+/// the page cursor by it (`docs/protocol.md` §6.6). Ids order like the
+/// records they start (tag first), so the records of one tag are one
+/// range of ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId([u8; RECORD_ID_LEN]);
+
+impl RecordId {
+    /// The id bytes.
+    pub fn as_bytes(&self) -> &[u8; RECORD_ID_LEN] {
+        &self.0
+    }
+
+    /// The match tag the id starts with.
+    pub fn tag(&self) -> MatchTag {
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(&self.0[..TAG_LEN]);
+        MatchTag(t)
+    }
+
+    /// Parse exactly [`RECORD_ID_LEN`] bytes whose label length is at most
+    /// [`MAX_LABEL_LEN`] (the id of some well-formed record).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let id: [u8; RECORD_ID_LEN] = bytes.try_into().map_err(|_| Error::Length {
+            what: "a record id",
+            expected: RECORD_ID_LEN,
+            actual: bytes.len(),
+        })?;
+        if usize::from(id[TAG_LEN]) > MAX_LABEL_LEN {
+            return Err(Error::RecordEncoding("label length over 64"));
+        }
+        Ok(Self(id))
+    }
+
+    /// The smallest and largest ids a record under `tag` can have: every
+    /// record of `tag` lies in `first..=last`.
+    pub fn range_of(tag: &MatchTag) -> core::ops::RangeInclusive<Self> {
+        let mut first = [0u8; RECORD_ID_LEN];
+        first[..TAG_LEN].copy_from_slice(&tag.0);
+        let mut last = [0xffu8; RECORD_ID_LEN];
+        last[..TAG_LEN].copy_from_slice(&tag.0);
+        Self(first)..=Self(last)
+    }
+}
+
+impl core::fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RecordId(<redacted>)")
     }
 }
 
@@ -232,6 +294,14 @@ impl<'a> RecordRef<'a> {
         MatchTag(t)
     }
 
+    /// The record's id (its first 25 bytes): unique among distinct
+    /// records, unlike the tag.
+    pub fn id(&self) -> RecordId {
+        let mut id = [0u8; RECORD_ID_LEN];
+        id.copy_from_slice(&self.0[..RECORD_ID_LEN]);
+        RecordId(id)
+    }
+
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.0
@@ -335,6 +405,26 @@ mod tests {
         assert_eq!(rec.as_ref().tag(), *mine.tag());
         assert_eq!(mine.open(rec.as_ref()), Err(Error::RecordOpen));
         assert_eq!(theirs.open(rec.as_ref()), Ok(label(b"theirs")));
+    }
+
+    #[test]
+    fn records_that_share_a_tag_have_distinct_ids_in_the_tags_range() {
+        let tag = *keys(1).tag().as_bytes();
+        let a = RecordKeys::from_parts(tag, Zeroizing::new([1; RECORD_KEY_LEN])).seal(&label(b"x"));
+        let b = RecordKeys::from_parts(tag, Zeroizing::new([2; RECORD_KEY_LEN])).seal(&label(b"x"));
+        assert_eq!(a.as_ref().tag(), b.as_ref().tag());
+        assert_ne!(a.as_ref().id(), b.as_ref().id());
+        let range = RecordId::range_of(&a.as_ref().tag());
+        assert!(range.contains(&a.as_ref().id()) && range.contains(&b.as_ref().id()));
+        assert!(!range.contains(&keys(2).seal(&label(b"x")).as_ref().id()));
+        let id = a.as_ref().id();
+        assert_eq!(id.as_bytes()[..], a.as_bytes()[..RECORD_ID_LEN]);
+        assert_eq!(id.tag(), a.as_ref().tag());
+        assert_eq!(RecordId::from_slice(id.as_bytes()), Ok(id));
+        assert!(RecordId::from_slice(&id.as_bytes()[1..]).is_err());
+        let mut long = *id.as_bytes();
+        long[TAG_LEN] = 65;
+        assert!(RecordId::from_slice(&long).is_err());
     }
 
     #[test]

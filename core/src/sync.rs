@@ -1,4 +1,4 @@
-//! The sync mode's integrity value and tag lists, without I/O.
+//! The sync mode's integrity value and record-id lists, without I/O.
 //!
 //! A client in sync mode keeps its own copy of every sealed record of the
 //! epoch and brings it up to date with deltas (`docs/protocol.md` §6.6).
@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::hash::sha512;
-use crate::record::{MatchTag, RecordRef, TAG_LEN};
+use crate::record::{RECORD_ID_LEN, RecordId, RecordRef};
 
 /// Size of an encoded [`SetDigest`].
 pub const SET_DIGEST_LEN: usize = 16;
@@ -79,31 +79,28 @@ impl SetDigest {
     }
 }
 
-/// Parse match tags sent back to back (`TAG_LEN` bytes each), as a delta lists
-/// the records it removes.
-pub fn decode_tags(packed: &[u8]) -> Result<Vec<MatchTag>> {
-    if !packed.len().is_multiple_of(TAG_LEN) {
+/// Parse record ids sent back to back ([`RECORD_ID_LEN`] bytes each), as a
+/// delta lists the records it removes. Each must be the id of some
+/// well-formed record (see [`RecordId::from_slice`]).
+pub fn decode_ids(packed: &[u8]) -> Result<Vec<RecordId>> {
+    if !packed.len().is_multiple_of(RECORD_ID_LEN) {
         return Err(Error::Length {
-            what: "a list of match tags",
-            expected: packed.len() / TAG_LEN * TAG_LEN + TAG_LEN,
+            what: "a list of record ids",
+            expected: packed.len() / RECORD_ID_LEN * RECORD_ID_LEN + RECORD_ID_LEN,
             actual: packed.len(),
         });
     }
-    Ok(packed
-        .chunks_exact(TAG_LEN)
-        .map(|c| {
-            let mut t = [0u8; TAG_LEN];
-            t.copy_from_slice(c);
-            MatchTag(t)
-        })
-        .collect())
+    packed
+        .chunks_exact(RECORD_ID_LEN)
+        .map(RecordId::from_slice)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Output;
-    use crate::record::{Label, RecordKeys};
+    use crate::record::{Label, RecordKeys, TAG_LEN};
     use crate::suite::OUTPUT_LEN;
     use proptest::prelude::*;
 
@@ -131,6 +128,19 @@ mod tests {
     }
 
     #[test]
+    fn the_ids_of_sealed_records_decode_back() {
+        let rs: Vec<_> = (0..3).map(record).collect();
+        let packed: Vec<u8> = rs
+            .iter()
+            .flat_map(|r| r.as_ref().id().as_bytes().to_vec())
+            .collect();
+        let ids = decode_ids(&packed).expect("whole ids");
+        assert_eq!(ids, rs.iter().map(|r| r.as_ref().id()).collect::<Vec<_>>());
+        assert!(decode_ids(&packed[1..]).is_err());
+        assert_eq!(decode_ids(&[]), Ok(vec![]));
+    }
+
+    #[test]
     fn one_flipped_byte_of_a_record_changes_the_digest() {
         let r = record(9);
         let mut bytes = r.as_bytes().to_vec();
@@ -145,14 +155,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tag_lists_decode_exactly_when_whole(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
-            match decode_tags(&bytes) {
-                Ok(tags) => {
-                    prop_assert_eq!(bytes.len() % TAG_LEN, 0);
-                    let again: Vec<u8> = tags.iter().flat_map(|t| t.as_bytes().to_vec()).collect();
+        fn id_lists_decode_exactly_when_whole_with_valid_label_lengths(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+            let whole = bytes.len() % RECORD_ID_LEN == 0
+                && bytes.chunks(RECORD_ID_LEN).all(|c| usize::from(c[TAG_LEN]) <= crate::record::MAX_LABEL_LEN);
+            match decode_ids(&bytes) {
+                Ok(ids) => {
+                    prop_assert!(whole);
+                    let again: Vec<u8> = ids.iter().flat_map(|t| t.as_bytes().to_vec()).collect();
                     prop_assert_eq!(again, bytes);
                 }
-                Err(_) => prop_assert_ne!(bytes.len() % TAG_LEN, 0),
+                Err(_) => prop_assert!(!whole),
             }
         }
 

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use cds_client::DiscoveryCache;
-use cds_core::{AccountId, BlindedElement, Label, Output, Proof, RecordKeys};
+use cds_core::{AccountId, BlindedElement, Label, Output, Proof, RecordKeys, SetDigest};
 use cds_proto::v1::{ImportRequest, User};
 use cds_server::discovery::answer;
+use cds_server::discovery::sync::answer_sync;
 use prost::Message;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -112,9 +113,50 @@ fn main() {
         &cds_fuzz::join_messages(&[Vec::new()]),
     );
 
-    // Client cache (format in client/src/cache.rs): version 3 with one
-    // output and one bucket, checked by reading it back; versions 1 and 2
-    // (whose bucket section is dropped on reading).
+    // SyncRecords answers (first byte: the copy, `cds_fuzz::sync_copy`),
+    // each checked to apply as an honest one does.
+    let sync_seed = |mode: u8, response: &cds_proto::v1::SyncResponse, name: &str| {
+        let mut copy = cds_fuzz::sync_copy(mode);
+        cds_client::fuzzing::apply(&mut copy, response).expect("an honest answer applies");
+        let mut seed = vec![mode];
+        seed.extend_from_slice(&response.encode_to_vec());
+        write("sync_response", name, &seed);
+    };
+    let ask = |epoch: &cds_server::ServingEpoch, mode: u8, page: usize| {
+        let request = cds_client::fuzzing::next_request(&cds_fuzz::sync_copy(mode));
+        answer_sync(epoch, &request, page, cds_fuzz::LIMITS.max_response_bytes)
+            .expect("an honest request")
+    };
+    sync_seed(0, &ask(&epoch, 0, 1 << 20), "page-whole");
+    sync_seed(0, &ask(&epoch, 0, cds_fuzz::SYNC_PAGE), "page-first");
+    sync_seed(2, &ask(&epoch, 2, cds_fuzz::SYNC_PAGE), "page-next");
+    sync_seed(1, &ask(&epoch, 1, 1 << 20), "delta-empty");
+    // One user hides, one arrives, one changes label: a delta that removes
+    // two record ids and adds two records.
+    let changed = cds_fuzz::serving_epoch();
+    let mut users = cds_fuzz::users();
+    users[1].discoverable = false;
+    users[2].label = Label::new(b"renamed".to_vec()).expect("short");
+    users[0].discoverable = true;
+    for u in &users[..3] {
+        changed.table().apply(changed.oprf(), u);
+    }
+    let delta = ask(&changed, 1, 1 << 20);
+    assert_eq!(delta.removed_ids.len(), 2 * cds_core::RECORD_ID_LEN);
+    sync_seed(1, &delta, "delta-changes");
+    let restart = cds_proto::v1::SyncResponse {
+        epoch: cds_fuzz::EPOCH,
+        restart: true,
+        ..Default::default()
+    };
+    let mut seed = vec![1];
+    seed.extend_from_slice(&restart.encode_to_vec());
+    write("sync_response", "restart", &seed);
+
+    // Client cache (format in client/src/cache.rs): versions 3 and 4 with
+    // one output and one bucket, and a copy section (none, a current copy,
+    // a download in progress), each checked by reading it back; versions
+    // 1 and 2 (whose bucket section is dropped on reading).
     let label = Label::new(b"alice".to_vec()).expect("short");
     let record = RecordKeys::derive(&Output::from_bytes([5; 64])).seal(&label);
     let mut v1 = b"CDSC\x01".to_vec();
@@ -131,8 +173,46 @@ fn main() {
     v2.extend_from_slice(record.as_bytes());
     let mut v3 = v2.clone();
     v3[4] = 3;
-    for (name, bytes) in [("v1", &v1), ("v2", &v2), ("v3", &v3)] {
-        DiscoveryCache::from_bytes(bytes).expect("a valid cache");
+    v3.push(0); // no copy
+    // A copy section: epoch, version, digest, pending, records.
+    let copy_section = |pending: Option<&[u8]>| {
+        let mut c = vec![1];
+        c.extend_from_slice(&cds_fuzz::EPOCH.to_be_bytes());
+        c.extend_from_slice(&3u64.to_be_bytes());
+        c.extend_from_slice(&SetDigest::of([record.as_ref()]).to_bytes());
+        match pending {
+            None => c.push(0),
+            Some(cursor) => {
+                c.push(1);
+                c.extend_from_slice(&2u64.to_be_bytes());
+                c.extend_from_slice(&(cursor.len() as u32).to_be_bytes());
+                c.extend_from_slice(cursor);
+            }
+        }
+        c.extend_from_slice(&(record.as_bytes().len() as u64).to_be_bytes());
+        c.extend_from_slice(record.as_bytes());
+        c
+    };
+    let mut v3_copy = v2.clone();
+    v3_copy[4] = 3;
+    v3_copy.extend_from_slice(&copy_section(None));
+    let mut v4_copy = v3_copy.clone();
+    v4_copy[4] = 4;
+    let mut cursor = 0u32.to_be_bytes().to_vec();
+    cursor.extend_from_slice(record.as_ref().id().as_bytes());
+    let mut v4_download = v2.clone();
+    v4_download[4] = 4;
+    v4_download.extend_from_slice(&copy_section(Some(&cursor)));
+    for (name, bytes, copy) in [
+        ("v1", &v1, false),
+        ("v2", &v2, false),
+        ("v3", &v3, false),
+        ("v3-copy", &v3_copy, false),
+        ("v4-copy", &v4_copy, true),
+        ("v4-download", &v4_download, true),
+    ] {
+        let cache = DiscoveryCache::from_bytes(bytes).expect("a valid cache");
+        assert_eq!(cache.record_copy().is_some(), copy, "{name}");
         write("client_cache", name, bytes);
     }
     write("packed_records", "one", record.as_bytes());

@@ -4,13 +4,17 @@
 //! deterministic, so the seeds written once keep matching the targets
 //! (an honest `DiscoverResponse` seed still verifies).
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
+use cds_client::RecordCopy;
 use cds_client::session::{
     BucketSelection, PreparedBatch, ServerParams, prepare, prepare_revalidating,
 };
-use cds_core::{BucketBits, CredentialIssuer, E164, KeyPair, Label, Mode, VoprfServer};
+use cds_core::{BucketBits, CredentialIssuer, E164, KeyPair, Label, Mode, Output, VoprfServer};
 use cds_server::ServingEpoch;
 use cds_server::discovery::DiscoverLimits;
+use cds_server::discovery::sync::answer_sync;
 use cds_server::registry::User;
 use cds_server::table::RecordTable;
 use rand::SeedableRng;
@@ -113,6 +117,59 @@ pub fn client_request(mode: u8) -> PreparedBatch {
         _ => prepare(Vec::new(), &p, BucketSelection::Ids(vec![0]), &mut rng),
     };
     prepared.expect("a valid request")
+}
+
+/// Kinds of sync-mode copy a `sync_response` input is applied to, chosen
+/// by its first byte (modulo this).
+pub const SYNC_COPIES: u8 = 3;
+/// Bytes of records per sync page for copy 2: two records of this table.
+pub const SYNC_PAGE: usize = 40;
+
+/// Sync `copy` with `epoch`, `page` bytes a page, until current or
+/// (with `pages`) after that many pages.
+pub fn sync_with(epoch: &ServingEpoch, copy: &mut RecordCopy, page: usize, pages: Option<usize>) {
+    for done in 0.. {
+        if pages == Some(done) {
+            return;
+        }
+        let request = cds_client::fuzzing::next_request(copy);
+        let response = answer_sync(epoch, &request, page, LIMITS.max_response_bytes)
+            .expect("an honest sync request");
+        if cds_client::fuzzing::apply(copy, &response).expect("an honest answer applies") {
+            return;
+        }
+    }
+}
+
+/// A sync-mode copy of the fuzzed server's table, the same every time for
+/// the same `mode` (modulo [`SYNC_COPIES`]): 0 empty (the first page is
+/// next), 1 current at the table's first version (a delta is next), 2
+/// after the first page of [`SYNC_PAGE`] bytes (the next page is next).
+pub fn sync_copy(mode: u8) -> RecordCopy {
+    static COPIES: OnceLock<Vec<RecordCopy>> = OnceLock::new();
+    COPIES.get_or_init(|| {
+        let epoch = serving_epoch();
+        let empty = cds_client::fuzzing::start_copy(EPOCH);
+        let mut current = empty.clone();
+        sync_with(&epoch, &mut current, 1 << 20, None);
+        let mut partial = empty.clone();
+        sync_with(&epoch, &mut partial, SYNC_PAGE, Some(1));
+        vec![empty, current, partial]
+    })[usize::from(mode % SYNC_COPIES)]
+    .clone()
+}
+
+/// The PRF outputs of every registered number (what a sync-mode client
+/// looks up in its copy).
+pub fn outputs() -> &'static [Output] {
+    static OUTPUTS: OnceLock<Vec<Output>> = OnceLock::new();
+    OUTPUTS.get_or_init(|| {
+        let server = VoprfServer::new(key());
+        REGISTERED
+            .iter()
+            .map(|n| server.evaluate(number(n).as_bytes()).expect("evaluates"))
+            .collect()
+    })
 }
 
 /// The issuer of the credentials the fuzzed verifier accepts.

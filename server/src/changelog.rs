@@ -3,19 +3,21 @@
 //! changes are applied. Sync-mode clients ask for what changed since the
 //! version of their copy (`discovery::sync`).
 //!
-//! Each batch of changes the table applies becomes one entry: the tags of
-//! the records it removed and the records it added (a changed record is
-//! both: its tag is listed as added only, since adding replaces). Entries
+//! Each batch of changes the table applies becomes one entry: the ids
+//! ([`RecordId`]: unique per record, where two records may share a match
+//! tag) of the records it removed and the records it added (a changed
+//! record is both: the old record's id is removed, the new one added; a
+//! record sealed again unchanged keeps its id and is only added). Entries
 //! are dropped oldest first once they hold more than
 //! [`CHANGE_LOG_MAX_BYTES`]; a client whose version is older than the
 //! oldest change still held must download the table again.
 
 use std::collections::{HashMap, VecDeque};
 
-use cds_core::{MatchTag, Record, RecordRef, SetDigest};
+use cds_core::{RECORD_ID_LEN, Record, RecordId, RecordRef, SetDigest};
 
 /// Memory the change log of one table may hold: 8 MiB, about 130,000 added
-/// records of 33 bytes (or 520,000 removals) with their bookkeeping.
+/// records of 33 bytes (or 335,000 removals) with their bookkeeping.
 pub const CHANGE_LOG_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// What an entry costs beside its records: the entry itself and its two
@@ -27,14 +29,14 @@ const RECORD_OVERHEAD: usize = 32;
 #[derive(Debug)]
 struct Entry {
     version: u64,
-    removed: Vec<MatchTag>,
+    removed: Vec<RecordId>,
     added: Vec<Record>,
 }
 
 impl Entry {
     fn cost(&self) -> usize {
         ENTRY_OVERHEAD
-            + self.removed.len() * cds_core::SET_DIGEST_LEN
+            + self.removed.len() * RECORD_ID_LEN
             + self
                 .added
                 .iter()
@@ -48,9 +50,9 @@ impl Entry {
 pub struct Delta {
     /// The version the changes bring a copy to.
     pub version: u64,
-    /// Tags to remove, in tag order.
-    pub removed: Vec<MatchTag>,
-    /// Records to add (each replacing one with its tag), in tag order.
+    /// Ids of the records to remove, in id order.
+    pub removed: Vec<RecordId>,
+    /// Records to add (each replacing one with its id), in id order.
     pub added: Vec<Record>,
     /// The digest of the whole set at `version`.
     pub digest: SetDigest,
@@ -85,8 +87,8 @@ impl ChangeLog {
 
     /// Record the batch that makes version `current + 1`: `dropped` are
     /// the records it took out of the table (each removed or replaced),
-    /// `removed` the tags left without a record, `added` the new records.
-    pub fn push(&mut self, dropped: &[RecordRef<'_>], removed: Vec<MatchTag>, added: Vec<Record>) {
+    /// `removed` the ids of those no longer in it, `added` the new records.
+    pub fn push(&mut self, dropped: &[RecordRef<'_>], removed: Vec<RecordId>, added: Vec<Record>) {
         for r in dropped {
             self.digest.remove(*r);
         }
@@ -126,32 +128,32 @@ impl ChangeLog {
     }
 
     /// What changed after version `since`, merged (the last change of a
-    /// tag wins), or `None` if those changes are no longer all held or
+    /// record id wins), or `None` if those changes are no longer all held or
     /// `since` is not a version of this table.
     pub fn since(&self, since: u64) -> Option<Delta> {
         if since < self.floor || since > self.current {
             return None;
         }
         let start = self.entries.partition_point(|e| e.version <= since);
-        let mut last: HashMap<MatchTag, Option<&Record>> = HashMap::new();
+        let mut last: HashMap<RecordId, Option<&Record>> = HashMap::new();
         for e in self.entries.range(start..) {
-            for t in &e.removed {
-                last.insert(*t, None);
+            for id in &e.removed {
+                last.insert(*id, None);
             }
             for r in &e.added {
-                last.insert(r.as_ref().tag(), Some(r));
+                last.insert(r.as_ref().id(), Some(r));
             }
         }
         let mut removed = Vec::new();
         let mut added = Vec::new();
-        for (tag, record) in last {
+        for (id, record) in last {
             match record {
-                None => removed.push(tag),
+                None => removed.push(id),
                 Some(r) => added.push(r.clone()),
             }
         }
         removed.sort_unstable();
-        added.sort_unstable_by_key(|r| r.as_ref().tag());
+        added.sort_unstable_by_key(|r| r.as_ref().id());
         Some(Delta {
             version: self.current,
             removed,
@@ -178,16 +180,19 @@ mod tests {
         let b = record(2, b"b");
         log.push(&[], vec![], vec![a.clone(), b.clone()]);
         let a2 = record(1, b"a2");
-        log.push(&[a.as_ref()], vec![], vec![a2.clone()]);
-        log.push(&[b.as_ref()], vec![b.as_ref().tag()], vec![]);
+        // A new label: a new record id, the old one removed.
+        log.push(&[a.as_ref()], vec![a.as_ref().id()], vec![a2.clone()]);
+        log.push(&[b.as_ref()], vec![b.as_ref().id()], vec![]);
         assert_eq!(log.current(), 4);
         assert_eq!(log.digest(), SetDigest::of([a2.as_ref()]));
         let from_start = log.since(1).expect("held");
         assert_eq!(from_start.added, vec![a2.clone()]);
-        assert_eq!(from_start.removed, vec![b.as_ref().tag()]);
+        let mut gone = vec![a.as_ref().id(), b.as_ref().id()];
+        gone.sort_unstable();
+        assert_eq!(from_start.removed, gone);
         let last = log.since(3).expect("held");
         assert!(last.added.is_empty());
-        assert_eq!(last.removed, vec![b.as_ref().tag()]);
+        assert_eq!(last.removed, vec![b.as_ref().id()]);
         let none = log.since(4).expect("current");
         assert!(none.added.is_empty() && none.removed.is_empty());
         assert_eq!(none.version, 4);

@@ -17,8 +17,8 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use cds_core::{
-    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordKeys, RecordRef, SetDigest,
-    VoprfServer,
+    BucketBits, BucketDigest, E164, Label, MatchTag, Record, RecordId, RecordKeys, RecordRef,
+    SetDigest, VoprfServer,
 };
 use rayon::prelude::*;
 
@@ -142,8 +142,8 @@ impl Owners {
 struct Outcome {
     /// Records taken out (removed or replaced).
     dropped: Vec<Record>,
-    /// Tags left without a record.
-    removed: Vec<MatchTag>,
+    /// Ids of the dropped records not in the table any more.
+    removed: Vec<RecordId>,
     /// Records put in.
     added: Vec<Record>,
 }
@@ -351,12 +351,13 @@ impl RecordTable {
         // Tag order, as built: where a change lands says nothing about the
         // number or the time of the change.
         kept.sort_unstable_by_key(RecordRef::as_bytes);
-        // Tags the batch emptied: a sync client drops them from its copy.
-        let left: HashSet<MatchTag> = kept.iter().map(|r| r.tag()).collect();
-        let removed: Vec<MatchTag> = dropped
+        // The records the batch took out and did not put back (by id: two
+        // records may share a tag): a sync client drops them from its copy.
+        let left: HashSet<RecordId> = kept.iter().map(|r| r.id()).collect();
+        let removed: Vec<RecordId> = dropped
             .iter()
-            .map(|r| r.as_ref().tag())
-            .filter(|t| !left.contains(t))
+            .map(|r| r.as_ref().id())
+            .filter(|id| !left.contains(id))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -257,6 +257,43 @@ async fn a_resumed_first_download_equals_an_uninterrupted_one() {
 }
 
 #[tokio::test]
+async fn a_download_resumed_from_a_cursor_the_server_refuses_starts_over() {
+    let server = TestServer::start().await;
+    let book = german_mobiles(3, 0);
+    server.register(&book[0], "alice", true).await;
+    server.register(&book[1], "bob", true).await;
+    let mut client = sync_client(&server, "syncer").await;
+    client.discover(&book, us()).await.expect("discovers");
+    // The saved copy turned into a download in progress whose cursor is a
+    // 12-byte bucket-and-tag one, as servers before record ids handed out:
+    // the copy section's "current" flag (just before the records' length
+    // and records) becomes "downloading", first version 1, that cursor.
+    let mut saved = client.cache().to_bytes();
+    let records = client.cache().record_copy().expect("a copy").packed().len();
+    let flag = saved.len() - records - 8 - 1;
+    assert_eq!(saved[flag], 0);
+    let mut pending = vec![1];
+    pending.extend_from_slice(&1u64.to_be_bytes());
+    pending.extend_from_slice(&12u32.to_be_bytes());
+    pending.extend_from_slice(&[0; 12]);
+    saved.splice(flag..=flag, pending);
+    let cache = DiscoveryCache::from_bytes(&saved).expect("reads");
+    assert!(cache.record_copy().expect("kept").is_downloading());
+    let mut resumed = server
+        .client_builder("syncer")
+        .bucket_mode(BucketMode::Sync)
+        .cache(cache)
+        .connect()
+        .await
+        .expect("connects");
+    let found = resumed.discover(&book, us()).await.expect("starts over");
+    assert_eq!(label_of(&found[1]).as_deref(), Some("bob"));
+    assert!(resumed.last_report().full_download);
+    assert_eq!(copy_records(&resumed), server_records(&server).await);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_tampered_delta_is_refused_and_the_copy_is_downloaded_again() {
     let server = TestServer::start().await;
     let book = german_mobiles(3, 0);

@@ -3,16 +3,18 @@
 //! (sync mode, `docs/protocol.md` §6.6).
 //!
 //! A full download is paged by position: a cursor names a bucket and the
-//! last match tag sent in it (records lie in tag order within a bucket), so
-//! a page starts after it whatever changed meanwhile. Each page names the
-//! table version read before it; the pages of one download may come from
-//! several versions, and the client then asks for the changes since the
-//! first page's version. Those changes are merged per tag (the last one
-//! wins), so applying them to a copy that already has some of them leaves
-//! it exactly at the current version, and their digest proves it.
+//! id of the last record sent in it (records lie in byte order, so in id
+//! order, within a bucket; an id is unique where a match tag may be
+//! shared), so a page starts after it whatever changed meanwhile. Each page
+//! names the table version read before it; the pages of one download may
+//! come from several versions, and the client then asks for the changes
+//! since the first page's version. Those changes are merged per record id
+//! (the last one wins), so applying them to a copy that already has some of
+//! them leaves it exactly at the current version, and their digest proves
+//! it.
 
 use bytes::Bytes;
-use cds_core::{BucketBits, MatchTag, RecordRef};
+use cds_core::{BucketBits, RECORD_ID_LEN, RecordId, RecordRef};
 use cds_proto::v1::{SyncRequest, SyncResponse};
 use prost::Message;
 
@@ -24,8 +26,9 @@ pub const SYNC_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Bytes of a cursor that starts at a bucket.
 const BUCKET_CURSOR_LEN: usize = 4;
-/// Bytes of a cursor that starts after a tag in a bucket.
-const TAG_CURSOR_LEN: usize = 4 + cds_core::TAG_LEN;
+/// Bytes of a cursor that starts after a record (named by its id) in a
+/// bucket.
+const RECORD_CURSOR_LEN: usize = BUCKET_CURSOR_LEN + RECORD_ID_LEN;
 
 /// Why a `SyncRecords` request is refused. Messages hold only what the
 /// caller sent.
@@ -55,18 +58,17 @@ pub fn page_bytes(max_response_bytes: usize) -> usize {
     SYNC_PAGE_BYTES.min(max_response_bytes / 2).max(1)
 }
 
-/// Where a page starts: a bucket, and the tag after which to continue in it.
-fn parse_cursor(cursor: &[u8], bits: BucketBits) -> Result<(u32, Option<MatchTag>), SyncError> {
+/// Where a page starts: a bucket, and the record after which to continue
+/// in it.
+fn parse_cursor(cursor: &[u8], bits: BucketBits) -> Result<(u32, Option<RecordId>), SyncError> {
     let bucket_of = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let (bucket, after) = match cursor.len() {
         0 => (0, None),
         BUCKET_CURSOR_LEN => (bucket_of(cursor), None),
-        TAG_CURSOR_LEN => {
-            let tag = cds_core::sync::decode_tags(&cursor[BUCKET_CURSOR_LEN..])
-                .map_err(|_| SyncError::BadCursor)?
-                .pop()
-                .ok_or(SyncError::BadCursor)?;
-            (bucket_of(cursor), Some(tag))
+        RECORD_CURSOR_LEN => {
+            let id = RecordId::from_slice(&cursor[BUCKET_CURSOR_LEN..])
+                .map_err(|_| SyncError::BadCursor)?;
+            (bucket_of(cursor), Some(id))
         }
         _ => return Err(SyncError::BadCursor),
     };
@@ -76,10 +78,10 @@ fn parse_cursor(cursor: &[u8], bits: BucketBits) -> Result<(u32, Option<MatchTag
     Ok((bucket, after))
 }
 
-fn cursor_after(bucket: u32, tag: &MatchTag) -> Bytes {
-    let mut c = Vec::with_capacity(TAG_CURSOR_LEN);
+fn cursor_after(bucket: u32, id: &RecordId) -> Bytes {
+    let mut c = Vec::with_capacity(RECORD_CURSOR_LEN);
     c.extend_from_slice(&bucket.to_be_bytes());
-    c.extend_from_slice(tag.as_bytes());
+    c.extend_from_slice(id.as_bytes());
     c.into()
 }
 
@@ -117,13 +119,13 @@ pub fn answer_sync(
         let removed: Vec<u8> = delta
             .removed
             .iter()
-            .flat_map(|t| t.as_bytes().iter().copied())
+            .flat_map(|id| id.as_bytes().iter().copied())
             .collect();
         let response = SyncResponse {
             epoch: epoch.id,
             version: delta.version,
             records: records.into(),
-            removed_tags: removed.into(),
+            removed_ids: removed.into(),
             next_cursor: Bytes::new(),
             set_digest: Bytes::copy_from_slice(&delta.digest.to_bytes()),
             restart: false,
@@ -142,11 +144,11 @@ pub fn answer_sync(
         // The table holds only well-formed records; a bucket that is not
         // would be sent as nothing rather than as garbage.
         let records = RecordRef::decode_packed(&held).unwrap_or_default();
-        let start = after.map_or(0, |t| records.partition_point(|r| r.tag() <= t));
+        let start = after.map_or(0, |id| records.partition_point(|r| r.id() <= id));
         for r in &records[start..] {
             out.extend_from_slice(r.as_bytes());
             if out.len() >= page {
-                next = cursor_after(bucket, &r.tag());
+                next = cursor_after(bucket, &r.id());
                 break 'buckets;
             }
         }
@@ -157,7 +159,7 @@ pub fn answer_sync(
         epoch: epoch.id,
         version,
         records: out.into(),
-        removed_tags: Bytes::new(),
+        removed_ids: Bytes::new(),
         next_cursor: next,
         set_digest: Bytes::new(),
         restart: false,
@@ -245,16 +247,16 @@ mod tests {
         let d = answer_sync(&e, &request(&e, version, Bytes::new()), 100, 1 << 20).expect("ok");
         assert!(!d.restart);
         assert_eq!(d.version, e.table.version());
-        let mut set: std::collections::BTreeMap<MatchTag, Record> = RecordRef::decode_packed(&copy)
+        let mut set: std::collections::BTreeMap<RecordId, Record> = RecordRef::decode_packed(&copy)
             .expect("ok")
             .into_iter()
-            .map(|r| (r.tag(), Record::from_bytes(r.as_bytes()).expect("ok")))
+            .map(|r| (r.id(), Record::from_bytes(r.as_bytes()).expect("ok")))
             .collect();
-        for t in cds_core::sync::decode_tags(&d.removed_tags).expect("tags") {
-            set.remove(&t);
+        for id in cds_core::sync::decode_ids(&d.removed_ids).expect("ids") {
+            set.remove(&id);
         }
         for r in RecordRef::decode_packed(&d.records).expect("records") {
-            set.insert(r.tag(), Record::from_bytes(r.as_bytes()).expect("ok"));
+            set.insert(r.id(), Record::from_bytes(r.as_bytes()).expect("ok"));
         }
         let digest = SetDigest::of(set.values().map(Record::as_ref));
         assert_eq!(digest.to_bytes().as_slice(), &d.set_digest[..]);
@@ -272,7 +274,16 @@ mod tests {
         ));
         let future = answer_sync(&e, &request(&e, 99, Bytes::new()), 100, 1 << 20).expect("ok");
         assert!(future.restart && future.records.is_empty() && future.set_digest.is_empty());
-        for bad in [vec![0; 3], vec![0, 0, 0, 9], vec![0; 21]] {
+        // A 12-byte cursor (bucket and tag, before record ids) is refused too.
+        let mut label_too_long = vec![0; 29];
+        label_too_long[4 + cds_core::TAG_LEN] = 65;
+        for bad in [
+            vec![0; 3],
+            vec![0, 0, 0, 9],
+            vec![0; 12],
+            vec![0; 21],
+            label_too_long,
+        ] {
             assert!(matches!(
                 answer_sync(&e, &request(&e, 0, bad.into()), 100, 1 << 20),
                 Err(SyncError::BadCursor)
@@ -284,13 +295,57 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn records_sharing_a_tag_are_paged_one_by_one_and_removed_alone() {
+        // Two users whose 8-byte tags collide (about n²/2^65 pairs of n users).
+        let e = epoch(2, 10);
+        let bits = e.table.bits();
+        let keys = |k: u8| cds_core::dangerous::record_keys_from_parts([0x42; 8], [k; 64]);
+        let label = |l: &[u8]| Label::new(l.to_vec()).expect("short");
+        let a = keys(1).seal(&label(b"a"));
+        let b = keys(2).seal(&label(b"b"));
+        e.table.apply_changes(vec![
+            crate::table::Change::owned(bits, keys(1), Some(a.clone())),
+            crate::table::Change::owned(bits, keys(2), Some(b.clone())),
+        ]);
+        // A page per record: the cursor between the two names the first
+        // one, and the next page starts at the second.
+        let (whole, version, _) = download(&e, 1 << 20);
+        let (paged, _, pages) = download(&e, 1);
+        assert_eq!(paged, whole);
+        let held = RecordRef::decode_packed(&paged).expect("well-formed");
+        // Each record on its own page, then an empty last one.
+        assert_eq!((held.len(), pages), (12, 13));
+        assert!(held.contains(&a.as_ref()) && held.contains(&b.as_ref()));
+        assert_eq!(digest_of(&paged), e.table.set_digest().1);
+        // One of the two leaves: the delta names its record id only.
+        e.table
+            .apply_changes(vec![crate::table::Change::owned(bits, keys(1), None)]);
+        let d = answer_sync(&e, &request(&e, version, Bytes::new()), 100, 1 << 20).expect("ok");
+        assert!(d.records.is_empty());
+        assert_eq!(&d.removed_ids[..], a.as_ref().id().as_bytes());
+        let left: Vec<RecordRef<'_>> = held.into_iter().filter(|r| *r != a.as_ref()).collect();
+        assert_eq!(SetDigest::of(left).to_bytes().as_slice(), &d.set_digest[..]);
+        // A new label for the other: its old record id goes, the new record comes.
+        let b2 = keys(2).seal(&label(b"b2"));
+        let now = e.table.version();
+        e.table.apply_changes(vec![crate::table::Change::owned(
+            bits,
+            keys(2),
+            Some(b2.clone()),
+        )]);
+        let d = answer_sync(&e, &request(&e, now, Bytes::new()), 100, 1 << 20).expect("ok");
+        assert_eq!(&d.removed_ids[..], b.as_ref().id().as_bytes());
+        assert_eq!(&d.records[..], b2.as_bytes());
+    }
+
     proptest! {
         #[test]
         fn cursor_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let bits = BucketBits::new(4).expect("valid");
             if let Ok((bucket, _)) = parse_cursor(&bytes, bits) {
                 prop_assert!(bucket < 16);
-                prop_assert!([0, 4, 20].contains(&bytes.len()));
+                prop_assert!([0, 4, 29].contains(&bytes.len()));
             }
         }
     }
