@@ -30,7 +30,7 @@ mod contact;
 mod contacts_only;
 mod error;
 
-pub use client::{ClientOptions, DiscoveryClient, connect};
+pub use client::{BucketMode, ClientOptions, DiscoveryClient, connect};
 pub use contact::{Contact, DiscoveryReport, InvalidReason};
 pub use error::{DiscoveryError, QuotaLimit};
 
