@@ -259,7 +259,10 @@ mod tests {
 
     #[test]
     fn bucket_mode_wins_and_the_older_contacts_only_flag_still_selects_contacts_only() {
-        assert_eq!(bucket_mode(&options(None, false)).ok(), Some(BucketMode::All));
+        assert_eq!(
+            bucket_mode(&options(None, false)).ok(),
+            Some(BucketMode::All)
+        );
         assert_eq!(
             bucket_mode(&options(None, true)).ok(),
             Some(BucketMode::ContactsOnly)
