@@ -54,7 +54,11 @@ for needle in "suspend fun \`connect\`(\`options\`: ClientOptions)" \
     "suspend fun \`uploadAllowList\`(\`entries\`: List<kotlin.String>, \`region\`: kotlin.String, \`label\`: kotlin.ByteArray): kotlin.UInt" \
     "var \`identityKeys\`: kotlin.ByteArray? = null" \
     "var \`contactsIssuerPublicKey\`: kotlin.ByteArray? = null" \
-    "var \`foundByAllowList\`: kotlin.ULong"; do
+    "var \`foundByAllowList\`: kotlin.ULong" \
+    "enum class BucketMode" "SYNC;" "var \`bucketMode\`: BucketMode? = null" \
+    "var \`contactsOnly\`: kotlin.Boolean = false" \
+    "var \`syncRequests\`: kotlin.ULong" "var \`syncBytesReceived\`: kotlin.ULong" \
+    "var \`fullDownload\`: kotlin.Boolean"; do
     grep -qF "$needle" "$kotlin" || { echo "error: $kotlin lacks: $needle" >&2; exit 1; }
 done
 for needle in "public func connect(options: ClientOptions)async throws  -> DiscoveryClient" \
@@ -63,7 +67,10 @@ for needle in "public func connect(options: ClientOptions)async throws  -> Disco
     "public enum Contact" "public enum InvalidReason" \
     "func uploadAllowList(entries: [String], region: String, label: Data) async throws  -> UInt32" \
     "public var identityKeys: Data?" "public var contactsIssuerPublicKey: Data?" \
-    "public var foundByAllowList: UInt64"; do
+    "public var foundByAllowList: UInt64" \
+    "public enum BucketMode" "case sync" "public var bucketMode: BucketMode?" \
+    "public var syncRequests: UInt64" "public var syncBytesReceived: UInt64" \
+    "public var fullDownload: Bool"; do
     grep -qF "$needle" "$swift" || { echo "error: $swift lacks: $needle" >&2; exit 1; }
 done
 echo "generated $(wc -l < "$kotlin") lines of Kotlin, $(wc -l < "$swift") lines of Swift (not compiled: no Kotlin or Swift toolchain here)"

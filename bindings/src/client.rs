@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cds_client::{BucketMode, Client, DiscoveryCache, PublicKey, Region, ServerProfile};
+use cds_client::{Client, DiscoveryCache, PublicKey, Region, ServerProfile};
 
 use crate::contact::{Contact, DiscoveryReport};
 use crate::error::DiscoveryError;
@@ -37,8 +37,13 @@ pub struct ClientOptions {
     /// instead of the public web CAs.
     #[uniffi(default)]
     pub ca_certificate_pem: Option<Vec<u8>>,
-    /// Download only the buckets of the contacts (less traffic, but the
-    /// server learns a few bits of a hash of each contact) instead of all.
+    /// Which records each `discover` downloads (see [`BucketMode`]); when
+    /// absent, `contacts_only` decides between `All` and `ContactsOnly`.
+    #[uniffi(default)]
+    pub bucket_mode: Option<BucketMode>,
+    /// The older spelling of `bucket_mode = ContactsOnly`, kept for apps
+    /// written against it: `true` with a `bucket_mode` other than
+    /// `ContactsOnly` is refused (`InvalidInput`).
     #[uniffi(default)]
     pub contacts_only: bool,
     /// This user's contacts-only identity keys: the bytes the messenger
@@ -52,6 +57,50 @@ pub struct ClientOptions {
     /// `identity_keys` are checked against. Only with `identity_keys`.
     #[uniffi(default)]
     pub contacts_issuer_public_key: Option<Vec<u8>>,
+}
+
+/// Which records a `discover` call downloads (the Rust client's
+/// [`cds_client::BucketMode`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum BucketMode {
+    /// Every bucket, each call (unchanged ones are not sent again): the
+    /// server learns nothing about the contacts.
+    #[default]
+    All,
+    /// Only the contacts' buckets: less traffic, but the server learns a
+    /// few bits of a hash of each contact.
+    ContactsOnly,
+    /// Keep a copy of every record in the cache and bring it up to date
+    /// with a delta before each discovery: the server learns nothing about
+    /// the contacts but how many new ones were evaluated, and when the copy
+    /// was synced. The first call of a key epoch downloads the whole table
+    /// (resumable across calls); store [`DiscoveryClient::cache`] so the
+    /// next client starts from the copy.
+    Sync,
+}
+
+impl From<BucketMode> for cds_client::BucketMode {
+    fn from(mode: BucketMode) -> Self {
+        match mode {
+            BucketMode::All => cds_client::BucketMode::All,
+            BucketMode::ContactsOnly => cds_client::BucketMode::ContactsOnly,
+            BucketMode::Sync => cds_client::BucketMode::Sync,
+        }
+    }
+}
+
+/// The mode `options` ask for: `bucket_mode`, or else the older
+/// `contacts_only` flag; both, disagreeing, are refused.
+fn bucket_mode(options: &ClientOptions) -> Result<BucketMode, DiscoveryError> {
+    match (options.bucket_mode, options.contacts_only) {
+        (None, false) => Ok(BucketMode::All),
+        (None, true) => Ok(BucketMode::ContactsOnly),
+        (Some(mode), false) => Ok(mode),
+        (Some(BucketMode::ContactsOnly), true) => Ok(BucketMode::ContactsOnly),
+        (Some(_), true) => Err(DiscoveryError::invalid(
+            "contacts_only is the older spelling of bucket_mode ContactsOnly: give one bucket mode",
+        )),
+    }
 }
 
 /// A connection to a cds Discovery service.
@@ -80,7 +129,8 @@ impl std::fmt::Debug for DiscoveryClient {
 /// pinned key or profile.
 #[uniffi::export(async_runtime = "tokio")]
 pub async fn connect(options: ClientOptions) -> Result<Arc<DiscoveryClient>, DiscoveryError> {
-    let mut builder = Client::builder(options.url);
+    let mode = bucket_mode(&options)?;
+    let mut builder = Client::builder(options.url).bucket_mode(mode.into());
     match (options.pinned_public_key, options.profile) {
         (Some(_), Some(_)) => {
             return Err(DiscoveryError::invalid(
@@ -110,9 +160,6 @@ pub async fn connect(options: ClientOptions) -> Result<Arc<DiscoveryClient>, Dis
     }
     if let Some(pem) = options.ca_certificate_pem {
         builder = builder.ca_certificate(pem);
-    }
-    if options.contacts_only {
-        builder = builder.bucket_mode(BucketMode::ContactsOnly);
     }
     if let Some(keys) = crate::contacts_only::identity_keys(
         options.identity_keys,
@@ -194,5 +241,56 @@ impl DiscoveryClient {
 impl DiscoveryClient {
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BucketMode, ClientOptions, bucket_mode};
+    use crate::DiscoveryError;
+
+    fn options(mode: Option<BucketMode>, contacts_only: bool) -> ClientOptions {
+        ClientOptions {
+            bucket_mode: mode,
+            contacts_only,
+            ..ClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn bucket_mode_wins_and_the_older_contacts_only_flag_still_selects_contacts_only() {
+        assert_eq!(
+            bucket_mode(&options(None, false)).ok(),
+            Some(BucketMode::All)
+        );
+        assert_eq!(
+            bucket_mode(&options(None, true)).ok(),
+            Some(BucketMode::ContactsOnly)
+        );
+        for mode in [BucketMode::All, BucketMode::ContactsOnly, BucketMode::Sync] {
+            assert_eq!(bucket_mode(&options(Some(mode), false)).ok(), Some(mode));
+        }
+        assert_eq!(
+            bucket_mode(&options(Some(BucketMode::ContactsOnly), true)).ok(),
+            Some(BucketMode::ContactsOnly)
+        );
+    }
+
+    #[test]
+    fn contacts_only_with_another_bucket_mode_is_invalid_input() {
+        for mode in [BucketMode::All, BucketMode::Sync] {
+            assert!(matches!(
+                bucket_mode(&options(Some(mode), true)),
+                Err(DiscoveryError::InvalidInput { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn each_mode_maps_to_the_client_librarys_mode() {
+        use cds_client::BucketMode as Rust;
+        assert_eq!(Rust::from(BucketMode::All), Rust::All);
+        assert_eq!(Rust::from(BucketMode::ContactsOnly), Rust::ContactsOnly);
+        assert_eq!(Rust::from(BucketMode::Sync), Rust::Sync);
     }
 }

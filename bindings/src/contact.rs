@@ -106,6 +106,20 @@ pub struct DiscoveryReport {
     /// Of the contacts found, how many through a contacts-only user's
     /// allow-list.
     pub found_by_allow_list: u64,
+    /// Sync mode: `SyncRecords` calls made to bring the copy of the records
+    /// up to date (pages of a download, or one delta); 0 in other modes.
+    pub sync_requests: u64,
+    /// Sync mode: bytes of the `SyncRecords` requests sent (protobuf; not
+    /// in `bytes_sent`).
+    pub sync_bytes_sent: u64,
+    /// Sync mode: bytes of the `SyncRecords` responses received (protobuf;
+    /// not in `bytes_received`): the whole table on a download, a few dozen
+    /// bytes for a delta with nothing changed.
+    pub sync_bytes_received: u64,
+    /// Sync mode: whether this call downloaded the copy whole (the first
+    /// call of a key epoch, or when the server no longer had the changes
+    /// since the copy's version) rather than by delta.
+    pub full_download: bool,
 }
 
 impl From<cds_client::DiscoveryReport> for DiscoveryReport {
@@ -121,6 +135,10 @@ impl From<cds_client::DiscoveryReport> for DiscoveryReport {
             unopenable_records: n(r.unopenable_records),
             pairings: n(r.pairings),
             found_by_allow_list: n(r.found_by_allow_list),
+            sync_requests: n(r.sync_requests),
+            sync_bytes_sent: n(r.sync_bytes_sent),
+            sync_bytes_received: n(r.sync_bytes_received),
+            full_download: r.full_download,
         }
     }
 }

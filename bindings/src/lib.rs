@@ -6,7 +6,9 @@
 //!
 //! - [`connect`] builds a [`DiscoveryClient`] from [`ClientOptions`]: the
 //!   URL, the credential, a pinned key or server profile, and the cache
-//!   bytes saved last time;
+//!   bytes saved last time, and the [`BucketMode`] (all buckets, the
+//!   contacts' buckets only, or sync: a copy of every record kept in the
+//!   cache and brought up to date by delta);
 //! - [`DiscoveryClient::discover`] (async) returns one [`Contact`] per
 //!   address-book entry, with the same statuses, labels and invalid-entry
 //!   reasons as the Rust client; with the user's contacts-only identity
@@ -15,7 +17,9 @@
 //! - [`DiscoveryClient::upload_allow_list`] (async) replaces the user's own
 //!   contacts-only allow-list;
 //! - [`DiscoveryClient::cache`] returns the cache as bytes for the app to
-//!   store where it keeps the address book;
+//!   store where it keeps the address book (in sync mode with the copy of
+//!   the records), and [`DiscoveryClient::last_report`] what the last call
+//!   sent and received, sync requests and bytes included;
 //! - failures are [`DiscoveryError`] exceptions carrying the Rust client's
 //!   codes (quota with retry-after, epoch changed, unauthenticated,
 //!   unavailable, invalid input, ...), never a phone number.
@@ -30,7 +34,7 @@ mod contact;
 mod contacts_only;
 mod error;
 
-pub use client::{ClientOptions, DiscoveryClient, connect};
+pub use client::{BucketMode, ClientOptions, DiscoveryClient, connect};
 pub use contact::{Contact, DiscoveryReport, InvalidReason};
 pub use error::{DiscoveryError, QuotaLimit};
 
