@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cds_core::{ELEMENT_LEN, PROOF_LEN};
+use cds_core::{AccountId, ELEMENT_LEN, PROOF_LEN};
 use cds_proto::v1::{
     Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
     UploadAllowListRequest, UploadAllowListResponse,
@@ -66,12 +66,7 @@ impl DiscoveryService {
         request: Request<UploadAllowListRequest>,
     ) -> Result<Response<UploadAllowListResponse>, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         let request = request.into_inner();
         let stored = crate::exec::on_blocking_pool(move || {
             crate::contacts_only::upload(&state, &account, request)
@@ -89,12 +84,7 @@ impl DiscoveryService {
         request: Request<SyncRequest>,
     ) -> Result<Response<SyncResponse>, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         let serving = state.serving_or_unavailable()?;
         let request = request.into_inner();
         if request.epoch != serving.id {
@@ -147,12 +137,7 @@ impl DiscoveryService {
         request: Request<DiscoverRequest>,
     ) -> Result<Answer, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         // The whole request is served by this one epoch, even if a rotation
         // switches meanwhile: the serving one, or (replicated keys) the next
         // one once built, or one retired within the grace period.
@@ -323,7 +308,19 @@ fn sync_status(state: &State, e: SyncError) -> Status {
     }
 }
 
-/// Count the request against its peer's rate (both RPCs do).
+/// Admit a request that speaks for an account (Discover, SyncRecords,
+/// UploadAllowList): count it against its peer's rate, then check its
+/// credential; the account it speaks for.
+fn admit<T>(state: &State, request: &Request<T>) -> Result<AccountId, Status> {
+    check_peer_rate(state, request)?;
+    authenticate(
+        &state.verifier,
+        state.config.max_credential_lifetime.as_secs(),
+        request.metadata(),
+    )
+}
+
+/// Count the request against its peer's rate (every RPC does).
 fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status> {
     let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
         return Ok(());
