@@ -138,6 +138,81 @@ async fn take_seqs(
     Ok((row.get(0), row.get(1)))
 }
 
+/// One change as the feed logs it: its kind and number, and the columns
+/// that kind carries (a user's label and flag; a stored allow-list).
+struct Change<'a> {
+    kind: i16,
+    number: i64,
+    label: Option<&'a [u8]>,
+    discoverable: Option<bool>,
+    list: Option<&'a [u8]>,
+}
+
+impl<'a> Change<'a> {
+    fn upserted(number: i64, label: &'a [u8], discoverable: bool) -> Self {
+        Self {
+            kind: KIND_UPSERTED,
+            number,
+            label: Some(label),
+            discoverable: Some(discoverable),
+            list: None,
+        }
+    }
+
+    fn removed(number: i64) -> Self {
+        Self::bare(KIND_REMOVED, number)
+    }
+
+    fn list_stored(number: i64, list: &'a [u8]) -> Self {
+        Self {
+            list: Some(list),
+            ..Self::bare(KIND_LIST_STORED, number)
+        }
+    }
+
+    fn list_removed(number: i64) -> Self {
+        Self::bare(KIND_LIST_REMOVED, number)
+    }
+
+    fn bare(kind: i16, number: i64) -> Self {
+        Self {
+            kind,
+            number,
+            label: None,
+            discoverable: None,
+            list: None,
+        }
+    }
+}
+
+/// End a write: number its `changes` from the feed head, in order, log
+/// them in the feed in one statement, and commit (the replicas are
+/// notified at commit).
+async fn log_change(
+    txn: deadpool_postgres::Transaction<'_>,
+    changes: &[Change<'_>],
+) -> Result<(), ServerError> {
+    let (first, at) = take_seqs(&txn, changes.len()).await?;
+    let seqs: Vec<i64> = (first..first + changes.len() as i64).collect();
+    let kinds: Vec<i16> = changes.iter().map(|c| c.kind).collect();
+    let numbers: Vec<i64> = changes.iter().map(|c| c.number).collect();
+    let labels: Vec<Option<&[u8]>> = changes.iter().map(|c| c.label).collect();
+    let flags: Vec<Option<bool>> = changes.iter().map(|c| c.discoverable).collect();
+    let lists: Vec<Option<&[u8]>> = changes.iter().map(|c| c.list).collect();
+    txn.execute(
+        "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable, list) \
+         SELECT s, $2, k, n, l, d, li \
+         FROM unnest($1::int8[], $3::int2[], $4::int8[], $5::bytea[], $6::bool[], $7::bytea[]) \
+         AS t(s, k, n, l, d, li)",
+        &[&seqs, &at, &kinds, &numbers, &labels, &flags, &lists],
+    )
+    .await
+    .map_err(|e| pg_error("logging the change", &e))?;
+    txn.commit()
+        .await
+        .map_err(|e| pg_error("committing a write", &e))
+}
+
 impl PostgresRegistry {
     /// Connect to `url` (confined to `schema` if given) and migrate.
     /// Blocking.
@@ -441,18 +516,13 @@ impl RegistryStore for PostgresRegistry {
                     });
                 }
             }
-            let (first, at) = take_seqs(&txn, users.len()).await?;
-            let seqs: Vec<i64> = (first..first + users.len() as i64).collect();
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable) \
-                 SELECT s, $2, 1, n, l, d FROM unnest($1::int8[], $3::int8[], $4::bytea[], $5::bool[]) AS t(s, n, l, d)",
-                &[&seqs, &at, &numbers, &labels, &flags],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            let changes: Vec<Change<'_>> = numbers
+                .iter()
+                .zip(&labels)
+                .zip(&flags)
+                .map(|((n, l), d)| Change::upserted(*n, l, *d))
+                .collect();
+            log_change(txn, &changes).await?;
             Ok(out)
         })
     }
@@ -472,16 +542,7 @@ impl RegistryStore for PostgresRegistry {
             if removed == 0 {
                 return Ok(false);
             }
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number) VALUES ($1, $2, $3, $4)",
-                &[&seq, &at, &KIND_REMOVED, &n],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::removed(n)]).await?;
             Ok(true)
         })
     }
@@ -509,17 +570,7 @@ impl RegistryStore for PostgresRegistry {
                 return Ok(None);
             };
             let label: Vec<u8> = row.get(0);
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&seq, &at, &KIND_UPSERTED, &n, &label, &discoverable],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::upserted(n, &label, discoverable)]).await?;
             Ok(Some(user_of(n, label, discoverable)?))
         })
     }
@@ -641,16 +692,7 @@ impl RegistryStore for PostgresRegistry {
             )
             .await
             .map_err(|e| pg_error("storing an allow-list", &e))?;
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, list) VALUES ($1, $2, $3, $4, $5)",
-                &[&seq, &at, &KIND_LIST_STORED, &n, &encoded],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))
+            log_change(txn, &[Change::list_stored(n, &encoded)]).await
         })
     }
 
@@ -673,16 +715,7 @@ impl RegistryStore for PostgresRegistry {
                 return Ok(None);
             };
             let old = list_of(row.get(0))?;
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number) VALUES ($1, $2, $3, $4)",
-                &[&seq, &at, &KIND_LIST_REMOVED, &n],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::list_removed(n)]).await?;
             Ok(Some(old))
         })
     }
