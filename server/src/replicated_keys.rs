@@ -22,15 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use cds_core::{E164, VoprfServer};
-use rayon::prelude::*;
+use cds_core::VoprfServer;
 use tokio::sync::Notify;
 
 use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::keystore::Epoch;
 use crate::postgres::keys::{CHANNEL, KeyState, KeyStore};
-use crate::rotation::{Announced, ProfileKeys, Rotated};
+use crate::rotation::{Announced, ProfileKeys, Rotated, replay};
 use crate::state::State;
 use crate::table::RecordTable;
 
@@ -280,38 +279,6 @@ fn build_next(state: &State, epoch: Epoch) -> Result<(), ServerError> {
         epoch.id, oprf, table,
     ))));
     Ok(())
-}
-
-/// Apply to `table` the numbers written since the journal was last taken,
-/// as the registry holds them now. Callers hold the write lock.
-fn replay(
-    state: &State,
-    pool: &rayon::ThreadPool,
-    table: &RecordTable,
-    oprf: &VoprfServer,
-) -> Result<usize, ServerError> {
-    let changed: BTreeSet<E164> = state
-        .rotation
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let current = changed
-        .iter()
-        .map(|n| Ok((n, state.registry.get(n)?)))
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let changes = pool.install(|| {
-        current
-            .par_iter()
-            .map(|(number, user)| match user {
-                Some(user) => table.change_for(oprf, user),
-                None => table.removal_for(oprf, number),
-            })
-            .collect()
-    });
-    table.apply_changes(changes);
-    Ok(changed.len())
 }
 
 /// Serve the built next epoch; keep the retired one for [`GRACE`].

@@ -223,27 +223,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     }
     // The numbers written since the registry was read, as they are now.
     // The claim stays held (an empty journal) until the switch is done.
-    let changed: BTreeSet<E164> = state
-        .rotation
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let current = changed
-        .iter()
-        .map(|n| Ok((n, state.registry.get(n)?)))
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let changes = pool.install(|| {
-        current
-            .par_iter()
-            .map(|(number, user)| match user {
-                Some(user) => table.change_for(&oprf, user),
-                None => table.removal_for(&oprf, number),
-            })
-            .collect()
-    });
-    table.apply_changes(changes);
+    let replayed = replay(state, &pool, &table, &oprf)?;
     crate::contacts_only::install_all(state, &table, &oprf)?;
 
     // The point of no return: from here on the next key is the key.
@@ -264,7 +244,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         retired_epoch = format_args!("{retired:016x}"),
         epoch = format_args!("{:016x}", next.id),
         records,
-        replayed = changed.len(),
+        replayed,
         took_ms,
         announced,
         "key rotation switched to the new epoch"
@@ -276,4 +256,38 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         took_ms,
         announced,
     })
+}
+
+/// Apply to `table` the numbers written since the rotation's journal was
+/// last taken, as the registry holds them now; how many there were. The
+/// journal is left empty (the claim stays held). Callers hold the write
+/// lock.
+pub(crate) fn replay(
+    state: &State,
+    pool: &rayon::ThreadPool,
+    table: &RecordTable,
+    oprf: &VoprfServer,
+) -> Result<usize, ServerError> {
+    let changed: BTreeSet<E164> = state
+        .rotation
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let current = changed
+        .iter()
+        .map(|n| Ok((n, state.registry.get(n)?)))
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    let changes = pool.install(|| {
+        current
+            .par_iter()
+            .map(|(number, user)| match user {
+                Some(user) => table.change_for(oprf, user),
+                None => table.removal_for(oprf, number),
+            })
+            .collect()
+    });
+    table.apply_changes(changes);
+    Ok(changed.len())
 }
