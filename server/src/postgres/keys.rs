@@ -23,7 +23,6 @@
 //! [`CHANNEL`] that each phase sends: a missed notification costs latency,
 //! never correctness.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,9 +32,10 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use rand::Rng;
 use zeroize::Zeroizing;
 
-use super::{Postgres, PooledClient, pg_error};
+use super::{PooledClient, Postgres, pg_error};
 use crate::error::ServerError;
 use crate::keystore::{self, Epoch, KEY_INFO};
+use crate::private_files::NewFileErrors;
 
 /// The channel every phase change is notified on.
 pub const CHANNEL: &str = "cds_keys";
@@ -102,33 +102,14 @@ impl Kek {
     /// Write a fresh KEK (64 hex digits) to a new file at `path`, mode 0600.
     /// Refuses if anything is there already.
     pub fn create(path: &Path) -> Result<(), ServerError> {
-        let io = |what| {
-            move |source| ServerError::Io {
-                what,
-                path: path.to_owned(),
-                source,
-            }
-        };
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(key.as_mut());
-        let mut text = Zeroizing::new([0u8; 65]);
-        hex::encode_to_slice(key.as_ref(), &mut text[..64])
-            .map_err(|_| ServerError::Task("hex encoding of 32 bytes needs 64 digits".into()))?;
-        text[64] = b'\n';
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut file = opts.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                io("a key-encryption key is never written over an existing file; choose another path or remove the file")(e)
-            } else {
-                io("cannot create the key-encryption key file")(e)
-            }
-        })?;
-        file.write_all(text.as_ref())
-            .and_then(|()| file.sync_all())
-            .map_err(io("cannot write the key-encryption key file"))
+        crate::private_files::create_hex_secret(
+            path,
+            NewFileErrors {
+                exists: "a key-encryption key is never written over an existing file; choose another path or remove the file",
+                create: "cannot create the key-encryption key file",
+                write: "cannot write the key-encryption key file",
+            },
+        )
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
