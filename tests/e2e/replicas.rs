@@ -10,31 +10,16 @@ use cds_core::contacts_only::IssuerSecret;
 use cds_core::{CredentialIssuer, Label};
 use cds_proto::v1::{Discoverability, SetDiscoverabilityRequest};
 use cds_tests::proxy::{TcpProxy, service_addr};
+use cds_tests::services::postgres_url;
 use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir, us};
 
 /// How long a change made through one replica may take to be served by
 /// every other (the follower polls every 500 ms and wakes on NOTIFY).
 const CONVERGENCE: Duration = Duration::from_secs(3);
 
-/// The PostgreSQL of the tests, or `None` after saying why the test is skipped.
-fn postgres_url(test: &str) -> Option<String> {
-    let url = std::env::var("CDS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "{test}: skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
-        );
-    }
-    url
-}
-
 /// A schema name no other test or run uses.
 fn unique_schema(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("cds_it_{test}_{}_{nanos}", std::process::id())
+    cds_tests::services::unique_schema("cds_it", test)
 }
 
 /// `n` replicas on `url` in `schema`, sharing one issuer and one OPRF key;

@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod services;
 pub mod tamper;
 
 /// A running server on loopback and its data directory.
