@@ -29,9 +29,8 @@ use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::keystore::Epoch;
 use crate::postgres::keys::{CHANNEL, KeyState, KeyStore};
-use crate::rotation::{Announced, ProfileKeys, Rotated, replay};
+use crate::rotation::{Announced, ProfileKeys, Rotated, build_next_table, replay};
 use crate::state::State;
-use crate::table::RecordTable;
 
 /// How often a replica writes its heartbeat and reads the phase.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
@@ -252,18 +251,7 @@ fn build_next(state: &State, epoch: Epoch) -> Result<(), ServerError> {
             .unwrap_or_else(PoisonError::into_inner) = Some(BTreeSet::new());
     }
     let oprf = VoprfServer::new(epoch.key);
-    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
-    let users = state.registry.discoverable_users()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cds-rotation-{i}"))
-        .build()
-        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
-    let table = pool
-        .install(|| RecordTable::build(bits, &oprf, &users, None, &|| state.is_stopping()))
-        .ok_or(ServerError::ShuttingDown)?;
-    drop(users);
+    let (pool, table) = build_next_table(state, &oprf)?;
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     replay(state, &pool, &table, &oprf)?;
     crate::contacts_only::install_all(state, &table, &oprf)?;

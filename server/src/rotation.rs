@@ -202,20 +202,8 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     };
     let next_key = *next.key.public();
     let oprf = VoprfServer::new(next.key);
-    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
-
-    let users = state.registry.discoverable_users()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cds-rotation-{i}"))
-        .build()
-        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
     // A stop gives up the build at once; the claim then wipes the pending key.
-    let table = pool
-        .install(|| RecordTable::build(bits, &oprf, &users, None, &|| state.is_stopping()))
-        .ok_or(ServerError::ShuttingDown)?;
-    drop(users);
+    let (pool, table) = build_next_table(state, &oprf)?;
 
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     if state.is_stopping() {
@@ -256,6 +244,29 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         took_ms,
         announced,
     })
+}
+
+/// Build the next epoch's table under `oprf`, with the serving table's
+/// bucket bits, from the discoverable users as the registry holds them now,
+/// on a pool of half the cores (returned, for [`replay`]), while the
+/// current epoch serves. A stop gives the build up at once
+/// ([`ServerError::ShuttingDown`]).
+pub(crate) fn build_next_table(
+    state: &State,
+    oprf: &VoprfServer,
+) -> Result<(rayon::ThreadPool, RecordTable), ServerError> {
+    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
+    let users = state.registry.discoverable_users()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cds-rotation-{i}"))
+        .build()
+        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
+    let table = pool
+        .install(|| RecordTable::build(bits, oprf, &users, None, &|| state.is_stopping()))
+        .ok_or(ServerError::ShuttingDown)?;
+    Ok((pool, table))
 }
 
 /// Apply to `table` the numbers written since the rotation's journal was
