@@ -110,15 +110,10 @@ impl DiscoveryService {
         // the change log's bound), then held within the shared response
         // memory until sent, like a Discover response.
         let size = response.encoded_len();
-        let reservation = state.response_memory.try_reserve(size).ok_or_else(|| {
-            state.metrics.shed.inc();
-            with_retry_after(
-                Status::unavailable(
-                    "the server is sending too many large responses: retry shortly",
-                ),
-                Some(Duration::from_secs(1)),
-            )
-        })?;
+        let reservation = state
+            .response_memory
+            .try_reserve(size)
+            .ok_or_else(|| responses_full(&state))?;
         admission.commit();
         tracing::debug!(
             delta = !response.set_digest.is_empty(),
@@ -174,15 +169,7 @@ impl DiscoveryService {
         let reservation = state
             .response_memory
             .try_reserve(plan.held_bytes())
-            .ok_or_else(|| {
-                state.metrics.shed.inc();
-                with_retry_after(
-                    Status::unavailable(
-                        "the server is sending too many large responses: retry shortly",
-                    ),
-                    Some(Duration::from_secs(1)),
-                )
-            })?;
+            .ok_or_else(|| responses_full(&state))?;
         let all_buckets = if plan.is_all() {
             let encoded = serving
                 .all_buckets
@@ -249,19 +236,21 @@ impl DiscoveryService {
     }
 }
 
+/// Shed a request whose response finds no room in the memory all unsent
+/// responses share (counted as shed; retry in a second).
+fn responses_full(state: &State) -> Status {
+    state.metrics.shed.inc();
+    with_retry_after(
+        Status::unavailable("the server is sending too many large responses: retry shortly"),
+        Some(Duration::from_secs(1)),
+    )
+}
+
 /// The shared encoding could not be had: shed (no memory for it now, or
 /// the table changed while it was encoded), or an internal error.
 fn shared_status(state: &State, e: SharedError) -> Status {
     match e {
-        SharedError::NoMemory => {
-            state.metrics.shed.inc();
-            with_retry_after(
-                Status::unavailable(
-                    "the server is sending too many large responses: retry shortly",
-                ),
-                Some(Duration::from_secs(1)),
-            )
-        }
+        SharedError::NoMemory => responses_full(state),
         SharedError::TableChanged => discover_status(state, DiscoverError::TableChanged),
         SharedError::Internal(status) => status,
     }
