@@ -19,7 +19,7 @@ use cds_core::{E164, Label};
 use tokio::sync::Notify;
 use tokio_postgres::IsolationLevel;
 
-use super::{Postgres, pg_error};
+use super::{PooledClient, Postgres, pg_error};
 use crate::contacts_only::StoredList;
 use crate::error::ServerError;
 use crate::registry::{ChangePage, LoggedChange, Upserted, User, UserChange};
@@ -183,6 +183,16 @@ impl<'a> Change<'a> {
             list: None,
         }
     }
+}
+
+/// Start a write on `client`; [`log_change`] ends it.
+async fn begin_write(
+    client: &mut PooledClient,
+) -> Result<deadpool_postgres::Transaction<'_>, ServerError> {
+    client
+        .transaction()
+        .await
+        .map_err(|e| pg_error("starting a write", &e))
 }
 
 /// End a write: number its `changes` from the feed head, in order, log
@@ -462,10 +472,7 @@ impl RegistryStore for PostgresRegistry {
         }
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let numbers: Vec<i64> = users.iter().map(|u| digits(&u.number)).collect();
             let labels: Vec<&[u8]> = users.iter().map(|u| u.label.as_bytes()).collect();
             let flags: Vec<bool> = users.iter().map(|u| u.discoverable).collect();
@@ -531,10 +538,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let removed = txn
                 .execute("DELETE FROM users WHERE number = $1", &[&n])
                 .await
@@ -555,10 +559,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "UPDATE users SET discoverable = $2 WHERE number = $1 RETURNING label",
@@ -681,10 +682,7 @@ impl RegistryStore for PostgresRegistry {
         let encoded = list.encode();
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             txn.execute(
                 "INSERT INTO allow_lists (number, list) VALUES ($1, $2) \
                  ON CONFLICT (number) DO UPDATE SET list = EXCLUDED.list",
@@ -700,10 +698,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "DELETE FROM allow_lists WHERE number = $1 RETURNING list",
