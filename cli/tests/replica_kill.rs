@@ -7,6 +7,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use cds_tests::services::{postgres_url, unique_schema};
 use common::{CDS, Served, cds_ok, path, serve_with};
 
 /// The `record bytes` and `registered` lines of `cds admin stats`.
@@ -23,19 +24,10 @@ fn table_stats(served: &Served) -> (String, String) {
 
 #[test]
 fn a_replica_killed_during_an_import_restarts_and_converges_to_the_registry() {
-    let Some(url) = std::env::var("CDS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!(
-            "skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
-        );
+    let Some(url) = postgres_url("replica_kill") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let schema = format!("cds_cli_kill_{}_{nanos}", std::process::id());
+    let schema = unique_schema("cds_cli", "kill");
     let dir = tempfile::tempdir().expect("tempdir");
     // Both replicas unwrap the OPRF key in the database with one KEK.
     let kek = dir.path().join("kek");

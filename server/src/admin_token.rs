@@ -7,10 +7,8 @@
 //! The server keeps only its SHA-512 digest and compares digests in
 //! constant time, so neither the token nor its length leaks through timing.
 
-use std::io::Write;
 use std::path::Path;
 
-use rand::Rng;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 use tonic::Status;
@@ -18,6 +16,7 @@ use tonic::metadata::MetadataMap;
 use zeroize::Zeroizing;
 
 use crate::error::ServerError;
+use crate::private_files::NewFileErrors;
 use cds_proto::wire::{self, AUTHORIZATION};
 
 /// The shortest token accepted.
@@ -100,34 +99,14 @@ impl AdminToken {
 /// Write a fresh token (64 hex digits) to a new file at `path`, readable by
 /// its owner only. Refuses if anything (a file, a link) is there already.
 pub fn create(path: &Path) -> Result<(), ServerError> {
-    let io = |what| {
-        move |source| ServerError::Io {
-            what,
-            path: path.to_owned(),
-            source,
-        }
-    };
-    let mut secret = Zeroizing::new([0u8; 32]);
-    rand::rng().fill_bytes(secret.as_mut());
-    let mut text = Zeroizing::new([0u8; 65]);
-    hex::encode_to_slice(secret.as_ref(), &mut text[..64]).expect("64 digits for 32 bytes");
-    text[64] = b'\n';
-    let mut opts = std::fs::OpenOptions::new();
-    // create_new also refuses a dangling symbolic link.
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut file = opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            io("an admin token is never written over an existing file; choose another path or remove the file")(e)
-        } else {
-            io("cannot create the admin token file")(e)
-        }
-    })?;
-    file.write_all(text.as_ref())
-        .and_then(|()| file.sync_all())
-        .map_err(io("cannot write the admin token file"))?;
-    Ok(())
+    crate::private_files::create_hex_secret(
+        path,
+        NewFileErrors {
+            exists: "an admin token is never written over an existing file; choose another path or remove the file",
+            create: "cannot create the admin token file",
+            write: "cannot write the admin token file",
+        },
+    )
 }
 
 #[cfg(test)]

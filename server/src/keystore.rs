@@ -21,7 +21,6 @@
 //! removal) is removed at the next start.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cds_core::{CredentialIssuer, CredentialVerifier, KeyPair, Mode, PublicKey};
@@ -392,16 +391,15 @@ fn write_seed_file(
     text.push('\n');
     let tmp = temporary(path);
     let _ = fs::remove_file(&tmp);
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(&tmp)
-        .map_err(io("cannot create the key file", &tmp))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io("cannot write the key file", &tmp))?;
+    crate::private_files::write_new_private(
+        &tmp,
+        text.as_bytes(),
+        crate::private_files::NewFileErrors {
+            exists: "cannot create the key file",
+            create: "cannot create the key file",
+            write: "cannot write the key file",
+        },
+    )?;
     fs::rename(&tmp, path).map_err(io("cannot move the key file into place", path))?;
     sync_dir(dir);
     Ok(())

@@ -7,7 +7,11 @@
 //! Unix only: elsewhere file modes do not exist and every check passes
 //! (protect the directory with the platform's access control lists).
 
+use std::io::Write;
 use std::path::Path;
+
+use rand::Rng;
+use zeroize::Zeroizing;
 
 use crate::error::ServerError;
 use crate::keystore;
@@ -91,6 +95,58 @@ pub(crate) fn create_private(path: &Path) -> Result<(), ServerError> {
             source,
         }),
     }
+}
+
+/// How errors name a file [`write_new_private`] writes: when something is
+/// there already, when it cannot be created, when it cannot be written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewFileErrors {
+    pub(crate) exists: &'static str,
+    pub(crate) create: &'static str,
+    pub(crate) write: &'static str,
+}
+
+/// Write `contents` to a new file at `path`, for its owner only (0600),
+/// and sync it. Refuses if anything is there already (create_new also
+/// refuses a dangling symbolic link).
+pub(crate) fn write_new_private(
+    path: &Path,
+    contents: &[u8],
+    errors: NewFileErrors,
+) -> Result<(), ServerError> {
+    let io = |what| {
+        move |source| ServerError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            io(errors.exists)(e)
+        } else {
+            io(errors.create)(e)
+        }
+    })?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io(errors.write))
+}
+
+/// Write a fresh 256-bit secret, as 64 hex digits and a newline, to a new
+/// file at `path` as [`write_new_private`] does.
+pub(crate) fn create_hex_secret(path: &Path, errors: NewFileErrors) -> Result<(), ServerError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(secret.as_mut());
+    let mut text = Zeroizing::new([0u8; 65]);
+    hex::encode_to_slice(secret.as_ref(), &mut text[..64])
+        .map_err(|_| ServerError::Task("hex encoding of 32 bytes needs 64 digits".into()))?;
+    text[64] = b'\n';
+    write_new_private(path, text.as_ref(), errors)
 }
 
 #[cfg(all(test, unix))]

@@ -22,17 +22,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use cds_core::{E164, VoprfServer};
-use rayon::prelude::*;
+use cds_core::VoprfServer;
 use tokio::sync::Notify;
 
 use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::keystore::Epoch;
 use crate::postgres::keys::{CHANNEL, KeyState, KeyStore};
-use crate::rotation::{Announced, ProfileKeys, Rotated};
+use crate::rotation::{Announced, ProfileKeys, Rotated, build_next_table, replay};
 use crate::state::State;
-use crate::table::RecordTable;
 
 /// How often a replica writes its heartbeat and reads the phase.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
@@ -253,18 +251,7 @@ fn build_next(state: &State, epoch: Epoch) -> Result<(), ServerError> {
             .unwrap_or_else(PoisonError::into_inner) = Some(BTreeSet::new());
     }
     let oprf = VoprfServer::new(epoch.key);
-    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
-    let users = state.registry.discoverable_users()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cds-rotation-{i}"))
-        .build()
-        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
-    let table = pool
-        .install(|| RecordTable::build(bits, &oprf, &users, None, &|| state.is_stopping()))
-        .ok_or(ServerError::ShuttingDown)?;
-    drop(users);
+    let (pool, table) = build_next_table(state, &oprf)?;
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     replay(state, &pool, &table, &oprf)?;
     crate::contacts_only::install_all(state, &table, &oprf)?;
@@ -280,38 +267,6 @@ fn build_next(state: &State, epoch: Epoch) -> Result<(), ServerError> {
         epoch.id, oprf, table,
     ))));
     Ok(())
-}
-
-/// Apply to `table` the numbers written since the journal was last taken,
-/// as the registry holds them now. Callers hold the write lock.
-fn replay(
-    state: &State,
-    pool: &rayon::ThreadPool,
-    table: &RecordTable,
-    oprf: &VoprfServer,
-) -> Result<usize, ServerError> {
-    let changed: BTreeSet<E164> = state
-        .rotation
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let current = changed
-        .iter()
-        .map(|n| Ok((n, state.registry.get(n)?)))
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let changes = pool.install(|| {
-        current
-            .par_iter()
-            .map(|(number, user)| match user {
-                Some(user) => table.change_for(oprf, user),
-                None => table.removal_for(oprf, number),
-            })
-            .collect()
-    });
-    table.apply_changes(changes);
-    Ok(changed.len())
 }
 
 /// Serve the built next epoch; keep the retired one for [`GRACE`].

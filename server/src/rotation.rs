@@ -202,20 +202,8 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     };
     let next_key = *next.key.public();
     let oprf = VoprfServer::new(next.key);
-    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
-
-    let users = state.registry.discoverable_users()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cds-rotation-{i}"))
-        .build()
-        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
     // A stop gives up the build at once; the claim then wipes the pending key.
-    let table = pool
-        .install(|| RecordTable::build(bits, &oprf, &users, None, &|| state.is_stopping()))
-        .ok_or(ServerError::ShuttingDown)?;
-    drop(users);
+    let (pool, table) = build_next_table(state, &oprf)?;
 
     let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
     if state.is_stopping() {
@@ -223,27 +211,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
     }
     // The numbers written since the registry was read, as they are now.
     // The claim stays held (an empty journal) until the switch is done.
-    let changed: BTreeSet<E164> = state
-        .rotation
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let current = changed
-        .iter()
-        .map(|n| Ok((n, state.registry.get(n)?)))
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let changes = pool.install(|| {
-        current
-            .par_iter()
-            .map(|(number, user)| match user {
-                Some(user) => table.change_for(&oprf, user),
-                None => table.removal_for(&oprf, number),
-            })
-            .collect()
-    });
-    table.apply_changes(changes);
+    let replayed = replay(state, &pool, &table, &oprf)?;
     crate::contacts_only::install_all(state, &table, &oprf)?;
 
     // The point of no return: from here on the next key is the key.
@@ -264,7 +232,7 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         retired_epoch = format_args!("{retired:016x}"),
         epoch = format_args!("{:016x}", next.id),
         records,
-        replayed = changed.len(),
+        replayed,
         took_ms,
         announced,
         "key rotation switched to the new epoch"
@@ -276,4 +244,61 @@ fn prepare_and_switch(state: &State, started: Instant) -> Result<Rotated, Server
         took_ms,
         announced,
     })
+}
+
+/// Build the next epoch's table under `oprf`, with the serving table's
+/// bucket bits, from the discoverable users as the registry holds them now,
+/// on a pool of half the cores (returned, for [`replay`]), while the
+/// current epoch serves. A stop gives the build up at once
+/// ([`ServerError::ShuttingDown`]).
+pub(crate) fn build_next_table(
+    state: &State,
+    oprf: &VoprfServer,
+) -> Result<(rayon::ThreadPool, RecordTable), ServerError> {
+    let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
+    let users = state.registry.discoverable_users()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cds-rotation-{i}"))
+        .build()
+        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
+    let table = pool
+        .install(|| RecordTable::build(bits, oprf, &users, None, &|| state.is_stopping()))
+        .ok_or(ServerError::ShuttingDown)?;
+    Ok((pool, table))
+}
+
+/// Apply to `table` the numbers written since the rotation's journal was
+/// last taken, as the registry holds them now; how many there were. The
+/// journal is left empty (the claim stays held). Callers hold the write
+/// lock.
+pub(crate) fn replay(
+    state: &State,
+    pool: &rayon::ThreadPool,
+    table: &RecordTable,
+    oprf: &VoprfServer,
+) -> Result<usize, ServerError> {
+    let changed: BTreeSet<E164> = state
+        .rotation
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let current = changed
+        .iter()
+        .map(|n| Ok((n, state.registry.get(n)?)))
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    let changes = pool.install(|| {
+        current
+            .par_iter()
+            .map(|(number, user)| match user {
+                Some(user) => table.change_for(oprf, user),
+                None => table.removal_for(oprf, number),
+            })
+            .collect()
+    });
+    table.apply_changes(changes);
+    Ok(changed.len())
 }

@@ -4,7 +4,7 @@
 use cds_client::{BucketMode, Client, Contact};
 use cds_core::Label;
 use cds_core::contacts_only::{IdentityKeys, IssuerSecret, UploadSignature, upload_message};
-use cds_proto::v1::{Discoverability, SetDiscoverabilityRequest, UploadAllowListRequest};
+use cds_proto::v1::{Discoverability, UploadAllowListRequest};
 use cds_tests::{TestServer, label_of, us};
 
 const A: &str = "+12015550123";
@@ -25,7 +25,7 @@ impl World {
         server.register(A, "alice", false).await;
         server.register(B, "bob", true).await;
         server.register(C, "carol", true).await;
-        set_mode(&server, A, Discoverability::Contacts).await;
+        server.set_mode(A, Discoverability::Contacts).await;
         Self { server, issuer }
     }
 
@@ -92,18 +92,6 @@ impl World {
             .expect("uploads");
         assert_eq!(report.stored as usize, allowed.len());
     }
-}
-
-async fn set_mode(server: &TestServer, e164: &str, mode: Discoverability) {
-    server
-        .admin()
-        .await
-        .set_discoverability(SetDiscoverabilityRequest {
-            e164: e164.into(),
-            discoverability: mode as i32,
-        })
-        .await
-        .expect("sets discoverability");
 }
 
 #[tokio::test]
@@ -180,7 +168,7 @@ async fn removing_b_from_the_list_or_switching_to_nobody_hides_a_at_bs_next_sync
         Some("alice-cts")
     );
     // A switches to nobody: C no longer finds A either.
-    set_mode(&world.server, A, Discoverability::Nobody).await;
+    world.server.set_mode(A, Discoverability::Nobody).await;
     assert_eq!(
         world.finds_a("acct-c", C, BucketMode::ContactsOnly).await,
         None

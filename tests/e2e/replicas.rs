@@ -8,33 +8,18 @@ use std::time::{Duration, Instant};
 
 use cds_core::contacts_only::IssuerSecret;
 use cds_core::{CredentialIssuer, Label};
-use cds_proto::v1::{Discoverability, SetDiscoverabilityRequest};
+use cds_proto::v1::Discoverability;
 use cds_tests::proxy::{TcpProxy, service_addr};
+use cds_tests::services::postgres_url;
 use cds_tests::{TestServer, german_mobiles, label_of, private_tempdir, us};
 
 /// How long a change made through one replica may take to be served by
 /// every other (the follower polls every 500 ms and wakes on NOTIFY).
 const CONVERGENCE: Duration = Duration::from_secs(3);
 
-/// The PostgreSQL of the tests, or `None` after saying why the test is skipped.
-fn postgres_url(test: &str) -> Option<String> {
-    let url = std::env::var("CDS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "{test}: skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
-        );
-    }
-    url
-}
-
 /// A schema name no other test or run uses.
 fn unique_schema(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("cds_it_{test}_{}_{nanos}", std::process::id())
+    cds_tests::services::unique_schema("cds_it", test)
 }
 
 /// `n` replicas on `url` in `schema`, sharing one issuer and one OPRF key;
@@ -352,18 +337,6 @@ async fn until_found_everywhere(
     }
 }
 
-async fn set_mode(server: &TestServer, e164: &str, mode: Discoverability) {
-    server
-        .admin()
-        .await
-        .set_discoverability(SetDiscoverabilityRequest {
-            e164: e164.into(),
-            discoverability: mode as i32,
-        })
-        .await
-        .expect("sets discoverability");
-}
-
 #[tokio::test]
 async fn an_allow_list_uploaded_changed_and_withdrawn_through_one_replica_is_followed_by_every_replica()
  {
@@ -382,7 +355,7 @@ async fn an_allow_list_uploaded_changed_and_withdrawn_through_one_replica_is_fol
     servers[0].register(A, "alice", false).await;
     servers[0].register(B, "bob", true).await;
     servers[0].register(C, "carol", true).await;
-    set_mode(&servers[0], A, Discoverability::Contacts).await;
+    servers[0].set_mode(A, Discoverability::Contacts).await;
 
     let upload = |server: &TestServer, allowed: &'static [&'static str]| {
         let keys = issuer.issue(&cds_core::E164::parse(A).expect("valid"));
@@ -412,11 +385,11 @@ async fn an_allow_list_uploaded_changed_and_withdrawn_through_one_replica_is_fol
     until_found_everywhere(&servers, &issuer, A, &[(B, None), (C, Some("alice-cts"))]).await;
 
     // Switched to nobody through replica 2: nobody finds A anywhere.
-    set_mode(&servers[2], A, Discoverability::Nobody).await;
+    servers[2].set_mode(A, Discoverability::Nobody).await;
     until_found_everywhere(&servers, &issuer, A, &[(B, None), (C, None)]).await;
 
     // Back to contacts-only with a new list: served everywhere again.
-    set_mode(&servers[1], A, Discoverability::Contacts).await;
+    servers[1].set_mode(A, Discoverability::Contacts).await;
     upload(&servers[1], &[B]).await;
     until_found_everywhere(&servers, &issuer, A, &[(B, Some("alice-cts")), (C, None)]).await;
 

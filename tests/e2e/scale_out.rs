@@ -8,18 +8,8 @@ use std::time::Duration;
 use cds_client::ClientError;
 use cds_core::CredentialIssuer;
 use cds_tests::proxy::{TcpProxy, service_addr};
+use cds_tests::services::redis_url;
 use cds_tests::{TEST_ACCOUNT, TestServer, german_mobiles, label_of, us};
-
-/// The Redis of the tests, or `None` after saying why the test is skipped.
-fn redis_url(test: &str) -> Option<String> {
-    let url = std::env::var("CDS_TEST_REDIS_URL").ok();
-    if url.is_none() {
-        eprintln!(
-            "{test}: skipped: CDS_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379; .ci/services.sh sets it)"
-        );
-    }
-    url
-}
 
 /// A key prefix no other test or run uses.
 fn unique_prefix(test: &str) -> String {

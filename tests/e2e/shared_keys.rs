@@ -11,28 +11,12 @@ use std::time::Duration;
 use cds_core::{CredentialIssuer, KeyPair, Mode, PublicKey};
 use cds_server::ServerError;
 use cds_server::postgres::keys::{Kek, KeyState};
+use cds_tests::services::postgres_url;
 use cds_tests::{TestServer, german_mobiles, private_tempdir, test_config, us};
-
-/// The PostgreSQL of the tests, or `None` after saying why the test is
-/// skipped.
-fn postgres_url(test: &str) -> Option<String> {
-    let url = std::env::var("CDS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "{test}: skipped: CDS_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/services.sh sets it)"
-        );
-    }
-    url
-}
 
 /// A schema name no other test or run uses.
 fn unique_schema(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("cds_keys_{test}_{}_{nanos}", std::process::id())
+    cds_tests::services::unique_schema("cds_keys", test)
 }
 
 /// One deployment: its database, schema, KEK file and issuer.

@@ -10,9 +10,10 @@ use cds_client::{Client, ClientBuilder, Contact, Region};
 use cds_core::{AccountId, CredentialIssuer};
 use cds_proto::v1::admin_client::AdminClient;
 use cds_proto::v1::{
-    AnnounceNextKeyRequest, AnnounceNextKeyResponse, ProfileRequest, ProfileResponse,
-    RegisterRequest, RotateKeyRequest, RotateKeyResponse, SetDiscoverableRequest, StatsRequest,
-    StatsResponse, UnregisterRequest, User,
+    AnnounceNextKeyRequest, AnnounceNextKeyResponse, Discoverability, ProfileRequest,
+    ProfileResponse, RegisterRequest, RotateKeyRequest, RotateKeyResponse,
+    SetDiscoverabilityRequest, SetDiscoverableRequest, StatsRequest, StatsResponse,
+    UnregisterRequest, User,
 };
 use cds_server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
@@ -20,6 +21,7 @@ use tonic::transport::Channel;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod services;
 pub mod tamper;
 
 /// A running server on loopback and its data directory.
@@ -206,6 +208,19 @@ impl TestServer {
             })
             .await
             .expect("set_discoverable succeeds");
+    }
+
+    /// Set a user's discoverability mode (everybody, contacts only,
+    /// nobody).
+    pub async fn set_mode(&self, e164: &str, mode: Discoverability) {
+        self.admin()
+            .await
+            .set_discoverability(SetDiscoverabilityRequest {
+                e164: e164.into(),
+                discoverability: mode as i32,
+            })
+            .await
+            .expect("sets discoverability");
     }
 
     /// Unregister a user.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cds_core::{ELEMENT_LEN, PROOF_LEN};
+use cds_core::{AccountId, ELEMENT_LEN, PROOF_LEN};
 use cds_proto::v1::{
     Config, DiscoverRequest, DiscoverResponse, GetConfigRequest, SyncRequest, SyncResponse,
     UploadAllowListRequest, UploadAllowListResponse,
@@ -66,12 +66,7 @@ impl DiscoveryService {
         request: Request<UploadAllowListRequest>,
     ) -> Result<Response<UploadAllowListResponse>, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         let request = request.into_inner();
         let stored = crate::exec::on_blocking_pool(move || {
             crate::contacts_only::upload(&state, &account, request)
@@ -89,12 +84,7 @@ impl DiscoveryService {
         request: Request<SyncRequest>,
     ) -> Result<Response<SyncResponse>, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         let serving = state.serving_or_unavailable()?;
         let request = request.into_inner();
         if request.epoch != serving.id {
@@ -120,15 +110,10 @@ impl DiscoveryService {
         // the change log's bound), then held within the shared response
         // memory until sent, like a Discover response.
         let size = response.encoded_len();
-        let reservation = state.response_memory.try_reserve(size).ok_or_else(|| {
-            state.metrics.shed.inc();
-            with_retry_after(
-                Status::unavailable(
-                    "the server is sending too many large responses: retry shortly",
-                ),
-                Some(Duration::from_secs(1)),
-            )
-        })?;
+        let reservation = state
+            .response_memory
+            .try_reserve(size)
+            .ok_or_else(|| responses_full(&state))?;
         admission.commit();
         tracing::debug!(
             delta = !response.set_digest.is_empty(),
@@ -147,12 +132,7 @@ impl DiscoveryService {
         request: Request<DiscoverRequest>,
     ) -> Result<Answer, Status> {
         let state = Arc::clone(&self.state);
-        check_peer_rate(&state, &request)?;
-        let account = authenticate(
-            &state.verifier,
-            state.config.max_credential_lifetime.as_secs(),
-            request.metadata(),
-        )?;
+        let account = admit(&state, &request)?;
         // The whole request is served by this one epoch, even if a rotation
         // switches meanwhile: the serving one, or (replicated keys) the next
         // one once built, or one retired within the grace period.
@@ -189,15 +169,7 @@ impl DiscoveryService {
         let reservation = state
             .response_memory
             .try_reserve(plan.held_bytes())
-            .ok_or_else(|| {
-                state.metrics.shed.inc();
-                with_retry_after(
-                    Status::unavailable(
-                        "the server is sending too many large responses: retry shortly",
-                    ),
-                    Some(Duration::from_secs(1)),
-                )
-            })?;
+            .ok_or_else(|| responses_full(&state))?;
         let all_buckets = if plan.is_all() {
             let encoded = serving
                 .all_buckets
@@ -264,19 +236,21 @@ impl DiscoveryService {
     }
 }
 
+/// Shed a request whose response finds no room in the memory all unsent
+/// responses share (counted as shed; retry in a second).
+fn responses_full(state: &State) -> Status {
+    state.metrics.shed.inc();
+    with_retry_after(
+        Status::unavailable("the server is sending too many large responses: retry shortly"),
+        Some(Duration::from_secs(1)),
+    )
+}
+
 /// The shared encoding could not be had: shed (no memory for it now, or
 /// the table changed while it was encoded), or an internal error.
 fn shared_status(state: &State, e: SharedError) -> Status {
     match e {
-        SharedError::NoMemory => {
-            state.metrics.shed.inc();
-            with_retry_after(
-                Status::unavailable(
-                    "the server is sending too many large responses: retry shortly",
-                ),
-                Some(Duration::from_secs(1)),
-            )
-        }
+        SharedError::NoMemory => responses_full(state),
         SharedError::TableChanged => discover_status(state, DiscoverError::TableChanged),
         SharedError::Internal(status) => status,
     }
@@ -323,7 +297,19 @@ fn sync_status(state: &State, e: SyncError) -> Status {
     }
 }
 
-/// Count the request against its peer's rate (both RPCs do).
+/// Admit a request that speaks for an account (Discover, SyncRecords,
+/// UploadAllowList): count it against its peer's rate, then check its
+/// credential; the account it speaks for.
+fn admit<T>(state: &State, request: &Request<T>) -> Result<AccountId, Status> {
+    check_peer_rate(state, request)?;
+    authenticate(
+        &state.verifier,
+        state.config.max_credential_lifetime.as_secs(),
+        request.metadata(),
+    )
+}
+
+/// Count the request against its peer's rate (every RPC does).
 fn check_peer_rate<T>(state: &State, request: &Request<T>) -> Result<(), Status> {
     let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
         return Ok(());

@@ -23,7 +23,6 @@
 //! [`CHANNEL`] that each phase sends: a missed notification costs latency,
 //! never correctness.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,9 +32,10 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use rand::Rng;
 use zeroize::Zeroizing;
 
-use super::{Postgres, pg_error};
+use super::{PooledClient, Postgres, pg_error};
 use crate::error::ServerError;
 use crate::keystore::{self, Epoch, KEY_INFO};
+use crate::private_files::NewFileErrors;
 
 /// The channel every phase change is notified on.
 pub const CHANNEL: &str = "cds_keys";
@@ -102,33 +102,14 @@ impl Kek {
     /// Write a fresh KEK (64 hex digits) to a new file at `path`, mode 0600.
     /// Refuses if anything is there already.
     pub fn create(path: &Path) -> Result<(), ServerError> {
-        let io = |what| {
-            move |source| ServerError::Io {
-                what,
-                path: path.to_owned(),
-                source,
-            }
-        };
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(key.as_mut());
-        let mut text = Zeroizing::new([0u8; 65]);
-        hex::encode_to_slice(key.as_ref(), &mut text[..64])
-            .map_err(|_| ServerError::Task("hex encoding of 32 bytes needs 64 digits".into()))?;
-        text[64] = b'\n';
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut file = opts.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                io("a key-encryption key is never written over an existing file; choose another path or remove the file")(e)
-            } else {
-                io("cannot create the key-encryption key file")(e)
-            }
-        })?;
-        file.write_all(text.as_ref())
-            .and_then(|()| file.sync_all())
-            .map_err(io("cannot write the key-encryption key file"))
+        crate::private_files::create_hex_secret(
+            path,
+            NewFileErrors {
+                exists: "a key-encryption key is never written over an existing file; choose another path or remove the file",
+                create: "cannot create the key-encryption key file",
+                write: "cannot write the key-encryption key file",
+            },
+        )
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
@@ -271,13 +252,7 @@ impl KeyStore {
     /// [`ServerError::WrongKeyEncryptionKey`] if the KEK does not open it.
     pub async fn load_or_create_current(&self) -> Result<Epoch, ServerError> {
         let mut client = self.pg.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| pg_error("starting a key transaction", &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await
-            .map_err(|e| pg_error("taking the key lock", &e))?;
+        let tx = key_transaction(&mut client).await?;
         let row = tx
             .query_opt(
                 "SELECT epoch, public_key, wrapped FROM key_epochs WHERE state = 3",
@@ -414,17 +389,20 @@ impl KeyStore {
         Ok(current.map(|current| Phase { current, next }))
     }
 
-    /// Announce the next key: the one already announced, or a new one.
-    /// Says whether it was created now. Refused while a rotation runs.
-    pub async fn announce(&self) -> Result<(Epoch, bool), ServerError> {
-        let mut client = self.pg.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| pg_error("starting a key transaction", &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await
-            .map_err(|e| pg_error("taking the key lock", &e))?;
+    /// A key transaction for starting a phase (announcing, or beginning a
+    /// rotation): refused while a rotation runs; with the announced key,
+    /// opened, if there is one.
+    async fn idle_key_transaction<'c>(
+        &self,
+        client: &'c mut PooledClient,
+    ) -> Result<
+        (
+            deadpool_postgres::Transaction<'c>,
+            Option<(Epoch, Zeroizing<[u8; SEED_LEN]>)>,
+        ),
+        ServerError,
+    > {
+        let tx = key_transaction(client).await?;
         let running = tx
             .query_opt("SELECT 1 FROM key_epochs WHERE state = 2", &[])
             .await
@@ -432,19 +410,25 @@ impl KeyStore {
         if running.is_some() {
             return Err(ServerError::RotationInProgress);
         }
-        let row = tx
+        let announced = tx
             .query_opt(
                 "SELECT epoch, public_key, wrapped FROM key_epochs WHERE state = 1",
                 &[],
             )
             .await
-            .map_err(|e| pg_error("reading the announced key", &e))?;
-        let result = match row {
-            Some(r) => (
-                self.open_row(r.get(0), r.get(1), r.get(2), KeyState::Announced)?
-                    .0,
-                false,
-            ),
+            .map_err(|e| pg_error("reading the announced key", &e))?
+            .map(|r| self.open_row(r.get(0), r.get(1), r.get(2), KeyState::Announced))
+            .transpose()?;
+        Ok((tx, announced))
+    }
+
+    /// Announce the next key: the one already announced, or a new one.
+    /// Says whether it was created now. Refused while a rotation runs.
+    pub async fn announce(&self) -> Result<(Epoch, bool), ServerError> {
+        let mut client = self.pg.client().await?;
+        let (tx, announced) = self.idle_key_transaction(&mut client).await?;
+        let result = match announced {
+            Some((epoch, _)) => (epoch, false),
             None => {
                 let seed = random_seed();
                 let epoch = epoch_from_seed(&seed)?;
@@ -463,31 +447,9 @@ impl KeyStore {
     /// whether it is the announced key. Refused if a rotation runs.
     pub async fn begin_rotation(&self) -> Result<(Epoch, bool), ServerError> {
         let mut client = self.pg.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| pg_error("starting a key transaction", &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await
-            .map_err(|e| pg_error("taking the key lock", &e))?;
-        let running = tx
-            .query_opt("SELECT 1 FROM key_epochs WHERE state = 2", &[])
-            .await
-            .map_err(|e| pg_error("reading the key phase", &e))?;
-        if running.is_some() {
-            return Err(ServerError::RotationInProgress);
-        }
-        let announced = tx
-            .query_opt(
-                "SELECT epoch, public_key, wrapped FROM key_epochs WHERE state = 1",
-                &[],
-            )
-            .await
-            .map_err(|e| pg_error("reading the announced key", &e))?;
+        let (tx, announced) = self.idle_key_transaction(&mut client).await?;
         let result = match announced {
-            Some(r) => {
-                let (epoch, seed) =
-                    self.open_row(r.get(0), r.get(1), r.get(2), KeyState::Announced)?;
+            Some((epoch, seed)) => {
                 self.restate(&tx, &epoch, &seed, KeyState::Announced, KeyState::Next)
                     .await?;
                 (epoch, true)
@@ -551,13 +513,7 @@ impl KeyStore {
     /// key goes back to announced, a fresh one is deleted.
     pub async fn abort_rotation(&self, next: &Epoch, announced: bool) -> Result<(), ServerError> {
         let mut client = self.pg.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| pg_error("starting a key transaction", &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await
-            .map_err(|e| pg_error("taking the key lock", &e))?;
+        let tx = key_transaction(&mut client).await?;
         if announced {
             let (epoch, seed) = self.next_row(&tx, next.id).await?;
             self.restate(&tx, &epoch, &seed, KeyState::Next, KeyState::Announced)
@@ -580,13 +536,7 @@ impl KeyStore {
     /// wrapped seed erased). Returns the retired epoch.
     pub async fn switch(&self, next: &Epoch) -> Result<u64, ServerError> {
         let mut client = self.pg.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| pg_error("starting a key transaction", &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await
-            .map_err(|e| pg_error("taking the key lock", &e))?;
+        let tx = key_transaction(&mut client).await?;
         let retired: i64 = tx
             .query_one(
                 "UPDATE key_epochs SET state = 4, wrapped = NULL, switched_unix = $1 WHERE state = 3 RETURNING epoch",
@@ -655,6 +605,21 @@ impl KeyStore {
             .map_err(|e| pg_error("reading the replicas' heartbeats", &e))?;
         Ok(row.get(0))
     }
+}
+
+/// Open a key transaction on `client` and take the key lock, held until
+/// it ends: every change of the keys is made under it.
+async fn key_transaction(
+    client: &mut PooledClient,
+) -> Result<deadpool_postgres::Transaction<'_>, ServerError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| pg_error("starting a key transaction", &e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+        .await
+        .map_err(|e| pg_error("taking the key lock", &e))?;
+    Ok(tx)
 }
 
 async fn notify(tx: &tokio_postgres::Transaction<'_>) -> Result<(), ServerError> {

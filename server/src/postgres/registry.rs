@@ -19,7 +19,7 @@ use cds_core::{E164, Label};
 use tokio::sync::Notify;
 use tokio_postgres::IsolationLevel;
 
-use super::{Postgres, pg_error};
+use super::{PooledClient, Postgres, pg_error};
 use crate::contacts_only::StoredList;
 use crate::error::ServerError;
 use crate::registry::{ChangePage, LoggedChange, Upserted, User, UserChange};
@@ -136,6 +136,91 @@ async fn take_seqs(
         .await
         .map_err(|e| pg_error("notifying the replicas", &e))?;
     Ok((row.get(0), row.get(1)))
+}
+
+/// One change as the feed logs it: its kind and number, and the columns
+/// that kind carries (a user's label and flag; a stored allow-list).
+struct Change<'a> {
+    kind: i16,
+    number: i64,
+    label: Option<&'a [u8]>,
+    discoverable: Option<bool>,
+    list: Option<&'a [u8]>,
+}
+
+impl<'a> Change<'a> {
+    fn upserted(number: i64, label: &'a [u8], discoverable: bool) -> Self {
+        Self {
+            kind: KIND_UPSERTED,
+            number,
+            label: Some(label),
+            discoverable: Some(discoverable),
+            list: None,
+        }
+    }
+
+    fn removed(number: i64) -> Self {
+        Self::bare(KIND_REMOVED, number)
+    }
+
+    fn list_stored(number: i64, list: &'a [u8]) -> Self {
+        Self {
+            list: Some(list),
+            ..Self::bare(KIND_LIST_STORED, number)
+        }
+    }
+
+    fn list_removed(number: i64) -> Self {
+        Self::bare(KIND_LIST_REMOVED, number)
+    }
+
+    fn bare(kind: i16, number: i64) -> Self {
+        Self {
+            kind,
+            number,
+            label: None,
+            discoverable: None,
+            list: None,
+        }
+    }
+}
+
+/// Start a write on `client`; [`log_change`] ends it.
+async fn begin_write(
+    client: &mut PooledClient,
+) -> Result<deadpool_postgres::Transaction<'_>, ServerError> {
+    client
+        .transaction()
+        .await
+        .map_err(|e| pg_error("starting a write", &e))
+}
+
+/// End a write: number its `changes` from the feed head, in order, log
+/// them in the feed in one statement, and commit (the replicas are
+/// notified at commit).
+async fn log_change(
+    txn: deadpool_postgres::Transaction<'_>,
+    changes: &[Change<'_>],
+) -> Result<(), ServerError> {
+    let (first, at) = take_seqs(&txn, changes.len()).await?;
+    let seqs: Vec<i64> = (first..first + changes.len() as i64).collect();
+    let kinds: Vec<i16> = changes.iter().map(|c| c.kind).collect();
+    let numbers: Vec<i64> = changes.iter().map(|c| c.number).collect();
+    let labels: Vec<Option<&[u8]>> = changes.iter().map(|c| c.label).collect();
+    let flags: Vec<Option<bool>> = changes.iter().map(|c| c.discoverable).collect();
+    let lists: Vec<Option<&[u8]>> = changes.iter().map(|c| c.list).collect();
+    txn.execute(
+        "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable, list) \
+         SELECT s, $2, k, n, l, d, li \
+         FROM unnest($1::int8[], $3::int2[], $4::int8[], $5::bytea[], $6::bool[], $7::bytea[]) \
+         AS t(s, k, n, l, d, li)",
+        &[&seqs, &at, &kinds, &numbers, &labels, &flags, &lists],
+    )
+    .await
+    .map_err(|e| pg_error("logging the change", &e))?;
+    txn.commit()
+        .await
+        .map_err(|e| pg_error("committing a write", &e))
 }
 
 impl PostgresRegistry {
@@ -387,10 +472,7 @@ impl RegistryStore for PostgresRegistry {
         }
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let numbers: Vec<i64> = users.iter().map(|u| digits(&u.number)).collect();
             let labels: Vec<&[u8]> = users.iter().map(|u| u.label.as_bytes()).collect();
             let flags: Vec<bool> = users.iter().map(|u| u.discoverable).collect();
@@ -441,18 +523,13 @@ impl RegistryStore for PostgresRegistry {
                     });
                 }
             }
-            let (first, at) = take_seqs(&txn, users.len()).await?;
-            let seqs: Vec<i64> = (first..first + users.len() as i64).collect();
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable) \
-                 SELECT s, $2, 1, n, l, d FROM unnest($1::int8[], $3::int8[], $4::bytea[], $5::bool[]) AS t(s, n, l, d)",
-                &[&seqs, &at, &numbers, &labels, &flags],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            let changes: Vec<Change<'_>> = numbers
+                .iter()
+                .zip(&labels)
+                .zip(&flags)
+                .map(|((n, l), d)| Change::upserted(*n, l, *d))
+                .collect();
+            log_change(txn, &changes).await?;
             Ok(out)
         })
     }
@@ -461,10 +538,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let removed = txn
                 .execute("DELETE FROM users WHERE number = $1", &[&n])
                 .await
@@ -472,16 +546,7 @@ impl RegistryStore for PostgresRegistry {
             if removed == 0 {
                 return Ok(false);
             }
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number) VALUES ($1, $2, $3, $4)",
-                &[&seq, &at, &KIND_REMOVED, &n],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::removed(n)]).await?;
             Ok(true)
         })
     }
@@ -494,10 +559,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "UPDATE users SET discoverable = $2 WHERE number = $1 RETURNING label",
@@ -509,17 +571,7 @@ impl RegistryStore for PostgresRegistry {
                 return Ok(None);
             };
             let label: Vec<u8> = row.get(0);
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, label, discoverable) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&seq, &at, &KIND_UPSERTED, &n, &label, &discoverable],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::upserted(n, &label, discoverable)]).await?;
             Ok(Some(user_of(n, label, discoverable)?))
         })
     }
@@ -630,10 +682,7 @@ impl RegistryStore for PostgresRegistry {
         let encoded = list.encode();
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             txn.execute(
                 "INSERT INTO allow_lists (number, list) VALUES ($1, $2) \
                  ON CONFLICT (number) DO UPDATE SET list = EXCLUDED.list",
@@ -641,16 +690,7 @@ impl RegistryStore for PostgresRegistry {
             )
             .await
             .map_err(|e| pg_error("storing an allow-list", &e))?;
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number, list) VALUES ($1, $2, $3, $4, $5)",
-                &[&seq, &at, &KIND_LIST_STORED, &n, &encoded],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))
+            log_change(txn, &[Change::list_stored(n, &encoded)]).await
         })
     }
 
@@ -658,10 +698,7 @@ impl RegistryStore for PostgresRegistry {
         let n = digits(number);
         self.run(async {
             let mut client = self.pg.client().await?;
-            let txn = client
-                .transaction()
-                .await
-                .map_err(|e| pg_error("starting a write", &e))?;
+            let txn = begin_write(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "DELETE FROM allow_lists WHERE number = $1 RETURNING list",
@@ -673,16 +710,7 @@ impl RegistryStore for PostgresRegistry {
                 return Ok(None);
             };
             let old = list_of(row.get(0))?;
-            let (seq, at) = take_seqs(&txn, 1).await?;
-            txn.execute(
-                "INSERT INTO changes (seq, at_unix, kind, number) VALUES ($1, $2, $3, $4)",
-                &[&seq, &at, &KIND_LIST_REMOVED, &n],
-            )
-            .await
-            .map_err(|e| pg_error("logging the change", &e))?;
-            txn.commit()
-                .await
-                .map_err(|e| pg_error("committing a write", &e))?;
+            log_change(txn, &[Change::list_removed(n)]).await?;
             Ok(Some(old))
         })
     }
