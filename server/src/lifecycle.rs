@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cds_core::VoprfServer;
 use tokio::sync::watch;
@@ -18,6 +18,10 @@ use crate::error::ServerError;
 use crate::keystore;
 use crate::state::State;
 use crate::table::RecordTable;
+
+/// How often a stopping server looks whether the last holder of its state
+/// has let go of it.
+const HOLDER_POLL: Duration = Duration::from_millis(10);
 
 /// The tasks serving the listeners; each ends with its transport's error, if any.
 pub(crate) type ServeTasks = JoinSet<Result<(), String>>;
@@ -172,9 +176,11 @@ impl RunningServer {
     /// Wait until the server stops (after [`RunningServer::shutdown`] or a
     /// [`RunningServer::stopper`] call from elsewhere, or a transport
     /// failure), giving in-flight requests up to `shutdown_timeout` once
-    /// the stop was requested. When this returns the registry is closed,
-    /// unless a connection cut off at the deadline or a rotation still
-    /// preparing holds it: then it closes when they end (the log says so).
+    /// the stop was requested, and the tasks that still hold the registry
+    /// (a feed catch-up, a rotation giving up) up to `shutdown_timeout`
+    /// more to let go of it. When this returns the registry is closed,
+    /// unless one of them outlived that: then it closes when it ends (the
+    /// log says so).
     pub async fn wait(self) -> Result<(), ServerError> {
         let RunningServer {
             mut tasks,
@@ -229,10 +235,21 @@ impl RunningServer {
         }
         // The services held the state; the registry closes when the last
         // holder is gone (every change was already committed durably).
-        // Connections cut off at the deadline, or a rotation still
-        // preparing, may hold it a little longer.
-        let holders = Arc::strong_count(&state) - 1;
+        // A feed catch-up under way, a rotation giving up or a connection
+        // cut off at the deadline may still hold it: wait for them, up to
+        // the shutdown timeout, so that a server started again at once on
+        // the same data directory finds the registry closed.
+        let registry = Arc::downgrade(&state);
         drop(state);
+        if registry.strong_count() > 0 {
+            let _ = tokio::time::timeout(deadline, async {
+                while registry.strong_count() > 0 {
+                    tokio::time::sleep(HOLDER_POLL).await;
+                }
+            })
+            .await;
+        }
+        let holders = registry.strong_count();
         if holders == 0 {
             tracing::info!("stopped; registry closed");
         } else {
@@ -290,5 +307,38 @@ impl Health {
                 reporter.set_service_status(name, status).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_returns_once_a_task_still_holding_the_state_lets_go() {
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder.tempdir().expect("temporary directory");
+        let mut config = crate::ServerConfig::new(dir.path());
+        config.listen = "127.0.0.1:0".parse().expect("an address");
+        config.admin_listen = "127.0.0.1:0".parse().expect("an address");
+        config.dev = true;
+        let running = crate::start(config.clone())
+            .await
+            .expect("the server starts");
+        // A task that holds the state past the stop, as a feed catch-up
+        // under way does.
+        let held = Arc::clone(&running.state);
+        let registry = Arc::downgrade(&running.state);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        running.shutdown().await.expect("a clean shutdown");
+        assert_eq!(registry.strong_count(), 0, "the registry is still open");
+        // So the same data directory opens again at once.
+        let again = crate::start(config).await.expect("the server starts again");
+        again.shutdown().await.expect("a clean shutdown");
     }
 }
