@@ -69,7 +69,7 @@ pub(super) fn address_book(contacts: usize, registered: &Option<Range<u64>>) -> 
 /// One client: requests until `deadline`, returning one sample per request.
 async fn client_loop(
     target: &Target,
-    params: ServerParams,
+    mut params: ServerParams,
     contacts: usize,
     contacts_only: bool,
     deadline: Instant,
@@ -112,7 +112,7 @@ async fn client_loop(
         exchange.cpu += t0.elapsed();
         let Some(result) = exchange.run(&mut rpc, &auth, prepared).await? else {
             refused += 1;
-            back_off(deadline).await;
+            exchange.recover(target, &mut params, deadline).await?;
             continue;
         };
         let t1 = Instant::now();
@@ -128,7 +128,7 @@ async fn client_loop(
             exchange.cpu += t1.elapsed();
             let Some(buckets) = exchange.run(&mut rpc, &auth, prepared).await? else {
                 refused += 1;
-                back_off(deadline).await;
+                exchange.recover(target, &mut params, deadline).await?;
                 continue;
             };
             records = buckets.records;
@@ -150,6 +150,7 @@ async fn client_loop(
             cpu: client_cpu,
             bytes_up,
             bytes_down,
+            ..
         } = exchange;
         samples.push(Sample {
             latency,
@@ -173,6 +174,8 @@ struct Exchange {
     cpu: Duration,
     bytes_up: usize,
     bytes_down: usize,
+    /// The server refused a request for a retired key epoch.
+    epoch_changed: bool,
 }
 
 impl Exchange {
@@ -200,6 +203,12 @@ impl Exchange {
                     retry_after: Some(_),
                     ..
                 } => return Ok(None),
+                // A key rotation switched epochs: fetch the configuration
+                // again (`recover`) and go on, as the client library does.
+                cds_client::ClientError::EpochChanged { .. } => {
+                    self.epoch_changed = true;
+                    return Ok(None);
+                }
                 other => return Err(other.into()),
             },
         };
@@ -210,6 +219,41 @@ impl Exchange {
         self.cpu += received.elapsed();
         Ok(Some(result))
     }
+}
+
+impl Exchange {
+    /// After a refusal: the new epoch's configuration if a key rotation
+    /// caused it, otherwise a short wait.
+    async fn recover(
+        &self,
+        target: &Target,
+        params: &mut ServerParams,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        if self.epoch_changed {
+            *params = server_params(target).await?;
+        } else {
+            back_off(deadline).await;
+        }
+        Ok(())
+    }
+}
+
+/// The server's configuration, fetched the way the client library does.
+async fn server_params(target: &Target) -> anyhow::Result<ServerParams> {
+    let mut connect = Client::builder(target.url.clone()).channel(target.channel.clone());
+    if let Some(t) = &target.token {
+        connect = connect.credential(t.clone());
+    }
+    if let Some(p) = &target.profile {
+        connect = connect.profile(p.clone());
+    }
+    Ok(connect
+        .connect()
+        .await
+        .context("cannot reach the discovery service")?
+        .params()
+        .clone())
 }
 
 /// Wait a little after a refusal (at most a second, never past `deadline`).
@@ -243,19 +287,7 @@ pub(super) async fn server_counters(target: &Target, token: &SendAdminToken) -> 
 
 /// Run the workload with `args.clients` concurrent clients for `args.duration`.
 pub async fn run(args: &BenchArgs, target: Target) -> anyhow::Result<Measured> {
-    let mut connect = Client::builder(target.url.clone()).channel(target.channel.clone());
-    if let Some(t) = &target.token {
-        connect = connect.credential(t.clone());
-    }
-    if let Some(p) = &target.profile {
-        connect = connect.profile(p.clone());
-    }
-    let params = connect
-        .connect()
-        .await
-        .context("cannot reach the discovery service")?
-        .params()
-        .clone();
+    let params = server_params(&target).await?;
     let admin_token = SendAdminToken::from_file(
         args.admin_token_file
             .as_ref()
