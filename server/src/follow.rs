@@ -11,6 +11,8 @@
 //! switch; every applied number is noted for a rotation in progress.
 //! Allow-list entries (stored, removed) place and withdraw contacts-only
 //! pair records on every replica alike, the one that wrote them included.
+//! A replica whose next entry was pruned from the feed rebuilds its table
+//! from a fresh snapshot while the old one serves ([`rebuild`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
