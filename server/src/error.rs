@@ -100,7 +100,7 @@ pub enum ServerError {
     },
     /// A replica cannot follow the shared change feed from where it is.
     #[error(
-        "this replica has applied the change feed up to {position} but the feed continues at {oldest_retained} (pruned or out of order); restart the replica so it rebuilds from a snapshot, and keep change_log_retention longer than any replica's downtime"
+        "this replica has applied the change feed up to {position} but the feed continues at {oldest_retained} (pruned or out of order); the replica rebuilds its table from a snapshot of the registry and follows the feed from there (keep change_log_retention longer than any replica's downtime to spare it the rebuild)"
     )]
     FeedBehind {
         /// The last feed number applied here.

@@ -11,19 +11,23 @@
 //! switch; every applied number is noted for a rotation in progress.
 //! Allow-list entries (stored, removed) place and withdraw contacts-only
 //! pair records on every replica alike, the one that wrote them included.
+//! A replica whose next entry was pruned from the feed rebuilds its table
+//! from a fresh snapshot while the old one serves ([`rebuild`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use crate::contacts_only::StoredList;
 use crate::contacts_only::placement;
+use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::postgres::registry::{FeedEntry, PostgresRegistry};
 use crate::registry::UserChange;
 use crate::state::State;
+use crate::table::RecordTable;
 
 /// The longest a replica goes without reading the feed.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -43,13 +47,21 @@ pub(crate) fn catch_up_locked(
         let position = state.feed_position.load(Ordering::Acquire);
         let page = feed.feed_after(position, PAGE)?;
         let (entries, oldest) = (page.entries, page.oldest);
-        let Some((first, _)) = entries.first() else {
-            return Ok(applied);
-        };
-        if *first != position + 1 || oldest > position + 1 {
+        // Checked before an empty page counts as caught up: a feed pruned
+        // down to nothing still has its head past this position.
+        if oldest > position + 1 {
             return Err(ServerError::FeedBehind {
                 position,
                 oldest_retained: oldest,
+            });
+        }
+        let Some((first, _)) = entries.first() else {
+            return Ok(applied);
+        };
+        if *first != position + 1 {
+            return Err(ServerError::FeedBehind {
+                position,
+                oldest_retained: *first,
             });
         }
         let mut expected = position + 1;
@@ -141,12 +153,101 @@ fn list_transitions(
         .collect()
 }
 
-/// Take the write lock and catch up (see [`catch_up_locked`]).
+/// Take the write lock and catch up (see [`catch_up_locked`]); a replica
+/// whose position was pruned from the feed rebuilds (see [`rebuild`]).
 fn catch_up(state: &State, feed: &PostgresRegistry) -> Result<usize, ServerError> {
-    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
-    if state.serving().is_none() {
+    let caught_up = {
+        let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.serving().is_none() {
+            return Ok(0);
+        }
+        catch_up_locked(state, feed)
+    };
+    match caught_up {
+        Err(ServerError::FeedBehind { .. }) => rebuild(state, feed),
+        other => other,
+    }
+}
+
+/// Rebuild the serving table of a replica the feed has left behind (its
+/// next entry was pruned): the same consistent snapshot a starting replica
+/// reads (users, allow-lists and the feed mark, [`PostgresRegistry::snapshot`]),
+/// sealed under the serving key on half the cores while the old table
+/// keeps serving, then, under the write lock, swapped in with the feed
+/// position set to the snapshot's mark, and the entries after it applied.
+/// While a key rotation prepares or holds the next epoch nothing is
+/// rebuilt (its table would miss the gap too): the replica waits for the
+/// rotation to switch or be abandoned, then rebuilds the one epoch left.
+/// A rebuild given up (a rotation began or switched meanwhile) is tried
+/// again on the next poll. Returns how many feed entries were applied
+/// after the mark.
+fn rebuild(state: &State, feed: &PostgresRegistry) -> Result<usize, ServerError> {
+    let Some(serving) = state.serving() else {
+        return Ok(0);
+    };
+    if state.is_rotating() {
+        tracing::warn!(
+            "the change feed was pruned past this replica's position; it rebuilds its table once the key rotation in progress ends"
+        );
         return Ok(0);
     }
+    tracing::warn!(
+        "the change feed was pruned past this replica's position; rebuilding the table from a snapshot (the current one serves meanwhile)"
+    );
+    let started = Instant::now();
+    let snapshot = feed.snapshot()?;
+    let pool = crate::rotation::background_pool("cds-rebuild")?;
+    let table = pool
+        .install(|| {
+            RecordTable::build(
+                serving.table.bits(),
+                &serving.oprf,
+                &snapshot.users,
+                None,
+                &|| state.is_stopping(),
+            )
+        })
+        .ok_or(ServerError::ShuttingDown)?;
+    drop(pool);
+    placement::install_lists(
+        &table,
+        &serving.oprf,
+        snapshot.allow_lists.iter().map(|(n, l)| (n, l)),
+    );
+
+    let _writes = state.writes.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.is_stopping() {
+        return Err(ServerError::ShuttingDown);
+    }
+    let still_serving = state.serving().is_some_and(|s| Arc::ptr_eq(&s, &serving));
+    if !still_serving || state.is_rotating() {
+        tracing::info!("the table rebuild was given up: a key rotation ran meanwhile; retrying");
+        return Ok(0);
+    }
+    if state.feed_position.load(Ordering::Acquire) >= snapshot.mark {
+        // Not behind that snapshot (cannot happen while the feed refuses
+        // the position; kept so a rebuild never goes back in time).
+        return Ok(0);
+    }
+    table.continue_versions_of(&serving.table);
+    *state
+        .placed_lists
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = snapshot.allow_lists.into_iter().collect();
+    state.feed_position.store(snapshot.mark, Ordering::Release);
+    let records = table.len();
+    let rebuilt = ServingEpoch::with_server(serving.id, serving.oprf.clone(), table);
+    state.replace_serving(Arc::new(rebuilt));
+    let build_ms = started.elapsed().as_millis() as u64;
+    state.table_build_ms.store(build_ms, Ordering::Relaxed);
+    state.metrics.feed_rebuilds.inc();
+    tracing::info!(
+        records,
+        build_ms,
+        "record table rebuilt from a snapshot; following the change feed from there"
+    );
+    // The entries written since the snapshot (a gap again, should they be
+    // pruned already, is retried on the next poll).
     catch_up_locked(state, feed)
 }
 

@@ -257,16 +257,22 @@ pub(crate) fn build_next_table(
 ) -> Result<(rayon::ThreadPool, RecordTable), ServerError> {
     let bits = state.serving().ok_or(ServerError::Starting)?.table.bits();
     let users = state.registry.discoverable_users()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cds-rotation-{i}"))
-        .build()
-        .map_err(|e| ServerError::Task(format!("cannot start the rotation threads: {e}")))?;
+    let pool = background_pool("cds-rotation")?;
     let table = pool
         .install(|| RecordTable::build(bits, oprf, &users, None, &|| state.is_stopping()))
         .ok_or(ServerError::ShuttingDown)?;
     Ok((pool, table))
+}
+
+/// A pool of half the cores (at least one) for a table built while the
+/// current one serves, its threads named `name-i`.
+pub(crate) fn background_pool(name: &'static str) -> Result<rayon::ThreadPool, ServerError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| ServerError::Task(format!("cannot start the {name} threads: {e}")))
 }
 
 /// Apply to `table` the numbers written since the rotation's journal was

@@ -210,6 +210,26 @@ impl State {
         old
     }
 
+    /// Put `rebuilt` in service in place of the serving epoch, which it
+    /// replaces under the same key (nothing is retired); returns the one it
+    /// replaces. Callers hold the write lock.
+    pub(crate) fn replace_serving(&self, rebuilt: Arc<ServingEpoch>) -> Option<Arc<ServingEpoch>> {
+        self.serving
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(rebuilt)
+    }
+
+    /// Whether a key rotation is preparing or holding the next epoch.
+    pub(crate) fn is_rotating(&self) -> bool {
+        self.next_epoch().is_some()
+            || self
+                .rotation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+    }
+
     /// Note that shutdown has started.
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);

@@ -278,6 +278,19 @@ impl RecordTable {
         self.version.fetch_add(1, Ordering::Release);
     }
 
+    /// Number this table's versions after `previous`'s: for a table that
+    /// replaces `previous` under the same key (a replica rebuilt from a
+    /// snapshot), so that a sync client's version of the old table is never
+    /// taken for a version of this one (a delta from it is answered
+    /// `restart`). The changes logged so far are dropped; the digest stays.
+    /// Call it before the table serves.
+    pub(crate) fn continue_versions_of(&self, previous: &RecordTable) {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = previous.version().max(log.current()) + 1;
+        *log = ChangeLog::new(version, log.digest(), CHANGE_LOG_MAX_BYTES);
+        self.version.store(version, Ordering::Release);
+    }
+
     /// What changed after version `since` (see [`ChangeLog::since`]).
     pub fn changes_since(&self, since: u64) -> Option<Delta> {
         self.log
@@ -453,6 +466,37 @@ mod tests {
 
     fn never() -> bool {
         false
+    }
+
+    #[test]
+    fn a_table_continuing_another_never_serves_a_delta_from_the_old_tables_versions() {
+        let server = VoprfServer::new(KeyPair::generate(&mut rand::rng()));
+        let bits = BucketBits::new(3).expect("valid");
+        let users: Vec<User> = (0..10).map(|i| user(12015550100 + i, true)).collect();
+        let old = RecordTable::build(bits, &server, &users[..5], None, &never).expect("built");
+        for u in &users[5..8] {
+            old.apply(&server, u);
+        }
+        let old_version = old.version();
+        let rebuilt = RecordTable::build(bits, &server, &users, None, &never).expect("built");
+        rebuilt.continue_versions_of(&old);
+        assert!(rebuilt.version() > old_version);
+        assert_eq!(rebuilt.set_digest().0, rebuilt.version());
+        for since in 1..=old_version {
+            assert!(
+                rebuilt.changes_since(since).is_none(),
+                "version {since} of the old table is answered restart"
+            );
+        }
+        // Its own versions still give deltas, and its digest is its set's.
+        let (start, digest) = rebuilt.set_digest();
+        let fresh = RecordTable::build(bits, &server, &users, None, &never).expect("built");
+        assert_eq!(digest, fresh.set_digest().1);
+        rebuilt.apply(&server, &users[0]);
+        let delta = rebuilt
+            .changes_since(start)
+            .expect("a delta from its own version");
+        assert_eq!(delta.version, start + 1);
     }
 
     #[test]

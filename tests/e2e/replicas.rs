@@ -398,3 +398,117 @@ async fn an_allow_list_uploaded_changed_and_withdrawn_through_one_replica_is_fol
     }
     drop_schema(&url, &schema).await;
 }
+
+/// The value of the unlabelled series `name` in `server`'s `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let body = server.metrics().await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is exported"))
+}
+
+/// Poll until `server` reports `want` table rebuilds from a snapshot.
+async fn until_rebuilds(server: &TestServer, replica: usize, want: f64) {
+    let since = Instant::now();
+    loop {
+        let now = metric(server, "cds_feed_rebuilds_total").await;
+        if now == want {
+            return;
+        }
+        assert!(
+            since.elapsed() < CONVERGENCE,
+            "replica {replica} reports {now} rebuilds, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An E.164 string's digits, as the registry's tables store them.
+fn digits(e164: &str) -> i64 {
+    e164.trim_start_matches('+').parse().expect("digits")
+}
+
+#[tokio::test]
+async fn a_replica_whose_feed_position_was_pruned_rebuilds_from_a_snapshot_and_serves_the_gap_without_restart()
+ {
+    let test = "pruned";
+    let Some(url) = postgres_url(test) else {
+        return;
+    };
+    let schema = unique_schema(test);
+    let (servers, _dirs) = replicas_with(2, &url, &schema, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await;
+    let book = german_mobiles(7, 3000);
+    let name = |i: usize| Some(["alice", "bob", "carol", "dave", "erin", "frank"][i].to_owned());
+    servers[0].register(&book[0], "alice", true).await;
+    servers[0].register(&book[1], "bob", true).await;
+    let want = vec![name(0), name(1), None, None, None, None, None];
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &want, Instant::now()).await;
+        assert_eq!(metric(s, "cds_feed_rebuilds_total").await, 0.0);
+    }
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    // Carol registered and Bob removed, their entries pruned (with every
+    // earlier one) before any replica read them: one transaction, so no
+    // replica can read the feed in between. The feed is left empty, its
+    // head past every replica's position.
+    client
+        .batch_execute(&format!(
+            "BEGIN; \
+             INSERT INTO {schema}.users VALUES ({carol}, convert_to('carol', 'UTF8'), true); \
+             DELETE FROM {schema}.users WHERE number = {bob}; \
+             UPDATE {schema}.feed_head SET next_seq = next_seq + 2; \
+             DELETE FROM {schema}.changes; \
+             COMMIT;",
+            carol = digits(&book[2]),
+            bob = digits(&book[1]),
+        ))
+        .await
+        .expect("writes the gap");
+    let want = vec![name(0), None, name(2), None, None, None, None];
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &want, Instant::now()).await;
+        until_rebuilds(s, i, 1.0).await;
+    }
+
+    // A hole with the feed going on after it: Dave's entry pruned, Erin's
+    // kept. Every replica rebuilds again and serves both.
+    client
+        .batch_execute(&format!(
+            "BEGIN; \
+             INSERT INTO {schema}.users VALUES \
+               ({dave}, convert_to('dave', 'UTF8'), true), ({erin}, convert_to('erin', 'UTF8'), true); \
+             INSERT INTO {schema}.changes (seq, at_unix, kind, number, label, discoverable) \
+               SELECT next_seq + 1, extract(epoch from now())::bigint, 1, {erin}, \
+                      convert_to('erin', 'UTF8'), true FROM {schema}.feed_head; \
+             UPDATE {schema}.feed_head SET next_seq = next_seq + 2; \
+             COMMIT;",
+            dave = digits(&book[3]),
+            erin = digits(&book[4]),
+        ))
+        .await
+        .expect("writes the hole");
+    let want = vec![name(0), None, name(2), name(3), name(4), None, None];
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &want, Instant::now()).await;
+        until_rebuilds(s, i, 2.0).await;
+    }
+
+    // From the snapshot's mark on, each follows the feed again: a write
+    // through one is served by the other, without another rebuild.
+    servers[0].register(&book[5], "frank", true).await;
+    servers[1].unregister(&book[0]).await;
+    let want = vec![None, None, name(2), name(3), name(4), name(5), None];
+    for (i, s) in servers.iter().enumerate() {
+        until_served(s, i, &book, &want, Instant::now()).await;
+        assert_eq!(metric(s, "cds_feed_rebuilds_total").await, 2.0);
+    }
+    drop(client);
+    drop_schema(&url, &schema).await;
+}

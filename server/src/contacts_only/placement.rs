@@ -8,6 +8,7 @@ use std::sync::PoisonError;
 use cds_core::E164;
 use cds_core::contacts_only::AllowList;
 
+use crate::contacts_only::StoredList;
 use crate::epoch::ServingEpoch;
 use crate::error::ServerError;
 use crate::state::State;
@@ -59,11 +60,7 @@ pub(crate) fn install_all(
             .placed_lists
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for (number, list) in placed.iter() {
-            all.extend(changes(table, oprf, number, None, Some(&list.records)));
-        }
-        drop(placed);
-        table.apply_changes(all);
+        install_lists(table, oprf, placed.iter());
         return Ok(());
     }
     for (number, list) in state.registry.allow_lists()? {
@@ -78,6 +75,20 @@ pub(crate) fn install_all(
     }
     table.apply_changes(all);
     Ok(())
+}
+
+/// Put `lists` (owner, stored list) into `table` as pair records, in one
+/// batch: a table just built, before it serves.
+pub(crate) fn install_lists<'a>(
+    table: &RecordTable,
+    oprf: &cds_core::VoprfServer,
+    lists: impl Iterator<Item = (&'a E164, &'a StoredList)>,
+) {
+    let mut all = Vec::new();
+    for (number, list) in lists {
+        all.extend(changes(table, oprf, number, None, Some(&list.records)));
+    }
+    table.apply_changes(all);
 }
 
 /// Apply `changes` to the serving table.

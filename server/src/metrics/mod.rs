@@ -61,6 +61,9 @@ pub(crate) struct Metrics {
     pub(crate) shed: Counter,
     /// Key rotations completed.
     pub(crate) rotations: Counter,
+    /// Tables rebuilt from a snapshot because the change feed had been
+    /// pruned past this replica's position.
+    pub(crate) feed_rebuilds: Counter,
     /// Admin calls refused for a missing or wrong admin token.
     pub(crate) admin_auth_refusals: Counter,
     feed_lag: Histogram,
@@ -95,6 +98,7 @@ impl Default for Metrics {
             evaluation_cpu_seconds: Counter::default(),
             shed: Counter::default(),
             rotations: Counter::default(),
+            feed_rebuilds: Counter::default(),
             admin_auth_refusals: Counter::default(),
             feed_lag: feed_lag_histogram(),
             table_records: Gauge::default(),
@@ -140,6 +144,11 @@ impl Default for Metrics {
             "key_rotations",
             "Key rotations completed since start",
             m.rotations.clone(),
+        );
+        r.register(
+            "feed_rebuilds",
+            "Record tables rebuilt from a snapshot of the shared registry because the change feed had been pruned past this replica's position",
+            m.feed_rebuilds.clone(),
         );
         r.register(
             "admin_auth_refusals",
