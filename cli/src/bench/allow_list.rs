@@ -95,17 +95,10 @@ async fn client(
     number: &E164,
     mode: BucketMode,
 ) -> anyhow::Result<Client> {
-    let mut builder = Client::builder(target.url.clone())
-        .channel(target.channel.clone())
+    target
+        .client_builder()
         .identity_keys(issuer.issue(number))
-        .bucket_mode(mode);
-    if let Some(t) = &target.token {
-        builder = builder.credential(t.clone());
-    }
-    if let Some(p) = &target.profile {
-        builder = builder.profile(p.clone());
-    }
-    builder
+        .bucket_mode(mode)
         .connect()
         .await
         .context("cannot reach the discovery service")

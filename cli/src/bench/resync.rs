@@ -105,16 +105,12 @@ pub async fn measure(
         .admin
         .as_deref()
         .context("--resync registers users: give --admin (and its token) of the server")?;
-    let mut builder = Client::builder(target.url.clone())
-        .channel(target.channel.clone())
-        .bucket_mode(BucketMode::Sync);
-    if let Some(t) = &target.token {
-        builder = builder.credential(t.clone());
-    }
-    if let Some(p) = &target.profile {
-        builder = builder.profile(p.clone());
-    }
-    let mut client = builder.connect().await.context("cannot connect")?;
+    let mut client = target
+        .client_builder()
+        .bucket_mode(BucketMode::Sync)
+        .connect()
+        .await
+        .context("cannot connect")?;
     // Client CPU is only told apart from the server's when both run in
     // this process (`--local`, the only mode that knows its registered
     // numbers).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cds_client::matching::RecordIndex;
 use cds_client::session::{BucketSelection, ServerParams, prepare};
-use cds_client::{ChannelOptions, Client};
+use cds_client::{ChannelOptions, Client, ClientBuilder};
 use cds_core::{E164, RecordKeys};
 use cds_proto::v1::StatsRequest;
 use cds_proto::v1::discovery_client::DiscoveryClient;
@@ -42,6 +42,21 @@ pub struct Target {
     /// The contacts issuer whose public key the server has, for
     /// `--allow-list`.
     pub contacts_issuer: Option<cds_core::contacts_only::IssuerSecret>,
+}
+
+impl Target {
+    /// A client library builder for this target: its URL, channel,
+    /// credential and server profile.
+    pub fn client_builder(&self) -> ClientBuilder {
+        let mut builder = Client::builder(self.url.clone()).channel(self.channel.clone());
+        if let Some(t) = &self.token {
+            builder = builder.credential(t.clone());
+        }
+        if let Some(p) = &self.profile {
+            builder = builder.profile(p.clone());
+        }
+        builder
+    }
 }
 
 /// Numbers outside any synthetic registered range: German mobiles +4917x.
@@ -241,14 +256,8 @@ impl Exchange {
 
 /// The server's configuration, fetched the way the client library does.
 async fn server_params(target: &Target) -> anyhow::Result<ServerParams> {
-    let mut connect = Client::builder(target.url.clone()).channel(target.channel.clone());
-    if let Some(t) = &target.token {
-        connect = connect.credential(t.clone());
-    }
-    if let Some(p) = &target.profile {
-        connect = connect.profile(p.clone());
-    }
-    Ok(connect
+    Ok(target
+        .client_builder()
         .connect()
         .await
         .context("cannot reach the discovery service")?
