@@ -5,7 +5,7 @@ use cds_client::{BucketMode, Client, Contact};
 use cds_core::Label;
 use cds_core::contacts_only::{IdentityKeys, IssuerSecret, UploadSignature, upload_message};
 use cds_proto::v1::{Discoverability, UploadAllowListRequest};
-use cds_tests::{TestServer, label_of, us};
+use cds_tests::{TestServer, label_of, upload_allow_list, us};
 
 const A: &str = "+12015550123";
 const B: &str = "+4915123456789";
@@ -82,15 +82,7 @@ impl World {
 
     async fn upload_for_a(&self, allowed: &[&str]) {
         let mut a = self.client("acct-a", A, BucketMode::All).await;
-        let report = a
-            .upload_allow_list(
-                allowed,
-                us(),
-                &Label::new(b"alice-cts".to_vec()).expect("short"),
-            )
-            .await
-            .expect("uploads");
-        assert_eq!(report.stored as usize, allowed.len());
+        upload_allow_list(&mut a, allowed, "alice-cts").await;
     }
 }
 

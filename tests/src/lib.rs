@@ -364,6 +364,17 @@ pub fn us() -> Region {
     Region::parse("US").expect("US is a region")
 }
 
+/// Upload `allowed` (US numbers) as `client`'s contacts-only allow-list
+/// with `label`, and insist the server stored one record for each.
+pub async fn upload_allow_list(client: &mut Client, allowed: &[&str], label: &str) {
+    let label = cds_core::Label::new(label.as_bytes().to_vec()).expect("a short label");
+    let report = client
+        .upload_allow_list(allowed, us(), &label)
+        .await
+        .expect("uploads");
+    assert_eq!(report.stored as usize, allowed.len());
+}
+
 /// The label of a registered contact, or `None` if not registered.
 pub fn label_of(c: &Contact) -> Option<String> {
     match c {
